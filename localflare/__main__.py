@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--account-id", default="0123456789abcdef0123456789abcdef")
         p.add_argument("--api-token", default="", help="default: a random token kept in DATA_DIR/api-token")
         p.add_argument("--seed", choices=["demo", "none"], default="none" if name == "serve" else "demo")
-        p.add_argument("--scale", type=int, default=1, help="multiply the demo data (1334 gives over 1M vectors)")
+        p.add_argument("--scale", type=int, default=1, help="multiply the demo data (1667 gives over 1M vectors)")
         p.add_argument("--seed-anchor", type=date.fromisoformat, default=None, help="the seed's 'today' (YYYY-MM-DD)")
         p.add_argument("--faults", default="", help="fault SPEC, see localflare/README.md")
         p.add_argument("--rate-limit", default="1200/300", help="global API limit COUNT/SECONDS per token")

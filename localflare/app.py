@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from . import clock
 from .core import CFError, Req, fail_response, no_route
 from .d1 import D1
 from .faults import FaultBook, make_fault, parse_spec, sleep_ms
@@ -161,7 +162,10 @@ class LocalFlare:
     async def api(self, request: Request, path: str) -> Response:
         method = request.method
         body = await request.body()
-        query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        pairs = parse_qsl(request.url.query, keep_blank_values=True)
+        query, query_all = dict(pairs), {}
+        for key, value in pairs:
+            query_all.setdefault(key, []).append(value)
         headers = {k.lower(): v for k, v in request.headers.items()}
         route_key = f"{method} {path}"
         if path == "/graphql":
@@ -193,7 +197,7 @@ class LocalFlare:
             form = {}
             if headers.get("content-type", "").startswith("multipart/form-data"):
                 form = await self._form(request, body)
-            req = Req(method, path, params, query, headers, body, params.get("account_id", ""), self.cfg.base_url, form)
+            req = Req(method, path, params, query, headers, body, params.get("account_id", ""), self.cfg.base_url, form, query_all)
             try:
                 resp = await run_in_threadpool(handler, req)
             except CFError as err:
@@ -383,6 +387,11 @@ class LocalFlare:
             for fault in new:
                 self.faults.add(fault)
             return JSONResponse({"faults": self.faults.list()})
+        if what == "clock":
+            if request.method == "POST":
+                payload = json.loads(await request.body() or b"{}")
+                clock.advance(float(payload.get("advance", 0)))
+            return JSONResponse({"now": clock.now(), "offset": clock.now() - time.time()})
         if what == "ratelimit" and request.method == "DELETE":
             self.limiter.reset()
             self.gql_limiter.reset()

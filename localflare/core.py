@@ -53,6 +53,7 @@ class Req:
     account_id: str = ""
     base_url: str = ""
     form: dict = field(default_factory=dict)
+    query_all: dict = field(default_factory=dict)  # every value of repeated keys (?fields=a&fields=b)
 
     @property
     def content_type(self) -> str:

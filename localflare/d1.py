@@ -247,7 +247,8 @@ class D1:
 
     def get_database(self, req: Req):
         info = self.describe(req.params["database_id"])
-        fields = req.query.get("fields")
+        # The SDK repeats the key (?fields=a&fields=b); others send one comma-separated value.
+        fields = ",".join(req.query_all.get("fields", []))
         if fields:
             wanted = {f.strip() for f in fields.split(",") if f.strip()}
             info = {k: v for k, v in info.items() if k in wanted}
@@ -343,9 +344,11 @@ class D1:
         conn.execute("BEGIN")
         try:
             for sql, params in statements:
+                params = [int(p) if isinstance(p, bool) else p for p in params]
+                scanned = _scanned_rows(conn, sql, params)
                 start = time.perf_counter()
                 before = conn.total_changes
-                cur = conn.execute(sql, [int(p) if isinstance(p, bool) else p for p in params])
+                cur = conn.execute(sql, params)
                 columns = [d[0] for d in cur.description] if cur.description else []
                 rows = cur.fetchall()
                 changes = conn.total_changes - before
@@ -363,7 +366,7 @@ class D1:
                         "last_row_id": conn.execute("SELECT last_insert_rowid()").fetchone()[0] if changes else 0,
                         "changed_db": changes > 0 or _is_ddl(sql),
                         "size_after": 0,
-                        "rows_read": max(len(rows), changes),
+                        "rows_read": scanned + max(len(rows), changes),
                         "rows_written": changes,
                     },
                 })
@@ -647,6 +650,28 @@ class D1:
             "previous_bookmark": previous,
             "message": f"Restored database {db_uuid} to bookmark {row['bookmark']}",
         })
+
+
+_SCAN_RE = re.compile(r"^SCAN (\w+)(?: |$)")
+
+
+def _scanned_rows(conn: sqlite3.Connection, sql: str, params: list) -> int:
+    """Estimate rows read the way D1 bills them: a full scan reads every row of the table.
+
+    Indexed lookups are counted by the rows they return (added by the caller)."""
+    head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+    if head not in {"SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "REPLACE"}:
+        return 0
+    try:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+        total = 0
+        for row in plan:
+            m = _SCAN_RE.match(row[-1])
+            if m and m.group(1) != "CONSTANT" and "VIRTUAL TABLE" not in row[-1]:
+                total += conn.execute(f"SELECT COUNT(*) FROM {quote_ident(m.group(1))}").fetchone()[0]
+        return total
+    except sqlite3.Error:
+        return 0  # an alias or an invalid statement: the statement itself reports any error
 
 
 def _is_ddl(sql: str) -> bool:

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import clock
 from .core import CFError, Req, ok, raw_response
 
 MAX_BULK_WRITE = 10_000
@@ -123,7 +124,7 @@ class KV:
 
     # ---- keys and values ------------------------------------------------------------------
     def _live(self) -> str:
-        return f"(expiration IS NULL OR expiration > {int(time.time())})"
+        return f"(expiration IS NULL OR expiration > {int(clock.now())})"
 
     def list_keys(self, req: Req):
         ns = self._ns(req.params["namespace_id"])
@@ -176,7 +177,7 @@ class KV:
 
     @staticmethod
     def _expiration(expiration, ttl) -> int | None:
-        now = int(time.time())
+        now = int(clock.now())
         if ttl not in (None, ""):
             try:
                 ttl = int(ttl)

@@ -2,7 +2,7 @@
 
 Every job in the bundle finds real work here: orphaned chunks and relationships, expired and
 rarely hit cache rows, usage logs older than 90 days, failed logins and slow queries.
-`scale` multiplies documents, chunks, vectors and KV keys (scale 1334 gives over a million vectors).
+`scale` multiplies documents, chunks, vectors and KV keys (scale 1667 gives over a million vectors).
 """
 
 from __future__ import annotations
@@ -203,8 +203,8 @@ def _seed_kv(lf, rng: random.Random, noon: datetime, scale: int) -> int:
 
 def _seed_workers(lf, noon: datetime) -> None:
     versions, deployments = [], []
-    for n in range(3, 0, -1):
-        created = noon - timedelta(days=7 * (n - 1) + 2)
+    for n in range(3, 0, -1):  # newest first, as the API lists them
+        created = noon - timedelta(days=7 * (3 - n) + 2)
         vid = f"{hashlib.md5(f'version-{n}'.encode()).hexdigest()[:8]}-0000-4000-8000-{n:012d}"
         versions.append({"id": vid, "number": n, "metadata": {
             "author_email": "devops@prism.example", "author_id": "a1b2c3", "created_on": created.isoformat().replace("+00:00", "Z"),

@@ -96,3 +96,32 @@ def start(data_dir: Path, *args: str, port: int | None = None, timeout: float = 
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"localflare did not start within {timeout}s; see {log_path}")
+
+
+class Api:
+    """Raw HTTP against a localflare, with its auth header. Returns requests.Response objects."""
+
+    def __init__(self, server):
+        self.server = server
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {server.token}"
+
+    def url(self, path: str) -> str:
+        path = path.replace("{acct}", self.server.account_id)
+        return f"{self.server.api_url}{path}"
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return self.session.request(method, self.url(path), **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)

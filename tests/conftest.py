@@ -7,13 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+# Airflow reads its config at import time: point it at a throwaway home and this bundle first.
+_AIRFLOW_HOME = Path(os.environ.get("PRISM_TEST_AIRFLOW_HOME", "/tmp/prism-test-airflow-home"))
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "plugins"))
 
 from localflare import testing  # noqa: E402
+from localflare.testing import Api  # noqa: E402
 
 # Fast but realistic timings for tests; the defaults are closer to the real service.
 FAST = ("--mutation-lag", "0.2", "--export-min-seconds", "0.3", "--export-poll-timeout", "5")
@@ -50,35 +56,6 @@ def lf_fresh(tmp_path, exchanges_file):
     yield make
     for server in servers:
         server.stop()
-
-
-class Api:
-    """Raw HTTP against a localflare, with its auth header. Returns requests.Response objects."""
-
-    def __init__(self, server):
-        self.server = server
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {server.token}"
-
-    def url(self, path: str) -> str:
-        path = path.replace("{acct}", self.server.account_id)
-        return f"{self.server.api_url}{path}"
-
-    def request(self, method: str, path: str, **kw) -> requests.Response:
-        kw.setdefault("timeout", 30)
-        return self.session.request(method, self.url(path), **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
 
 
 @pytest.fixture

@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.8
+
+.PHONY: venv test demo lock openapi bench clean
+
+venv: $(VENV)/.installed
+
+# The lock pins every package, transitive ones included; uv installs exactly that set.
+$(VENV)/.installed: requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	@touch $@
+
+test: venv
+	$(BIN)/pytest
+
+demo: venv
+	$(BIN)/python scripts/demo.py
+
+# Re-resolve requirements*.txt into requirements.lock (needs the package index).
+lock: venv
+	$(BIN)/uv pip compile -q requirements-dev.txt -o requirements.lock --python-version 3.11
+
+# Regenerate the pruned OpenAPI spec used by the contract tests.
+openapi: venv
+	$(BIN)/python scripts/prune_openapi.py
+
+bench: venv
+	$(BIN)/python bench/seed_scale.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,92 @@
+"""`make demo`: localflare with the demo seed, an S3 stand-in, and `airflow standalone` on this bundle.
+
+Runs in the foreground until Ctrl-C, then stops exactly what it started.
+Ports: LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080). State lives in .demo/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from stack import BUCKET, ROOT, S3Server, airflow_env, stop_group, testing
+
+
+def main() -> int:
+    demo = ROOT / ".demo"
+    if "--fresh" in sys.argv:
+        shutil.rmtree(demo, ignore_errors=True)
+    demo.mkdir(exist_ok=True)
+    lf_port = int(os.environ.get("LOCALFLARE_PORT", 8787))
+    s3_port = int(os.environ.get("S3_PORT", 5055))
+    api_port = int(os.environ.get("AIRFLOW_PORT", 8080))
+    started = []
+    airflow = None
+    try:
+        print(f"Starting localflare on 127.0.0.1:{lf_port} (demo seed) ...", flush=True)
+        lf = testing.start(demo / "localflare", "--seed", "demo", port=lf_port)
+        started.append(lf)
+        print(f"Starting the S3 stand-in on 127.0.0.1:{s3_port} ...", flush=True)
+        s3 = S3Server(s3_port, demo / "s3.log")
+        started.append(s3)
+        s3.create_bucket(BUCKET)
+        home = demo / "airflow"
+        home.mkdir(exist_ok=True)
+        pw_file = home / "simple_auth_manager_passwords.json.generated"
+        if not pw_file.exists():
+            pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(9)}))
+        password = json.loads(pw_file.read_text())["admin"]
+        print(f"Starting airflow standalone on 127.0.0.1:{api_port} (log: .demo/airflow.log) ...", flush=True)
+        log = open(demo / "airflow.log", "ab")
+        airflow = subprocess.Popen(["airflow", "standalone"], env=airflow_env(home, lf, s3.endpoint, api_port),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        wait_for(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", airflow, 300)
+        print(
+            "\nPRISM maintenance demo is up.\n"
+            f"  Airflow UI:     http://127.0.0.1:{api_port}   (user: admin  password: {password})\n"
+            f"  localflare API: {lf.api_url}   account {lf.account_id}\n"
+            f"  PRISM Worker:   {lf.worker_url}/health\n"
+            f"  S3 stand-in:    {s3.endpoint}   bucket {BUCKET}\n"
+            "Press Ctrl-C to stop everything this command started.\n",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while airflow.poll() is None:
+            time.sleep(1)
+        print(f"airflow standalone exited with {airflow.returncode}; see .demo/airflow.log", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping ...", flush=True)
+        return 0
+    finally:
+        if airflow is not None:
+            stop_group(airflow)
+        for proc in reversed(started):
+            proc.stop()
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"airflow standalone exited with {proc.returncode}; see .demo/airflow.log")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Airflow did not answer at {url} within {timeout:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
