@@ -421,7 +421,11 @@ class D1:
             job = self._active_job(db_uuid, "export") or self._start_export(db_uuid, opts)
         job.last_poll = time.monotonic()
         job.done.wait(timeout=self.cfg.poll_wait)
-        return ok(self._job_view(job), status=200 if job.status != "active" else 202)
+        return self._job_response(job)
+
+    def _job_response(self, job: Job):
+        """A polling answer: 202 while the job runs, 200 once it is complete or failed."""
+        return ok(self._job_view(job), status=202 if job.status == "active" else 200)
 
     def _active_job(self, db_uuid: str, kind: str) -> Job | None:
         for (k, _), job in list(self._jobs.items()):
@@ -507,7 +511,7 @@ class D1:
                 raise CFError(400, 7400, "init needs 'etag': the MD5 hex digest of the SQL file")
             filename = f"{db_uuid}-{etag}.sql"
             if (self.root / "imports" / filename).exists():
-                return ok(self._job_view(self._start_import(db_uuid, filename, etag)))
+                return self._job_response(self._start_import(db_uuid, filename, etag))
             return ok({"filename": filename, "upload_url": self.signer.sign(f"imports/{filename}")})
         if action == "ingest":
             filename, etag = body.get("filename"), body.get("etag")
@@ -520,14 +524,14 @@ class D1:
                 raise CFError(400, 7400, "The uploaded file does not match the etag")
             job = self._start_import(db_uuid, path.name, etag)
             job.done.wait(timeout=self.cfg.poll_wait)
-            return ok(self._job_view(job))
+            return self._job_response(job)
         if action == "poll":
             bookmark = body.get("current_bookmark")
             job = self._jobs.get(("import", bookmark or ""))
             if job is None or job.db_uuid != db_uuid:
                 raise CFError(400, 7400, f"No import at bookmark {bookmark}")
             job.done.wait(timeout=self.cfg.poll_wait)
-            return ok(self._job_view(job))
+            return self._job_response(job)
         raise CFError(400, 7400, "action must be one of init, ingest, poll")
 
     def store_upload(self, filename: str, data_iter) -> str:

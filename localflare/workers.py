@@ -64,7 +64,15 @@ class Workers:
     def version(self, req: Req):
         for item in self._script(req.params["script_name"])["versions"]:
             if item["id"] == req.params["version_id"]:
-                return ok(item)
+                # The detail adds `resources` (bindings, script, runtime) to the list item.
+                return ok({**item, "resources": {
+                    "bindings": [{"name": "DB", "type": "d1", "id": self.cfg.d1_name},
+                                 {"name": "VECTORIZE", "type": "vectorize", "index_name": self.cfg.index_name},
+                                 {"name": "CACHE", "type": "kv_namespace", "namespace_id": self.cfg.kv_title},
+                                 {"name": "AI", "type": "ai"}],
+                    "script": {"etag": item["id"].replace("-", "") * 2, "handlers": ["fetch", "scheduled"],
+                               "last_deployed_from": item["metadata"]["source"]},
+                    "script_runtime": {"usage_model": "standard"}}})
         raise CFError(404, 10230, "version not found")
 
     def ai_run(self, req: Req):

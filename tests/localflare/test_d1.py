@@ -45,7 +45,7 @@ def test_statements_run_as_one_transaction_with_meta(api, scratch_db):
 
 def test_params_and_batch(api, scratch_db):
     q(api, scratch_db, "CREATE TABLE t(a, b)")
-    q(api, scratch_db, "INSERT INTO t VALUES (?, ?)", ["x", 7])
+    q(api, scratch_db, "INSERT INTO t VALUES (?, ?)", ["x", "7"])
     batch = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/query", json={"batch": [
         {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["y", "8"]},
         {"sql": "SELECT a, b FROM t WHERE a = ?", "params": ["y"]}]}).json()

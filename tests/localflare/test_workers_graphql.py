@@ -40,7 +40,8 @@ def test_deployments_and_versions_have_the_real_shapes(api):
     versions = api.get("/accounts/{acct}/workers/scripts/claudes-friend/versions").json()["result"]["items"]
     assert versions[0]["number"] == 3 and versions[0]["id"] == latest["versions"][0]["version_id"]
     one = api.get(f"/accounts/{{acct}}/workers/scripts/claudes-friend/versions/{versions[0]['id']}").json()["result"]
-    assert one == versions[0]
+    assert {k: v for k, v in one.items() if k != "resources"} == versions[0]
+    assert {b["type"] for b in one["resources"]["bindings"]} == {"d1", "vectorize", "kv_namespace", "ai"}
     assert api.get("/accounts/{acct}/workers/scripts/nope/deployments").json()["errors"][0]["code"] == 10007
 
 
