@@ -1,7 +1,8 @@
 """`make demo`: localflare with the demo seed, an S3 stand-in, and `airflow standalone` on this bundle.
 
 Runs in the foreground until Ctrl-C, then stops exactly what it started.
-Ports: LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080). State lives in .demo/.
+Ports: LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080). State lives in .demo/
+(PRISM_DEMO_DIR moves it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from stack import BUCKET, ROOT, S3Server, airflow_env, stop_group, testing
 
 
 def main() -> int:
-    demo = ROOT / ".demo"
+    demo = Path(os.environ.get("PRISM_DEMO_DIR", ROOT / ".demo"))
     if "--fresh" in sys.argv:
         shutil.rmtree(demo, ignore_errors=True)
     demo.mkdir(exist_ok=True)
@@ -45,7 +46,7 @@ def main() -> int:
         if not pw_file.exists():
             pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(9)}))
         password = json.loads(pw_file.read_text())["admin"]
-        print(f"Starting airflow standalone on 127.0.0.1:{api_port} (log: .demo/airflow.log) ...", flush=True)
+        print(f"Starting airflow standalone on 127.0.0.1:{api_port} (log: {demo / 'airflow.log'}) ...", flush=True)
         log = open(demo / "airflow.log", "ab")
         airflow = subprocess.Popen(["airflow", "standalone"], env=airflow_env(home, lf, s3.endpoint, api_port),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
@@ -62,7 +63,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while airflow.poll() is None:
             time.sleep(1)
-        print(f"airflow standalone exited with {airflow.returncode}; see .demo/airflow.log", flush=True)
+        print(f"airflow standalone exited with {airflow.returncode}; see {demo / 'airflow.log'}", flush=True)
         return 1
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
@@ -78,7 +79,7 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"airflow standalone exited with {proc.returncode}; see .demo/airflow.log")
+            raise RuntimeError(f"airflow standalone exited with {proc.returncode}; see its log")
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return

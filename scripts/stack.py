@@ -89,14 +89,27 @@ def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int 
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Stop a process started in its own session, with the children it started."""
-    if proc.poll() is not None:
+    """Stop a process we started, with every process it started (some leave its process group)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(proc.pid)]
+        tree += tree[0].children(recursive=True)
+    except psutil.NoSuchProcess:
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     except ProcessLookupError:
         pass
+    for p in tree:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()

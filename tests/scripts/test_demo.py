@@ -1,0 +1,64 @@
+"""`make demo` end to end: the stand-ins and the Airflow UI come up wired together, and Ctrl-C
+stops exactly the processes the demo started."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from localflare.testing import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
+    ports = {"LOCALFLARE_PORT": free_port(), "S3_PORT": free_port(), "AIRFLOW_PORT": free_port()}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "PRISM_DEMO_DIR": str(tmp_path / "demo")}
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # not the demo's
+    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        banner = "".join(lines)
+        assert "PRISM maintenance demo is up" in banner, banner
+        password = re.search(r"password: (\S+)\)", banner).group(1)
+        ui = f"http://127.0.0.1:{ports['AIRFLOW_PORT']}"
+        assert requests.get(f"{ui}/api/v2/monitor/health", timeout=10).status_code == 200
+        token = requests.post(f"{ui}/auth/token", json={"username": "admin", "password": password}, timeout=10)
+        assert token.status_code in (200, 201) and token.json()["access_token"]
+        lf = json.loads((tmp_path / "demo" / "localflare" / "localflare.json").read_text())
+        assert requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"] == "healthy"
+        dbs = requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",
+                           headers={"Authorization": f"Bearer {lf['api_token']}"}, timeout=10).json()["result"]
+        assert [d["name"] for d in dbs] == ["claudes-friend-db"]
+        children = psutil.Process(demo.pid).children(recursive=True)
+        assert len(children) >= 3
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=60)
+        assert demo.returncode == 0
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [], f"left running: {[p.pid for p in alive]}"
+        assert bystander.poll() is None  # a process it did not start is untouched
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        bystander.kill()
