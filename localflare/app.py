@@ -207,14 +207,12 @@ class LocalFlare:
         return self._finish(request, body, resp)
 
     def _match(self, method: str, path: str):
-        path_matched = False
+        """The route for METHOD path; a known path with another method is 'no route' too, as on Cloudflare."""
         for r_method, template, regex, handler in self.routes:
             m = regex.match(path)
-            if m:
-                path_matched = True
-                if r_method == method:
-                    return template, handler, {k: unquote(v) for k, v in m.groupdict().items()}
-        return (None, None, {}) if not path_matched else (None, None, {})
+            if m and r_method == method:
+                return template, handler, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None, None, {}
 
     def _auth(self, headers: dict, params: dict, path: str) -> None:
         auth = headers.get("authorization", "")

@@ -455,36 +455,13 @@ class D1:
             self._jobs[("export", bookmark)] = job
             self._busy[db_uuid] = "export"
         stall = self.faults.take("export_stall") is not None
-        threading.Thread(target=self._run_export, args=(job, opts, stall), daemon=True).start()
+        threading.Thread(target=self._run_job, args=(job, lambda: self._export(job, opts, stall)), daemon=True).start()
         return job
 
-    def _run_export(self, job: Job, opts: dict, stall: bool) -> None:
-        started = time.monotonic()
+    def _run_job(self, job: Job, work) -> None:
+        """Run an export or import in its thread; the outcome goes to the poller, and the database is released."""
         try:
-            conn = self.connect(job.db_uuid, user=False)
-            try:
-                virtual = conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
-                ).fetchall()
-                if virtual:
-                    raise RuntimeError(
-                        "cannot export databases with Virtual Tables (fts5): " + ", ".join(r[0] for r in virtual)
-                    )
-                filename = f"{self.get_row(job.db_uuid)['name']}-{job.at_bookmark}.sql"
-                path = self.root / "exports" / filename
-                tmp = path.with_suffix(".part")
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    parts = write_dump(conn, fh, opts)
-                os.replace(tmp, path)
-                job.messages.append(f"Uploaded part {parts}")
-            finally:
-                conn.close()
-            # Hold the database for at least export_min_seconds, and cancel if nobody polls.
-            while stall or time.monotonic() - started < self.cfg.export_min_seconds:
-                if time.monotonic() - job.last_poll > self.cfg.export_poll_timeout:
-                    raise RuntimeError("Export cancelled: the export was not polled")
-                time.sleep(0.05)
-            job.result = {"filename": filename, "signed_url": self.signer.sign(f"exports/{filename}")}
+            work()
             job.status = "complete"
         except Exception as exc:  # noqa: BLE001 - reported to the poller
             job.status = "error"
@@ -492,6 +469,31 @@ class D1:
         finally:
             self._busy.pop(job.db_uuid, None)
             job.done.set()
+
+    def _export(self, job: Job, opts: dict, stall: bool) -> None:
+        started = time.monotonic()
+        conn = self.connect(job.db_uuid, user=False)
+        try:
+            virtual = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+            ).fetchall()
+            if virtual:
+                raise RuntimeError("cannot export databases with Virtual Tables (fts5): " + ", ".join(r[0] for r in virtual))
+            filename = f"{self.get_row(job.db_uuid)['name']}-{job.at_bookmark}.sql"
+            path = self.root / "exports" / filename
+            tmp = path.with_suffix(".part")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                parts = write_dump(conn, fh, opts)
+            os.replace(tmp, path)
+            job.messages.append(f"Uploaded part {parts}")
+        finally:
+            conn.close()
+        # Hold the database for at least export_min_seconds, and cancel if nobody polls.
+        while stall or time.monotonic() - started < self.cfg.export_min_seconds:
+            if time.monotonic() - job.last_poll > self.cfg.export_poll_timeout:
+                raise RuntimeError("Export cancelled: the export was not polled")
+            time.sleep(0.05)
+        job.result = {"filename": filename, "signed_url": self.signer.sign(f"exports/{filename}")}
 
     def export_file(self, filename: str) -> Path | None:
         path = self.root / "exports" / Path(filename).name
@@ -552,59 +554,51 @@ class D1:
             job = Job("import", db_uuid, bookmark)
             self._jobs[("import", bookmark)] = job
             self._busy[db_uuid] = "import"
-        threading.Thread(target=self._run_import, args=(job, filename), daemon=True).start()
+        threading.Thread(target=self._run_job, args=(job, lambda: self._import(job, filename)), daemon=True).start()
         return job
 
-    def _run_import(self, job: Job, filename: str) -> None:
+    def _import(self, job: Job, filename: str) -> None:
+        sql = (self.root / "imports" / filename).read_text(encoding="utf-8")
+        statements = split_statements(sql)
+        for stmt in statements:
+            if is_transaction_control(stmt):
+                raise RuntimeError("SQL files must not contain BEGIN TRANSACTION or COMMIT statements")
+            if len(stmt.encode()) > MAX_STATEMENT_BYTES:
+                raise RuntimeError("statement too long: SQLITE_TOOBIG")
+        job.messages.append("Uploaded part 1")
+        conn = self.connect(job.db_uuid)
         try:
-            sql = (self.root / "imports" / filename).read_text(encoding="utf-8")
-            statements = split_statements(sql)
-            for stmt in statements:
-                if is_transaction_control(stmt):
-                    raise RuntimeError("SQL files must not contain BEGIN TRANSACTION or COMMIT statements")
-                if len(stmt.encode()) > MAX_STATEMENT_BYTES:
-                    raise RuntimeError("statement too long: SQLITE_TOOBIG")
-            job.messages.append("Uploaded part 1")
-            conn = self.connect(job.db_uuid)
+            start = time.perf_counter()
+            before = conn.total_changes
+            conn.execute("BEGIN")
             try:
-                start = time.perf_counter()
-                before = conn.total_changes
-                conn.execute("BEGIN")
-                try:
-                    for stmt in statements:
-                        conn.execute(stmt).fetchall()
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise RuntimeError(f"{exc}: {getattr(exc, 'sqlite_errorname', 'SQLITE_ERROR')}") from None
-                changes = conn.total_changes - before
-                final = self.snapshot(job.db_uuid, conn)
-                job.result = {
-                    "success": True,
-                    "final_bookmark": final,
-                    "num_queries": len(statements),
-                    "meta": {
-                        "served_by": "localflare",
-                        "duration": round((time.perf_counter() - start) * 1000, 3),
-                        "changes": changes,
-                        "last_row_id": conn.execute("SELECT last_insert_rowid()").fetchone()[0],
-                        "changed_db": changes > 0,
-                        "size_after": self._size(conn),
-                        "rows_read": changes,
-                        "rows_written": changes,
-                    },
-                }
-            finally:
-                conn.close()
-            job.messages.append(f"Imported {len(statements)} queries")
-            job.status = "complete"
-        except Exception as exc:  # noqa: BLE001 - reported to the poller
-            job.status = "error"
-            job.error = str(exc)
+                for stmt in statements:
+                    conn.execute(stmt).fetchall()
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise RuntimeError(f"{exc}: {getattr(exc, 'sqlite_errorname', 'SQLITE_ERROR')}") from None
+            changes = conn.total_changes - before
+            final = self.snapshot(job.db_uuid, conn)
+            job.result = {
+                "success": True,
+                "final_bookmark": final,
+                "num_queries": len(statements),
+                "meta": {
+                    "served_by": "localflare",
+                    "duration": round((time.perf_counter() - start) * 1000, 3),
+                    "changes": changes,
+                    "last_row_id": conn.execute("SELECT last_insert_rowid()").fetchone()[0],
+                    "changed_db": changes > 0,
+                    "size_after": self._size(conn),
+                    "rows_read": changes,
+                    "rows_written": changes,
+                },
+            }
         finally:
-            self._busy.pop(job.db_uuid, None)
-            job.done.set()
+            conn.close()
+        job.messages.append(f"Imported {len(statements)} queries")
 
     # ---- Time Travel ----------------------------------------------------------------------
     def tt_bookmark(self, req: Req):

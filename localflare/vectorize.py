@@ -41,9 +41,8 @@ def not_found(name: str) -> CFError:
 class Index:
     """One index: a SQLite file with vectors, pending mutations and list snapshots."""
 
-    def __init__(self, path: Path, lag: float):
+    def __init__(self, path: Path):
         self.path = path
-        self.lag = lag
         self.lock = threading.RLock()
         self._matrix = None  # (ids, namespaces, float32 matrix), rebuilt after mutations apply
         with self.conn() as c:
@@ -153,7 +152,7 @@ class Vectorize:
         with self._lock:
             idx = self._indexes.get(row["file"])
             if idx is None:
-                idx = self._indexes[row["file"]] = Index(self.root / row["file"], self.cfg.mutation_lag)
+                idx = self._indexes[row["file"]] = Index(self.root / row["file"])
         idx.apply_due(self.lag())
         return row, idx
 
