@@ -350,7 +350,8 @@ class D1:
                 before = conn.total_changes
                 cur = conn.execute(sql, params)
                 columns = [d[0] for d in cur.description] if cur.description else []
-                rows = cur.fetchall()
+                # BLOBs travel as arrays of byte values in D1's JSON.
+                rows = [tuple(list(v) if isinstance(v, bytes) else v for v in row) for row in cur.fetchall()]
                 changes = conn.total_changes - before
                 duration = (time.perf_counter() - start) * 1000
                 out.append({

@@ -223,3 +223,8 @@ def test_time_travel_bookmarks_restore_and_undo(api, scratch_db):
     assert old.status_code == 400 and "outside the Time Travel window" in old.json()["errors"][0]["message"]
     neither = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore")
     assert neither.status_code == 400
+
+
+def test_blobs_come_back_as_byte_arrays(api, scratch_db):
+    q(api, scratch_db, "CREATE TABLE b(v BLOB); INSERT INTO b VALUES (X'00FF10')")
+    assert q(api, scratch_db, "SELECT v FROM b")["result"][0]["results"] == [{"v": [0, 255, 16]}]
