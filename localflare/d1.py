@@ -26,6 +26,7 @@ ALLOWED_PRAGMAS = {
     "quick_check", "foreign_key_check", "foreign_key_list", "case_sensitive_like",
     "ignore_check_constraints", "legacy_alter_table", "recursive_triggers",
     "reverse_unordered_selects", "foreign_keys", "defer_foreign_keys", "optimize",
+    "data_version",  # FTS5 reads it internally; FTS5 tables work on D1
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 RESTORES_PER_WINDOW = 10

@@ -69,3 +69,26 @@ def sdk(lf):
     from cloudflare import Cloudflare
 
     return Cloudflare(api_token=lf.token, base_url=lf.api_url, max_retries=0)
+
+
+def connect_airflow(monkeypatch, server, conn_id: str = "cloudflare_default", **extra) -> None:
+    """Point an Airflow connection (through its AIRFLOW_CONN_ variable) at a localflare server."""
+    import json
+
+    conn = {"conn_type": "generic", "password": server.token,
+            "extra": {"account_id": server.account_id, "base_url": server.api_url, **extra}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": server.worker_url}))
+
+
+@pytest.fixture
+def cf(lf, monkeypatch):
+    """`cloudflare_default` pointed at the shared demo localflare, with pacing off for speed."""
+    connect_airflow(monkeypatch, lf, budget={"bulk_rps": 0})
+    return lf
+
+
+@pytest.fixture
+def connect(monkeypatch):
+    """connect(server, **extra): point `cloudflare_default` at a private localflare."""
+    return lambda server, **extra: connect_airflow(monkeypatch, server, **extra)

@@ -1,0 +1,1 @@
+"""Cloudflare hooks, operators and triggers for the PRISM maintenance bundle."""

@@ -1,0 +1,104 @@
+"""The shared Cloudflare request budget: 1,200 requests per 5 minutes for the whole account.
+
+Going over blocks *every* call for five minutes, monitoring included, so no single task may spend
+the budget freely. Three layers keep it (see README, "The API budget"):
+
+1. an Airflow pool (`cloudflare_heavy`) caps how many heavy tasks (backups, restores, rebuilds) run at once;
+2. each heavy ("bulk") client paces itself to `bulk_rps` requests per second;
+3. every response carries `x-ratelimit-remaining`; bulk clients stop while it is at or under `reserve`,
+   which is kept for "monitor" clients (health checks), so monitoring never starves during a backup.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+PRIORITIES = ("monitor", "bulk")
+
+
+@dataclass
+class BudgetSettings:
+    bulk_rps: float = 1.5  # two heavy tasks at 1.5/s use 900 of the 1,200 per 5 minutes
+    reserve: int = 200  # what bulk clients leave for monitoring
+    max_wait: float = 300.0  # never sleep longer than one window for the budget
+
+
+class RequestBudget:
+    """Per-process pacing plus what the server last said about the remaining budget."""
+
+    def __init__(self, settings: BudgetSettings, clock=time.monotonic, sleep=time.sleep):
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_bulk = 0.0
+        self.remaining: int | None = None
+        self._reset_at: float | None = None
+        self.waited = 0.0
+
+    def acquire(self, priority: str) -> None:
+        """Block until a request of this priority may go out."""
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
+        while True:
+            with self._lock:
+                now = self._clock()
+                floor = self.settings.reserve if priority == "bulk" else 0
+                wait = 0.0
+                if self.remaining is not None and self.remaining <= floor and self._reset_at and self._reset_at > now:
+                    wait = self._reset_at - now
+                elif priority == "bulk" and self.settings.bulk_rps > 0:
+                    wait = max(0.0, self._next_bulk - now)
+                    if wait == 0.0:
+                        self._next_bulk = max(now, self._next_bulk) + 1.0 / self.settings.bulk_rps
+                        return
+                else:
+                    return
+            wait = min(wait, self.settings.max_wait)
+            self.waited += wait
+            self._sleep(wait)
+            with self._lock:
+                if self._reset_at and self._reset_at <= self._clock():
+                    self.remaining = None  # the window moved on; ask the server again
+
+    def observe(self, headers) -> None:
+        """Record x-ratelimit-remaining and x-ratelimit-reset from a response."""
+        remaining = headers.get("x-ratelimit-remaining")
+        if remaining is None:
+            return
+        with self._lock:
+            try:
+                self.remaining = int(remaining)
+            except ValueError:
+                return
+            self._reset_at = self._clock() + _seconds_until(headers.get("x-ratelimit-reset"), default=1.0)
+
+
+def _seconds_until(value, default: float) -> float:
+    """x-ratelimit-reset as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return default
+
+
+_budgets: dict[tuple, RequestBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def budget_for(account_id: str, settings: BudgetSettings) -> RequestBudget:
+    """One budget per account and settings in a process, shared by every hook instance."""
+    key = (account_id, settings.bulk_rps, settings.reserve, settings.max_wait)
+    with _budgets_lock:
+        if key not in _budgets:
+            _budgets[key] = RequestBudget(settings)
+        return _budgets[key]
