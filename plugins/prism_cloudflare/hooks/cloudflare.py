@@ -97,7 +97,7 @@ class CloudflareBaseHook(BaseHook):
 
     # ---- requests -------------------------------------------------------------------------
     def request(self, method: str, path: str, *, idempotent: bool, params: dict | None = None, json_body: Any = None,
-                data: Any = None, headers: dict | None = None, expect_json: bool = True,
+                data: Any = None, files: dict | None = None, headers: dict | None = None, expect_json: bool = True,
                 stream: bool = False) -> requests.Response:
         """Send one API request with the budget, retries and error mapping.
 
@@ -111,7 +111,7 @@ class CloudflareBaseHook(BaseHook):
         def attempt() -> requests.Response:
             self.budget.acquire(self.priority)
             try:
-                resp = self._session.request(method, url, params=params, json=json_body, data=data, headers=headers,
+                resp = self._session.request(method, url, params=params, json=json_body, data=data, files=files, headers=headers,
                                              timeout=self._config["timeout"], stream=stream)
             except requests.ConnectTimeout as exc:
                 raise _Transport(exc, applied=False) from None

@@ -1,0 +1,132 @@
+"""Health and threshold checks. A failed check fails the task, with every finding in the message."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from prism_cloudflare.errors import CloudflareError
+
+CHECKS = ("worker", "d1", "vectorize", "kv", "ai")
+
+
+def in_backfill(context) -> bool:
+    run = context.get("dag_run")
+    return getattr(run, "run_type", None) in ("backfill", "backfill_job") or str(getattr(run, "run_type", "")).endswith("backfill")
+
+
+class CloudflareHealthCheckOperator(BaseOperator):
+    """Check PRISM's resources now: the Worker's /health, D1 `SELECT 1`, a zero-vector Vectorize
+    query (topK 1), KV, and a Workers AI embedding. It uses the monitoring share of the API budget.
+
+    A health check says how things are *now*, so inside a backfill it skips with that reason
+    instead of pretending to describe the past.
+    """
+
+    template_fields: Sequence[str] = ("database", "index", "namespace")
+    ui_color = "#2db47d"
+
+    def __init__(self, *, database: str, index: str, namespace: str, checks: Sequence[str] = CHECKS,
+                 dimensions: int = 384, cloudflare_conn_id: str = "cloudflare_default",
+                 worker_conn_id: str = "prism_worker", skip_in_backfill: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.database = database
+        self.index = index
+        self.namespace = namespace
+        self.checks = checks
+        self.dimensions = dimensions
+        self.cloudflare_conn_id = cloudflare_conn_id
+        self.worker_conn_id = worker_conn_id
+        self.skip_in_backfill = skip_in_backfill
+
+    def execute(self, context) -> dict[str, Any]:
+        unknown = set(self.checks) - set(CHECKS)
+        if unknown:
+            raise AirflowException(f"unknown checks {sorted(unknown)}; known: {CHECKS}")
+        if self.skip_in_backfill and in_backfill(context):
+            raise AirflowSkipException("a health check describes the present; skipped inside a backfill")
+        results = {name: self._run(name) for name in self.checks}
+        failed = {k: v["detail"] for k, v in results.items() if not v["ok"]}
+        for name, res in results.items():
+            self.log.info("%-9s %s (%.0f ms) %s", name, "ok" if res["ok"] else "FAILED", res["ms"], res["detail"])
+        if failed:
+            raise AirflowException("health check failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        return results
+
+    def _run(self, name: str) -> dict:
+        started = time.monotonic()
+        try:
+            detail = getattr(self, f"_check_{name}")()
+            ok = True
+        except (CloudflareError, AirflowException, KeyError, ValueError) as exc:
+            ok, detail = False, str(exc)
+        return {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
+
+    def _check_worker(self) -> str:
+        from prism_cloudflare.hooks.worker import PrismWorkerHook
+
+        health = PrismWorkerHook(self.worker_conn_id).health()
+        if health.get("status") != "healthy":
+            raise AirflowException(f"Worker unhealthy (HTTP {health['http_status']}): {health.get('checks') or health}")
+        return "healthy"
+
+    def _check_d1(self) -> str:
+        from prism_cloudflare.hooks.d1 import D1Hook
+
+        hook = D1Hook(self.cloudflare_conn_id, priority="monitor")
+        rows = hook.rows(hook.find_database(self.database), "SELECT 1 AS ok")
+        if rows != [{"ok": 1}]:
+            raise AirflowException(f"SELECT 1 returned {rows}")
+        return "SELECT 1 ok"
+
+    def _check_vectorize(self) -> str:
+        from prism_cloudflare.hooks.vectorize import VectorizeHook
+
+        hook = VectorizeHook(self.cloudflare_conn_id, priority="monitor")
+        hook.query(self.index, [0.0] * self.dimensions, top_k=1)
+        return f"query ok, {hook.info(self.index)['vectorCount']} vectors"
+
+    def _check_kv(self) -> str:
+        from prism_cloudflare.hooks.kv import KVHook
+
+        hook = KVHook(self.cloudflare_conn_id, priority="monitor")
+        return f"namespace {hook.find_namespace(self.namespace)} reachable"
+
+    def _check_ai(self) -> str:
+        from prism_cloudflare.hooks.ai import WorkersAIHook
+
+        vec = next(WorkersAIHook(self.cloudflare_conn_id, priority="monitor").embed(["health check"]))
+        if len(vec) != self.dimensions:
+            raise AirflowException(f"embedding has {len(vec)} dimensions, expected {self.dimensions}")
+        return "embedding ok"
+
+
+class ThresholdCheckOperator(BaseOperator):
+    """Compare a (templated) value against a threshold; fail with a clear message when crossed.
+
+    :param value: the measured value, usually pulled from XCom with a template.
+    :param threshold: the limit. :param comparison: ``max`` (value must stay <= threshold) or ``min``.
+    """
+
+    template_fields: Sequence[str] = ("value", "threshold", "label")
+
+    def __init__(self, *, value: Any, threshold: Any, label: str, comparison: str = "max", **kwargs):
+        super().__init__(**kwargs)
+        self.value = value
+        self.threshold = threshold
+        self.label = label
+        self.comparison = comparison
+
+    def execute(self, context) -> dict[str, Any]:
+        value, threshold = float(self.value), float(self.threshold)
+        crossed = value > threshold if self.comparison == "max" else value < threshold
+        verdict = {"label": self.label, "value": value, "threshold": threshold, "comparison": self.comparison, "crossed": crossed}
+        if crossed:
+            word = "above" if self.comparison == "max" else "below"
+            raise AirflowException(f"{self.label} is {value:g}, {word} the threshold {threshold:g}")
+        self.log.info("%s = %g (threshold %s %g): ok", self.label, value, self.comparison, threshold)
+        return verdict
