@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Airflow reads its config at import time: point it at a throwaway home and this bundle first.
-_AIRFLOW_HOME = Path(os.environ.get("PRISM_TEST_AIRFLOW_HOME", "/tmp/prism-test-airflow-home"))
+_AIRFLOW_HOME = Path(os.environ.get("PRISM_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="prism-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
@@ -92,3 +94,36 @@ def cf(lf, monkeypatch):
 def connect(monkeypatch):
     """connect(server, **extra): point `cloudflare_default` at a private localflare."""
     return lambda server, **extra: connect_airflow(monkeypatch, server, **extra)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata DB (SQLite in the test AIRFLOW_HOME), for dag.test()."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ.copy(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return os.environ["AIRFLOW_HOME"]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """The S3 stand-in (moto in server mode) with the bucket prism-backups."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from stack import BUCKET, S3Server
+
+    server = S3Server(testing.free_port(), tmp_path_factory.mktemp("s3") / "s3.log")
+    server.create_bucket(BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """aws_default pointed at the S3 stand-in; returns an S3Hook for assertions."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}}))
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id="aws_default")
