@@ -3,10 +3,12 @@
 Going over blocks *every* call for five minutes, monitoring included, so no single task may spend
 the budget freely. Three layers keep it (see README, "The API budget"):
 
-1. an Airflow pool (`cloudflare_heavy`) caps how many heavy tasks (backups, restores, rebuilds) run at once;
-2. each heavy ("bulk") client paces itself to `bulk_rps` requests per second;
-3. every response carries `x-ratelimit-remaining`; bulk clients stop while it is at or under `reserve`,
-   which is kept for "monitor" clients (health checks), so monitoring never starves during a backup.
+1. an Airflow pool (`cloudflare_heavy`, 3 slots) caps how many heavy tasks (backups, restores,
+   rebuilds) run at once;
+2. each heavy ("bulk") client paces itself to `bulk_rps` requests per second (3 x 1/s < 4/s);
+3. every response carries `x-ratelimit-remaining`: bulk clients slow down as it falls towards
+   `reserve` and stop at it, leaving the reserve to "monitor" clients (health checks), so monitoring
+   never starves during a backup, even when something outside Airflow spends the budget.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ PRIORITIES = ("monitor", "bulk")
 
 @dataclass
 class BudgetSettings:
-    bulk_rps: float = 1.5  # two heavy tasks at 1.5/s use 900 of the 1,200 per 5 minutes
+    bulk_rps: float = 1.0  # the pool's 3 heavy tasks at 1/s use 900 of the 1,200 per 5 minutes
     reserve: int = 200  # what bulk clients leave for monitoring
     max_wait: float = 300.0  # never sleep longer than one window for the budget
 
@@ -36,6 +38,7 @@ class RequestBudget:
         self._lock = threading.Lock()
         self._next_bulk = 0.0
         self.remaining: int | None = None
+        self._slowdown = 1.0
         self._reset_at: float | None = None
         self.waited = 0.0
 
@@ -53,16 +56,13 @@ class RequestBudget:
                 elif priority == "bulk" and self.settings.bulk_rps > 0:
                     wait = max(0.0, self._next_bulk - now)
                     if wait == 0.0:
-                        self._next_bulk = max(now, self._next_bulk) + 1.0 / self.settings.bulk_rps
+                        self._next_bulk = max(now, self._next_bulk) + self._slowdown / self.settings.bulk_rps
                         return
                 else:
                     return
             wait = min(wait, self.settings.max_wait)
             self.waited += wait
             self._sleep(wait)
-            with self._lock:
-                if self._reset_at and self._reset_at <= self._clock():
-                    self.remaining = None  # the window moved on; ask the server again
 
     def observe(self, headers) -> None:
         """Record x-ratelimit-remaining and x-ratelimit-reset from a response."""
@@ -75,6 +75,11 @@ class RequestBudget:
             except ValueError:
                 return
             self._reset_at = self._clock() + _seconds_until(headers.get("x-ratelimit-reset"), default=1.0)
+            # Other processes spend the same budget unseen: slow down well before the reserve.
+            if self.remaining <= 2 * self.settings.reserve:
+                self._slowdown = min(16.0, self._slowdown * 2)
+            elif self.remaining > 3 * self.settings.reserve:
+                self._slowdown = max(1.0, self._slowdown / 2)
 
 
 def _seconds_until(value, default: float) -> float:

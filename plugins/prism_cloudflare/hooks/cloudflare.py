@@ -27,7 +27,7 @@ class CloudflareBaseHook(BaseHook):
 
     Connection ``cloudflare_default`` (type ``generic``): the password is the API token; the extra
     holds ``account_id`` and optionally ``base_url`` (default: the real API), ``connect_timeout``,
-    ``read_timeout``, and ``budget`` (``{"bulk_rps": 1.5, "reserve": 200}``).
+    ``read_timeout``, and ``budget`` (``{"bulk_rps": 1.0, "reserve": 200}``).
 
     :param cloudflare_conn_id: the connection to use.
     :param priority: ``"bulk"`` for heavy work (paced, leaves the reserve alone) or ``"monitor"``
