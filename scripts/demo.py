@@ -51,6 +51,9 @@ def main() -> int:
         airflow = subprocess.Popen(["airflow", "standalone"], env=airflow_env(home, lf, s3.endpoint, api_port),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         wait_for(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", airflow, 300)
+        # Heavy Cloudflare tasks run in this pool; a task in a missing pool is never scheduled.
+        subprocess.run(["airflow", "pools", "set", "cloudflare_heavy", "3", "Heavy Cloudflare API work"],
+                       env=airflow_env(home, lf, s3.endpoint, api_port), check=True, stdout=subprocess.DEVNULL)
         print(
             "\nPRISM maintenance demo is up.\n"
             f"  Airflow UI:     http://127.0.0.1:{api_port}   (user: admin  password: {password})\n"

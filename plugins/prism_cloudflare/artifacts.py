@@ -83,5 +83,7 @@ def publish(s3_hook, local_path: str | os.PathLike, bucket: str, key: str, expec
     s3_hook.load_file(str(local_path), key=key, bucket_name=bucket, replace=True)
     head = s3_hook.head_object(key=key, bucket_name=bucket)
     if head is None or head["ContentLength"] != expected_bytes:
-        raise RuntimeError(f"s3://{bucket}/{key} holds {head and head['ContentLength']} bytes, expected {expected_bytes}")
+        if head is not None:
+            s3_hook.delete_objects(bucket=bucket, keys=[key])  # never leave a wrong object looking complete
+        raise RuntimeError(f"s3://{bucket}/{key} held {head and head['ContentLength']} bytes, expected {expected_bytes}; removed")
     return {"bucket": bucket, "key": key, "bytes": expected_bytes}

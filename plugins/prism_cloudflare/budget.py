@@ -37,32 +37,40 @@ class RequestBudget:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_bulk = 0.0
+        self._hold_until = 0.0
         self.remaining: int | None = None
         self._slowdown = 1.0
-        self._reset_at: float | None = None
         self.waited = 0.0
 
     def acquire(self, priority: str) -> None:
         """Block until a request of this priority may go out."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
+        paced = priority == "bulk" and self.settings.bulk_rps > 0
+        floor = self.settings.reserve if priority == "bulk" else 0
         while True:
             with self._lock:
                 now = self._clock()
-                floor = self.settings.reserve if priority == "bulk" else 0
-                wait = 0.0
-                if self.remaining is not None and self.remaining <= floor and self._reset_at and self._reset_at > now:
-                    wait = self._reset_at - now
-                elif priority == "bulk" and self.settings.bulk_rps > 0:
-                    wait = max(0.0, self._next_bulk - now)
-                    if wait == 0.0:
+                wait = max(0.0, self._next_bulk - now) if paced else 0.0
+                if wait == 0.0:
+                    wait = self._hold_wait(now, floor)
+                if wait == 0.0:
+                    if paced:
                         self._next_bulk = max(now, self._next_bulk) + self._slowdown / self.settings.bulk_rps
-                        return
-                else:
                     return
             wait = min(wait, self.settings.max_wait)
             self.waited += wait
             self._sleep(wait)
+
+    def _hold_wait(self, now: float, floor: int) -> float:
+        """At or under the floor, wait for the hold; when it ends, one request probes the budget
+        and the others wait for its answer."""
+        if self.remaining is None or self.remaining > floor:
+            return 0.0
+        if now < self._hold_until:
+            return self._hold_until - now
+        self._hold_until = now + 1.0
+        return 0.0
 
     def observe(self, headers) -> None:
         """Record x-ratelimit-remaining and x-ratelimit-reset from a response."""
@@ -74,7 +82,10 @@ class RequestBudget:
                 self.remaining = int(remaining)
             except ValueError:
                 return
-            self._reset_at = self._clock() + _seconds_until(headers.get("x-ratelimit-reset"), default=1.0)
+            now = self._clock()
+            if self.remaining <= self.settings.reserve:
+                # An HTTP-date reset is rounded down to the second: hold at least a second.
+                self._hold_until = max(self._hold_until, now + max(1.0, _seconds_until(headers.get("x-ratelimit-reset"), 1.0)))
             # Other processes spend the same budget unseen: slow down well before the reserve.
             if self.remaining <= 2 * self.settings.reserve:
                 self._slowdown = min(16.0, self._slowdown * 2)

@@ -40,21 +40,33 @@ def unquote_ident(name: str) -> str:
 
 def split_statements(lines: Iterable[str]) -> Iterator[str]:
     """Stream complete SQL statements from text lines (SQLite decides where a statement ends)."""
-    buf: list[str] = []
+    buf = ""
     for line in lines:
-        buf.append(line)
-        if ";" in line and sqlite3.complete_statement("".join(buf)):
-            stmt = "".join(buf).strip()
-            buf = []
-            if stmt.strip(";").strip() and not _only_comments(stmt):
-                yield stmt
-    tail = "".join(buf).strip()
-    if tail and not _only_comments(tail):
+        buf += line
+        start = 0
+        while (semi := buf.find(";", start)) >= 0:
+            if sqlite3.complete_statement(buf[: semi + 1]):
+                stmt = _LEADING_COMMENTS.sub("", buf[: semi + 1]).strip()
+                buf = buf[semi + 1 :]
+                start = 0
+                if not _only_comments(stmt):
+                    yield stmt
+            else:
+                start = semi + 1
+    if not _only_comments(buf):
+        tail = _LEADING_COMMENTS.sub("", buf).strip()
         yield tail if tail.endswith(";") else tail + ";"
 
 
+_LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))+", re.S)
+
+
+def strip_comments(stmt: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", "", stmt, flags=re.S).strip()
+
+
 def _only_comments(stmt: str) -> bool:
-    return not re.sub(r"--[^\n]*|/\*.*?\*/", "", stmt, flags=re.S).strip().strip(";").strip()
+    return not strip_comments(stmt).strip(";").strip()
 
 
 def split_values(text: str) -> tuple[list[str], int]:
@@ -170,10 +182,11 @@ def prepare_import(src: TextIO, dst: TextIO, limit: int = MAX_STATEMENT_BYTES) -
     stats = {"statements": 0, "split": 0, "dropped_transaction_control": 0}
     dst.write("PRAGMA defer_foreign_keys = true;\n")
     for stmt in split_statements(src):
-        if _TXN_RE.match(stmt):
+        bare = strip_comments(stmt)
+        if _TXN_RE.match(bare):
             stats["dropped_transaction_control"] += 1
             continue
-        if re.match(r"^\s*PRAGMA\s+(defer_)?foreign_keys", stmt, re.I):
+        if re.match(r"^\s*PRAGMA\s+(defer_)?foreign_keys", bare, re.I):
             continue
         schema.feed(stmt)
         parts = shorten(stmt, schema.columns, limit)
@@ -263,7 +276,8 @@ def _dump_rows(query, out: TextIO, table: str, create_sql: str, virtual: bool, p
             rows = query(f"SELECT rowid AS __rowid, {cols_sql} FROM {ident}{where} ORDER BY rowid LIMIT {page_rows}",
                          None if last is None else [str(last)])
         for row in rows:
-            literals = [row["q_" + c] for c in columns]
+            # SQLite quotes infinite REALs as Inf, which does not parse back; 1e999 does.
+            literals = [{"Inf": "1e999", "-Inf": "-1e999"}.get(row["q_" + c], row["q_" + c]) for c in columns]
             if keep_rowid:
                 literals.insert(0, str(row["__rowid"]))
             stmt = head + ",".join(literals) + ");"

@@ -45,6 +45,9 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         assert requests.get(f"{ui}/api/v2/monitor/health", timeout=10).status_code == 200
         token = requests.post(f"{ui}/auth/token", json={"username": "admin", "password": password}, timeout=10)
         assert token.status_code in (200, 201) and token.json()["access_token"]
+        pools = requests.get(f"{ui}/api/v2/pools/cloudflare_heavy", timeout=10,
+                             headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+        assert pools.status_code == 200 and pools.json()["slots"] == 3
         lf = json.loads((tmp_path / "demo" / "localflare" / "localflare.json").read_text())
         assert requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"] == "healthy"
         dbs = requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",

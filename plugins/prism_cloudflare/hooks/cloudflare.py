@@ -243,11 +243,14 @@ def _raise_for_envelope(resp: requests.Response, method: str, path: str, expect_
             body = resp.json()
         except ValueError:
             body = None
-    if resp.status_code < 400 and (not expect_json or (isinstance(body, dict) and body.get("success") is not False)):
-        if expect_json and not isinstance(body, dict):
+    if resp.status_code < 400:
+        if not expect_json:
+            return
+        if not isinstance(body, dict):
             raise CloudflareError(f"expected a JSON envelope, got {resp.headers.get('content-type')!r}",
                                   status=resp.status_code, method=method, path=path)
-        return
+        if body.get("success") is not False:
+            return
     code, message = None, f"HTTP {resp.status_code}"
     if isinstance(body, dict) and body.get("errors"):
         first = body["errors"][0]

@@ -21,6 +21,7 @@ from prism_cloudflare.sqldump import prepare_import, write_logical_dump
 log = logging.getLogger(__name__)
 READ_ONLY_RE = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|PRAGMA\s+(quick_check|integrity_check|table_\w+|index_\w+|foreign_key_\w+))\b", re.I)
 CHUNK = 1 << 20
+DOWNLOAD_CHUNK = 16 * 1024
 
 
 class D1ExportUnsupported(CloudflareError):
@@ -233,36 +234,44 @@ def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout
     """Stream a presigned URL to a file, resuming with Range after a dropped connection.
 
     No Cloudflare credentials go to the presigned URL. A body shorter than announced is never
-    passed off as whole: it resumes, or fails loudly. Returns (bytes, sha256).
+    passed off as whole: it resumes, or fails loudly and leaves no file. Returns (bytes, sha256).
     """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
     written, total, digest, attempts = 0, None, hashlib.sha256(), 0
-    with open(dest, "wb") as fh:
-        while True:
-            headers = {"Range": f"bytes={written}-"} if written else {}
-            try:
-                with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
-                    if resp.status_code not in (200, 206):
-                        raise CloudflareError(f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
-                                              status=resp.status_code)
-                    if written and resp.status_code == 200:  # the server ignored Range: start over
-                        fh.seek(0)
-                        fh.truncate()
-                        written, digest = 0, hashlib.sha256()
-                    if total is None:
-                        total = _total_size(resp)
-                    for chunk in resp.iter_content(CHUNK):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-                if total is None or written == total:
-                    return written, digest.hexdigest()
-                raise requests.exceptions.ChunkedEncodingError(f"got {written} of {total} bytes")
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
-                attempts += 1
-                if attempts > max_resumes:
-                    raise CloudflareError(f"download of the export broke {attempts} times; got {written} of {total} bytes "
-                                          f"({type(exc).__name__})") from None
-                log.warning("export download dropped at %d of %s bytes; resuming", written, total)
+    try:
+        with open(part, "wb") as fh:
+            while True:
+                headers = {"Range": f"bytes={written}-"} if written else {}
+                try:
+                    with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+                        if resp.status_code not in (200, 206):
+                            raise CloudflareError(f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
+                                                  status=resp.status_code)
+                        if written and resp.status_code == 200:  # the server ignored Range: start over
+                            fh.seek(0)
+                            fh.truncate()
+                            written, digest = 0, hashlib.sha256()
+                        if total is None:
+                            total = _total_size(resp)
+                        # Small reads: what arrived before a drop is kept, and the resume starts there.
+                        for chunk in resp.iter_content(DOWNLOAD_CHUNK):
+                            fh.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                    if total is None or written == total:
+                        break
+                    raise requests.exceptions.ChunkedEncodingError(f"got {written} of {total} bytes")
+                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+                    attempts += 1
+                    if attempts > max_resumes:
+                        raise CloudflareError(f"download of the export broke {attempts} times; got {written} of {total} bytes "
+                                              f"({type(exc).__name__})") from None
+                    log.warning("export download dropped at %d of %s bytes; resuming", written, total)
+        os.replace(part, dest)
+        return written, digest.hexdigest()
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _total_size(resp: requests.Response) -> int | None:

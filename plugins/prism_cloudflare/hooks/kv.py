@@ -123,8 +123,8 @@ class KVHook(CloudflareBaseHook):
     def snapshot(self, namespace_id: str, out: IO[bytes], *, include_values: bool = True) -> dict:
         """Write every key as an NDJSON line {key, expiration, metadata, value_b64?}; memory stays flat.
 
-        Values come 100 at a time through bulk get; a batch holding a binary value falls back to
-        one GET per key. Keys that expire or vanish during the snapshot are left out and counted.
+        Values come 100 at a time through bulk get; a batch holding a binary value is halved until
+        the binary values stand alone, and those are read with one GET each. Keys that expire or vanish during the snapshot are left out and counted.
         """
         stats = {"keys": 0, "values": 0, "vanished": 0, "single_gets": 0}
         batch: list[dict] = []

@@ -149,11 +149,11 @@ class VectorizeHook(CloudflareBaseHook):
             except CloudflareBadRequest as exc:
                 if not _too_many_ids(exc) or len(ids) == 1:
                     raise
-                self.get_batch_size = max(1, len(ids) // 2)
-                log.warning("Vectorize get_by_ids refused %d ids; batches of %d from now on", len(ids), self.get_batch_size)
+                size = self.get_batch_size = max(1, len(ids) // 2)
+                log.warning("Vectorize get_by_ids refused %d ids; batches of %d from now on", len(ids), size)
                 out = []
-                for start in range(0, len(ids), self.get_batch_size):
-                    out += self._get_batch(index, ids[start:start + self.get_batch_size])
+                for start in range(0, len(ids), size):  # `size` stays fixed while recursion shrinks the default
+                    out += self._get_batch(index, ids[start:start + size])
                 return out
 
     def list_ids(self, index: str, count: int = LIST_PAGE) -> Iterator[str]:

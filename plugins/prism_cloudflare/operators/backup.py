@@ -133,9 +133,11 @@ class D1BackupOperator(_BackupOperator):
         if export["mode"] == "native":
             self.log.info("D1 was blocked by the native export for %.1f s", export.get("blocked_seconds", 0))
         stats = gzip_sql_dump(dump, dump.with_suffix(".sql.gz"))
+        extra = {k: export[k] for k in ("blocked_seconds",) if k in export}
+        if "reason" in export:
+            extra["fallback_reason"] = export["reason"]
         return self._publish(dump.with_suffix(".sql.gz"), stats, database_id=db, mode=export["mode"],
-                             at_bookmark=export["at_bookmark"], rows=stats["rows"], dump_bytes=stats["raw_bytes"],
-                             **({"fallback_reason": export["reason"]} if "reason" in export else {}))
+                             at_bookmark=export["at_bookmark"], rows=stats["rows"], dump_bytes=stats["raw_bytes"], **extra)
 
 
 class VectorizeBackupOperator(_BackupOperator):

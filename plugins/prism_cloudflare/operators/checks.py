@@ -109,24 +109,30 @@ class ThresholdCheckOperator(BaseOperator):
     """Compare a (templated) value against a threshold; fail with a clear message when crossed.
 
     :param value: the measured value, usually pulled from XCom with a template.
-    :param threshold: the limit. :param comparison: ``max`` (value must stay <= threshold) or ``min``.
+    :param threshold: the limit.
+    :param metric: what is measured, for the messages.
+    :param comparison: ``max`` (the value must stay at or under the threshold) or ``min`` (at or over).
     """
 
-    template_fields: Sequence[str] = ("value", "threshold", "label")
+    template_fields: Sequence[str] = ("value", "threshold", "metric")
+    COMPARISONS = ("max", "min")
 
-    def __init__(self, *, value: Any, threshold: Any, label: str, comparison: str = "max", **kwargs):
+    def __init__(self, *, value: Any, threshold: Any, metric: str, comparison: str = "max", **kwargs):
         super().__init__(**kwargs)
+        if comparison not in self.COMPARISONS:
+            raise ValueError(f"comparison must be one of {self.COMPARISONS}, not {comparison!r}")
         self.value = value
         self.threshold = threshold
-        self.label = label
+        self.metric = metric
         self.comparison = comparison
 
     def execute(self, context) -> dict[str, Any]:
         value, threshold = float(self.value), float(self.threshold)
         crossed = value > threshold if self.comparison == "max" else value < threshold
-        verdict = {"label": self.label, "value": value, "threshold": threshold, "comparison": self.comparison, "crossed": crossed}
+        verdict = {"metric": self.metric, "value": value, "threshold": threshold, "comparison": self.comparison,
+                   "crossed": crossed}
         if crossed:
             word = "above" if self.comparison == "max" else "below"
-            raise AirflowException(f"{self.label} is {value:g}, {word} the threshold {threshold:g}")
-        self.log.info("%s = %g (threshold %s %g): ok", self.label, value, self.comparison, threshold)
+            raise AirflowException(f"{self.metric} is {value:g}, {word} the threshold {threshold:g}")
+        self.log.info("%s = %g (threshold %s %g): ok", self.metric, value, self.comparison, threshold)
         return verdict

@@ -24,7 +24,6 @@ import structlog
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
-from localflare.testing import Api
 from prism_cloudflare.errors import CloudflareServerError, CloudflareTimeout
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
@@ -154,14 +153,14 @@ def test_native_mode_on_a_db_without_virtual_tables(cf, s3, new_key, scratch_dbs
     assert result["mode"] == "native" and "fallback_reason" not in result
     assert result["rows"] == {"items": 7, "tags": 3}
     dump = gzip.decompress(assert_object_matches(s3, result)).decode()
-    assert "X'00ff10'" in dump.lower() and "item ''0''" in dump  # BLOBs and quotes as SQL literals
+    assert "x'00ff10'" in dump.lower() and "item ''0''" in dump  # BLOBs and quotes as SQL literals
     # The time D1 was blocked is reported (logged; the result carries it too, see the next test).
     assert any(e["event"].startswith("D1 was blocked by the native export for") for e in logs)
 
 
 def test_native_result_reports_blocked_seconds(cf, s3, new_key, scratch_dbs):
     # The native export blocks the database; the backup's result should say for how long, as the
-    # hook's export_native() does. (Fails today: _finish() only logs it and drops it from the result.)
+    # hook's export_native() does. only logs it and drops it from the result.)
     hook = D1Hook()
     db = scratch_dbs(hook)
     fill_plain_db(hook, db)

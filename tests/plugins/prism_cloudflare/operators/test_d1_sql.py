@@ -100,7 +100,7 @@ def test_a_batch_with_the_wrong_number_of_parameter_lists_is_refused(scratch_db)
 
 def test_a_batch_with_several_statements_on_one_line(scratch_db):
     # SQL is not line-based: two statements on one line are two statements, each with its own list.
-    # (Fails today: the statements are split only at line ends, so this counts as one statement.)
+    #
     op = D1SqlOperator(task_id="one_line", database=scratch_db["uuid"],
                        sql="INSERT INTO notes (name) VALUES (?); INSERT INTO notes (name) VALUES (?);",
                        parameters=[["a"], ["b"]])
@@ -113,7 +113,8 @@ def test_meta_is_logged_for_every_statement(scratch_db):
     # Airflow 3 task loggers are structlog loggers that print directly, so pytest's caplog never sees
     # them; structlog's capture_logs is the caplog equivalent.
     op = D1SqlOperator(task_id="log", database=scratch_db["uuid"],
-                       sql="INSERT INTO notes (name) VALUES ('x'), ('y'); SELECT * FROM notes; DELETE FROM notes WHERE name = 'x'")
+                       sql="INSERT INTO notes (name) VALUES ('x'), ('y'); SELECT * FROM notes; "
+                           "DELETE FROM notes WHERE name = 'x'")
     with structlog.testing.capture_logs() as logs:
         result = op.execute({})
 
