@@ -178,6 +178,8 @@ class KVHook(CloudflareBaseHook):
                 if not line.strip():
                     continue
                 rec = json.loads(line)
+                if "value_b64" not in rec:
+                    raise ValueError(f"the snapshot has no value for {rec['key']!r} (taken without values): it cannot be restored")
                 if rec.get("expiration") and rec["expiration"] < soon:
                     stats["skipped_expired"] += 1
                     continue
