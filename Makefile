@@ -15,8 +15,12 @@ $(VENV)/.installed: requirements.lock
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
 	@touch $@
 
+# Two workers (the tests mostly wait on local servers), then the OpenAPI check of every exchange
+# the workers recorded.
 test: venv
-	$(BIN)/pytest
+	rm -rf .test-record && mkdir -p .test-record
+	LOCALFLARE_RECORD_DIR=$(CURDIR)/.test-record $(BIN)/pytest -n 2 --ignore=tests/zz_contract
+	LOCALFLARE_RECORD_DIR=$(CURDIR)/.test-record $(BIN)/pytest tests/zz_contract
 
 demo: venv
 	$(BIN)/python scripts/demo.py

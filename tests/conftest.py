@@ -30,7 +30,11 @@ FAST = ("--mutation-lag", "0.2", "--export-min-seconds", "0.3", "--export-poll-t
 @pytest.fixture(scope="session")
 def exchanges_file(tmp_path_factory) -> Path:
     """Every API exchange the session's servers see, for validation against the OpenAPI spec."""
-    path = Path(os.environ.get("LOCALFLARE_RECORD", tmp_path_factory.mktemp("record") / "exchanges.jsonl"))
+    record_dir = os.environ.get("LOCALFLARE_RECORD_DIR")  # make test: one file per xdist worker, checked after
+    if record_dir:
+        path = Path(record_dir) / f"exchanges-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.jsonl"
+    else:
+        path = tmp_path_factory.mktemp("record") / "exchanges.jsonl"
     path.touch()
     return path
 

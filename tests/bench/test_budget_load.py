@@ -8,25 +8,21 @@ account for five minutes).
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "budget_load.py"
+# A plain import, so the spawned worker processes can import the same module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("budget_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import budget_load  # noqa: E402
 
 
 @pytest.mark.slow
 def test_heavy_tasks_never_trip_the_limit_and_monitoring_never_starves(lf_fresh):
     server = lf_fresh("--rate-limit", "40/8")
-    report = load_bench().run(server, heavy_tasks=3, seconds=20, budget={"bulk_rps": 3.0, "reserve": 12},
+    report = budget_load.run(server, heavy_tasks=3, seconds=20, budget={"bulk_rps": 3.0, "reserve": 12},
                               monitor_interval=1.0)
     assert report["429_sent"] == 0, report
     heavy = [p for p in report["processes"] if p["role"] == "heavy"]
