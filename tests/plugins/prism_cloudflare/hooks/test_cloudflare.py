@@ -6,6 +6,7 @@ Faults and rate limits go to private servers (`lf_fresh`), so the shared demo se
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 import logging
 import threading
 import time
@@ -113,6 +114,7 @@ class _Stub(BaseHTTPRequestHandler):
                                                  "messages": [], "result": None})),
         "/client/v4/captive-portal": (200, "text/html", "<html>please log in to the Wi-Fi</html>"),
         "/client/v4/bad-gateway": (502, "text/html", "<html>502 Bad Gateway (nginx)</html>"),
+        "/client/v4/slow-down": (200, "application/json", json.dumps({"success": True, "errors": [], "messages": [], "result": "ok"})),
     }
     hits: dict[str, int] = {}
 
@@ -120,8 +122,16 @@ class _Stub(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         self.hits[path] = self.hits.get(path, 0) + 1
         status, ctype, body = self.answers.get(path, (404, "text/plain", "no"))
+        extra = {}
+        if path == "/client/v4/slow-down" and self.hits[path] == 1:
+            # The first answer is a 429 whose Retry-After is an HTTP date two seconds ahead.
+            status, ctype, body = 429, "application/json", json.dumps(
+                {"success": False, "errors": [{"code": 971, "message": "slow down"}], "messages": [], "result": None})
+            extra["Retry-After"] = formatdate(time.time() + 2, usegmt=True)
         data = body.encode()
         self.send_response(status)
+        for key, value in extra.items():
+            self.send_header(key, value)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -161,6 +171,13 @@ def test_non_json_5xx_is_a_server_error_and_retried(stub):
         CloudflareBaseHook("cf_stub", max_attempts=2).get("/bad-gateway")
     assert err.value.status == 502 and "Bad Gateway" in err.value.message
     assert stub.hits["/client/v4/bad-gateway"] == 2
+
+
+def test_retry_after_as_an_http_date_is_honoured(stub):
+    started = time.monotonic()
+    assert CloudflareBaseHook("cf_stub").get("/slow-down") == "ok"
+    assert stub.hits["/client/v4/slow-down"] == 2
+    assert time.monotonic() - started >= 1.0  # the date is rounded to the second; jitter adds up to 1 s
 
 
 # ---- retries ---------------------------------------------------------------------------------
