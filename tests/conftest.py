@@ -131,3 +131,33 @@ def s3(s3_server, monkeypatch):
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id="aws_default")
+
+
+@pytest.fixture
+def alerts(monkeypatch):
+    """A Slack incoming-webhook stand-in: `prism_slack` points at it; returns the texts it received."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            received.append(body.get("text", ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AIRFLOW_CONN_PRISM_SLACK", json.dumps(
+        {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX"}))
+    yield received
+    server.shutdown()
+    server.server_close()

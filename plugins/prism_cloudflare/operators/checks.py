@@ -10,13 +10,9 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from prism_cloudflare.errors import CloudflareError
+from prism_cloudflare.runtime import in_backfill
 
 CHECKS = ("worker", "d1", "vectorize", "kv", "ai")
-
-
-def in_backfill(context) -> bool:
-    run = context.get("dag_run")
-    return getattr(run, "run_type", None) in ("backfill", "backfill_job") or str(getattr(run, "run_type", "")).endswith("backfill")
 
 
 class CloudflareHealthCheckOperator(BaseOperator):

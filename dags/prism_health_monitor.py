@@ -1,0 +1,38 @@
+"""
+### PRISM health monitor (every 5 minutes)
+
+The guide's continuous monitoring: D1 `SELECT 1`, a zero-vector Vectorize query (topK 1), the KV
+cache namespace and a Workers AI embedding, each timed. Any failure fails the run and alerts
+(log, plus Slack/e-mail when `prism_slack`/`prism_smtp` exist). It spends only the monitoring share
+of the API budget, so it keeps working while backups run.
+
+A health check describes the present, so runs inside a backfill skip with that reason.
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, CronTriggerTimetable
+
+from prism_cloudflare.config import schedule
+from prism_cloudflare.dags import MACROS, START, default_args
+from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
+
+with DAG(
+    dag_id="prism_health_monitor",
+    schedule=CronTriggerTimetable(schedule("prism_health_monitor", "*/5 * * * *"), timezone="UTC"),
+    start_date=START,
+    catchup=False,  # a missed health check cannot be taken afterwards
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=4),
+    default_args=default_args(retries=0, execution_timeout=timedelta(minutes=3)),
+    user_defined_macros=MACROS,
+    tags=["prism", "monitoring"],
+    doc_md=__doc__,
+) as dag:
+    CloudflareHealthCheckOperator(
+        task_id="check_resources",
+        checks=("d1", "vectorize", "kv", "ai"),
+        database="{{ prism().cloudflare.d1_database }}",
+        index="{{ prism().cloudflare.vectorize_index }}",
+        namespace="{{ prism().cloudflare.kv_namespace }}",
+    )

@@ -1,0 +1,69 @@
+"""Alerts: the guide's `send-alert`, as an Airflow notifier.
+
+Every alert is logged. It also goes to Slack (an incoming-webhook connection `prism_slack`, type
+`slackwebhook`) and to e-mail (an SMTP connection `prism_smtp` with extra `{"to": [...]}`) when
+those connections exist. A channel that fails is logged; it never hides the others.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.sdk import BaseHook, BaseNotifier
+
+log = logging.getLogger(__name__)
+SLACK_CONN = "prism_slack"
+SMTP_CONN = "prism_smtp"
+
+
+def _connection(conn_id: str):
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - the channel is simply not configured
+        return None
+
+
+def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn_id: str = SLACK_CONN,
+               smtp_conn_id: str = SMTP_CONN) -> list[str]:
+    """Send an alert on every configured channel. Returns the channels that took it."""
+    text = f"[PRISM {severity.upper()}] {subject}" + (f"\n{body}" if body else "")
+    log.warning("ALERT %s", text)
+    sent = ["log"]
+    if _connection(slack_conn_id) is not None:
+        try:
+            from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+            SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).send(text=text)
+            sent.append("slack")
+        except Exception as exc:  # noqa: BLE001 - one channel failing must not hide the alert
+            log.error("Slack alert failed: %s", exc)
+    smtp = _connection(smtp_conn_id)
+    if smtp is not None:
+        try:
+            from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+            to = smtp.extra_dejson.get("to") or []
+            with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
+                hook.send_email_smtp(to=to, subject=f"[PRISM {severity}] {subject}", html_content=f"<pre>{text}</pre>")
+            sent.append("email")
+        except Exception as exc:  # noqa: BLE001
+            log.error("e-mail alert failed: %s", exc)
+    return sent
+
+
+class PrismAlertNotifier(BaseNotifier):
+    """Use as on_failure_callback (or any callback): alerts with the DAG, task, run and error."""
+
+    template_fields = ("subject",)
+
+    def __init__(self, subject: str = "", severity: str = "error"):
+        super().__init__()
+        self.subject = subject
+        self.severity = severity
+
+    def notify(self, context) -> None:
+        ti = context.get("ti") or context.get("task_instance")
+        exc = context.get("exception")
+        subject = self.subject or f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed"
+        body = f"run {context.get('run_id')}" + (f"\n{type(exc).__name__}: {exc}" if exc else "")
+        send_alert(subject, body, self.severity)
