@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: venv test demo lock openapi bench clean
+.PHONY: venv test demo smoke lock openapi bench clean
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ test: venv
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+# Every DAG once, headless, against freshly seeded stand-ins; one line per DAG.
+smoke: venv
+	$(BIN)/python scripts/smoke.py
 
 # Re-resolve requirements*.txt into requirements.lock (needs the package index).
 lock: venv
