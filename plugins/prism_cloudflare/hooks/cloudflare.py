@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -275,7 +274,3 @@ def _mask(secret: str) -> None:
         mask_secret(secret)
     except ImportError:  # pragma: no cover - always present on Airflow 3.3
         pass
-
-
-def dumps_compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
