@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Airflow reads its config at import time: point it at a throwaway home and this bundle first.
-_AIRFLOW_HOME = Path(os.environ.get("PRISM_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="prism-airflow-home-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+# Each process (each xdist worker too) gets its own home, so their SQLite metadata DBs never collide.
+os.environ["AIRFLOW_HOME"] = os.environ.get("PRISM_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="prism-airflow-home-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))

@@ -57,6 +57,7 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["error_rate_percent", "p95_latency_ms", "free_tier_usage_percent", "failed_logins_per_month"],
             "properties": {"error_rate_percent": _positive, "p95_latency_ms": _positive,
+                           "failed_auth_per_day": _count, "rate_limited_per_day": _count,
                            "free_tier_usage_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
                            "failed_logins_per_month": _count},
         },
