@@ -11,23 +11,19 @@ A health check describes the present, so runs inside a backfill skip with that r
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable
 
 from prism_cloudflare.config import schedule
-from prism_cloudflare.dags import MACROS, START, default_args
+from prism_cloudflare.dags import prism_dag
 from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
 
-with DAG(
-    dag_id="prism_health_monitor",
+with prism_dag(
+    "prism_health_monitor",
     schedule=CronTriggerTimetable(schedule("prism_health_monitor", "*/5 * * * *"), timezone="UTC"),
-    start_date=START,
-    catchup=False,  # a missed health check cannot be taken afterwards
-    max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=4),
-    default_args=default_args(retries=0, execution_timeout=timedelta(minutes=3)),
-    user_defined_macros=MACROS,
-    tags=["prism", "monitoring"],
     doc_md=__doc__,
+    tags=["monitoring"],
+    dagrun_timeout=timedelta(minutes=4),  # a health check that hangs is a failed one
+    task_defaults={"retries": 0, "execution_timeout": timedelta(minutes=3)},
 ) as dag:
     CloudflareHealthCheckOperator(
         task_id="check_resources",

@@ -17,11 +17,12 @@ from stack import BUCKET, ROOT, S3Server, airflow_env, testing
 
 RUN_CONF = {
     "prism_index_rebuild": {"confirm": "REBUILD"},
+    # The calendar DAGs do only their day's work; a smoke run picks the day with the most to do.
+    "prism_monthly": {"run_day": 1},
+    "prism_quarterly": {"quarter": 3},
 }
-SKIP = {
-    # Disaster recovery restores over live data; it is exercised by its own tests and drills.
-    "prism_disaster_recovery": "needs a verified backup and a typed confirmation; see its tests",
-}
+# Runs in name order, so prism_daily's verified backup set exists when prism_disaster_recovery
+# restores it (its backup_date is filled in below, from the smoke run's date).
 
 
 def main() -> int:
@@ -45,12 +46,12 @@ def main() -> int:
             return 1
         now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         for dag_id in sorted(bag.dags):
-            if dag_id in SKIP:
-                print(f"{dag_id:28s} skipped   ({SKIP[dag_id]})")
-                continue
+            conf = RUN_CONF.get(dag_id)
+            if dag_id == "prism_disaster_recovery":
+                conf = {"backup_date": f"{now:%Y%m%d}", "confirm": "RESTORE"}
             started = time.monotonic()
             try:
-                run = bag.dags[dag_id].test(logical_date=now, run_conf=RUN_CONF.get(dag_id))
+                run = bag.dags[dag_id].test(logical_date=now, run_conf=conf)
                 state = str(run.state)
             except Exception as exc:  # noqa: BLE001 - reported as a failed DAG
                 state = f"error: {type(exc).__name__}: {exc}"

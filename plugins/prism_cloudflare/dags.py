@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,13 +19,28 @@ MACROS = {"prism": runtime_config}
 
 
 def default_args(**overrides) -> dict:
+    """Task defaults. Retries come from PRISM_TASK_RETRIES (2) and PRISM_TASK_RETRY_DELAY_SECONDS (120,
+    doubled on each retry), read at parse time, so a deployment tunes them without a code change."""
     args = {
         "owner": "prism-devops",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
+        "retries": int(os.environ.get("PRISM_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=float(os.environ.get("PRISM_TASK_RETRY_DELAY_SECONDS", "120"))),
         "retry_exponential_backoff": 2.0,
         "execution_timeout": timedelta(hours=1),
         "on_failure_callback": PrismAlertNotifier(),
     }
     args.update(overrides)
     return args
+
+
+def prism_dag(dag_id: str, *, doc_md: str, tags: list[str], dagrun_timeout: timedelta = timedelta(hours=6),
+              task_defaults: dict | None = None, **kwargs):
+    """A DAG with the bundle's shared settings: start date, no catchup (missed runs are backfilled on
+    purpose), one run at a time (cleanups and retention must not race), the config macro and the SQL
+    templates. `task_defaults` override default_args(); `kwargs` go to DAG as they are (schedule, params)."""
+    from airflow.sdk import DAG
+
+    kwargs.setdefault("schedule", None)
+    return DAG(dag_id=dag_id, start_date=START, catchup=False, max_active_runs=1, dagrun_timeout=dagrun_timeout,
+               default_args=default_args(**(task_defaults or {})), user_defined_macros=MACROS,
+               template_searchpath=[SQL_DIR], tags=["prism", *tags], doc_md=doc_md, **kwargs)

@@ -1,3 +1,4 @@
--- Full rebuild, step 1: clear chunks, then documents (guide: Manual Index Rebuild).
+-- Full rebuild, step 1: clear chunks (and their full-text rows), then documents (guide: Manual Index Rebuild).
 DELETE FROM document_chunks;
+DELETE FROM chunks_fts;
 DELETE FROM documents

@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from prism_cloudflare.artifacts import GzipArtifact, gzip_sql_dump, publish
+from prism_cloudflare.errors import CloudflareNotFound
 from prism_cloudflare.hooks.d1 import D1ExportUnsupported, D1Hook, download
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
@@ -141,17 +142,28 @@ class D1BackupOperator(_BackupOperator):
 
 
 class VectorizeBackupOperator(_BackupOperator):
-    """Back up every vector of an index (id, values, metadata, namespace) as gzipped NDJSON."""
+    """Back up every vector of an index (id, values, metadata, namespace) as gzipped NDJSON.
+
+    :param missing_ok: an index that does not exist gives {"absent": True} instead of failing (a
+        safety backup before a disaster recovery, when the index may be what was lost).
+    """
 
     template_fields: Sequence[str] = (*_BackupOperator.template_fields, "index")
 
-    def __init__(self, *, index: str, **kwargs):
+    def __init__(self, *, index: str, missing_ok: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.index = index
+        self.missing_ok = missing_ok
 
     def execute(self, context) -> dict[str, Any]:
         hook = VectorizeHook(self.cloudflare_conn_id)
-        info = hook.get_index(self.index)
+        try:
+            info = hook.get_index(self.index)
+        except CloudflareNotFound:
+            if not self.missing_ok:
+                raise
+            self.log.warning("Vectorize index %s does not exist: nothing to back up", self.index)
+            return {"absent": True, "index": self.index}
         with tempfile.TemporaryDirectory(prefix="vectorize-backup-") as tmp:
             path = Path(tmp) / "vectors.ndjson.gz"
             with GzipArtifact(path) as art:
@@ -167,14 +179,18 @@ class VectorizeBackupOperator(_BackupOperator):
 class KVBackupOperator(_BackupOperator):
     """Back up a KV namespace: keys with expiration and metadata, and values unless told not to."""
 
-    template_fields: Sequence[str] = (*_BackupOperator.template_fields, "namespace")
+    template_fields: Sequence[str] = (*_BackupOperator.template_fields, "namespace", "include_values")
 
-    def __init__(self, *, namespace: str, include_values: bool = True, **kwargs):
+    def __init__(self, *, namespace: str, include_values: bool | str = True, **kwargs):
         super().__init__(**kwargs)
         self.namespace = namespace
         self.include_values = include_values
 
     def execute(self, context) -> dict[str, Any]:
+        if isinstance(self.include_values, str):  # rendered from a template: "True" / "False"
+            if self.include_values.strip().lower() not in ("true", "false"):
+                raise AirflowException(f"include_values must be true or false, not {self.include_values!r}")
+            self.include_values = self.include_values.strip().lower() == "true"
         hook = KVHook(self.cloudflare_conn_id)
         ns = self.namespace if len(self.namespace) == 32 and self.namespace.isalnum() else hook.find_namespace(self.namespace)
         with tempfile.TemporaryDirectory(prefix="kv-backup-") as tmp:

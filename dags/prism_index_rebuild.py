@@ -1,0 +1,182 @@
+"""
+### PRISM full index rebuild (manual)
+
+The guide's **Index Updates: Manual Index Rebuild**, made safe to run: nothing is cleared before a
+verified backup of what is about to go.
+
+1. `validate_params`: the run conf must say `confirm: REBUILD`; anything else fails here, before
+   anything changes.
+2. `pre_rebuild_backup`: D1 (a logical dump when D1's export refuses the FTS5 table) and every
+   vector to `s3://<backups.bucket>/prebuild/<run_id>/`, each object read back from S3 and its
+   sha256 and size checked against what the backup wrote; the index's configuration and metadata
+   indexes are recorded.
+3. `clear_index`: `include/sql/index/clear_documents.sql` (chunks, their FTS rows, documents), then
+   the Vectorize index is deleted and recreated with `cloudflare.vectorize_dimensions` and
+   `vectorize_metric` (the guide's 384/cosine) and its metadata indexes.
+4. `reindex`: for each repo in `indexing.repos` (mapped), PRISM's indexer then its embedder, both
+   with `--rebuild`.
+5. `verify_counts`: chunks in D1 == the index's `vectorCount`, and no chunk without a vector.
+
+Restore from the pre-rebuild backup with `prism_disaster_recovery` if the rebuild goes wrong.
+Embedders run one at a time (Vectorize mutation ids are not ordered, so concurrent writers could
+each wait for the other's mutation).
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import Param, TaskGroup, task, task_group
+
+from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.indexing import index_then_embed
+from prism_cloudflare.operators.backup import D1BackupOperator, VectorizeBackupOperator
+from prism_cloudflare.operators.d1_sql import D1SqlOperator
+
+DB = "{{ prism().cloudflare.d1_database }}"
+INDEX = "{{ prism().cloudflare.vectorize_index }}"
+BUCKET = "{{ prism().backups.bucket }}"
+PREFIX = "prebuild/{{ run_id }}"
+CONFIRMATION = "REBUILD"
+
+
+with prism_dag(
+    "prism_index_rebuild",
+    doc_md=__doc__,
+    tags=["index", "manual", "destructive"],
+    dagrun_timeout=timedelta(hours=12),
+    task_defaults={"execution_timeout": timedelta(hours=3)},
+    params={
+        "confirm": Param("", type="string", maxLength=32, title="Confirmation",
+                         description="Type REBUILD (capital letters) to clear every document, chunk and vector and "
+                                     "rebuild them. Anything else stops the run before anything changes."),
+        "reason": Param("", type="string", maxLength=500, title="Reason",
+                        description="Why the index is rebuilt (logged with the run, for the maintenance record)."),
+    },
+) as dag:
+
+    @task(retries=0)
+    def validate_params(**context) -> list[str]:
+        """The typed confirmation, and the config; returns the repos to reindex."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from prism_cloudflare.config import runtime_config
+
+        params = context["params"]
+        if params.get("confirm") != CONFIRMATION:
+            raise AirflowFailException(f"refusing to rebuild: the run conf must have confirm={CONFIRMATION!r} (got "
+                                       f"{params.get('confirm')!r}); nothing was changed")
+        config = runtime_config()  # a bad config fails here too, before anything changes
+        cf = config["cloudflare"]
+        print(f"rebuilding {cf['d1_database']} documents and Vectorize {cf['vectorize_index']} "
+              f"({cf['vectorize_dimensions']} dims, {cf['vectorize_metric']}) for {config['indexing']['repos']}; "
+              f"reason: {params.get('reason') or '(none given)'}")
+        return config["indexing"]["repos"]
+
+    repos = validate_params()
+
+    with TaskGroup("pre_rebuild_backup", tooltip="A verified backup of what the rebuild clears") as backup:
+        d1_backup = D1BackupOperator(task_id="d1", database=DB, bucket=BUCKET, key=f"{PREFIX}/d1.sql.gz")
+        vectors_backup = VectorizeBackupOperator(task_id="vectorize", index=INDEX, bucket=BUCKET,
+                                                 key=f"{PREFIX}/vectors.ndjson.gz")
+
+        @task
+        def index_config() -> dict:
+            """The index's configuration and metadata indexes, recorded before anything changes."""
+            from prism_cloudflare.config import runtime_config
+            from prism_cloudflare.hooks.vectorize import VectorizeHook
+
+            index = runtime_config()["cloudflare"]["vectorize_index"]
+            hook = VectorizeHook()
+            info = hook.get_index(index)
+            return {"config": info["config"], "description": info.get("description") or "",
+                    "metadata_indexes": hook.list_metadata_indexes(index)}
+
+        @task
+        def verify(d1: dict, vectors: dict) -> dict:
+            """Read each object back from S3: its sha256 and size must be what the backup wrote."""
+            import hashlib
+
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.sdk.exceptions import AirflowException
+
+            s3 = S3Hook(aws_conn_id="aws_default")
+            checked = {}
+            for name, result in (("d1", d1), ("vectorize", vectors)):
+                body = s3.get_key(result["key"], result["bucket"]).get()["Body"]
+                digest, size = hashlib.sha256(), 0
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+                if (digest.hexdigest(), size) != (result["sha256"], result["bytes"]):
+                    raise AirflowException(f"s3://{result['bucket']}/{result['key']} reads back as {size} bytes, sha256 "
+                                           f"{digest.hexdigest()}; the backup wrote {result['bytes']} bytes, sha256 "
+                                           f"{result['sha256']}. Not rebuilding without a verified backup.")
+                checked[name] = {"uri": f"s3://{result['bucket']}/{result['key']}", "bytes": size, "sha256": result["sha256"]}
+            print(f"pre-rebuild backup verified: {checked}")
+            return checked
+
+        recorded = index_config()
+        verified = verify(d1_backup.output, vectors_backup.output)
+
+    repos >> backup
+
+    with TaskGroup("clear_index", tooltip="Manual Index Rebuild: steps 1-3") as clear:
+        clear_documents = D1SqlOperator(task_id="clear_documents", sql="index/clear_documents.sql", database=DB)
+
+        @task(pool="cloudflare_heavy")
+        def recreate_vectorize(recorded: dict) -> dict:
+            """Delete the index and create it again with the config's dimensions and metric."""
+            from prism_cloudflare.config import runtime_config
+            from prism_cloudflare.errors import CloudflareNotFound
+            from prism_cloudflare.hooks.vectorize import VectorizeHook
+
+            cf = runtime_config()["cloudflare"]
+            index, dimensions, metric = cf["vectorize_index"], cf["vectorize_dimensions"], cf["vectorize_metric"]
+            hook = VectorizeHook()
+            try:
+                hook.delete_index(index)
+            except CloudflareNotFound:  # a retry after the delete went through
+                pass
+            created = hook.create_index(index, dimensions, metric, recorded["description"])
+            for meta in recorded["metadata_indexes"]:
+                hook.create_metadata_index(index, meta["propertyName"], meta["indexType"])
+            info = hook.info(index)
+            print(f"recreated {index}: {created['config']}, metadata indexes {recorded['metadata_indexes']}, "
+                  f"{info['vectorCount']} vectors")
+            return {"config": created["config"], "vector_count": info["vectorCount"]}
+
+        recreated = recreate_vectorize(recorded)
+        clear_documents >> recreated
+
+    verified >> clear
+
+    @task_group
+    def reindex(repo: str):
+        """Manual Index Rebuild steps 4-5 for one repo: index --rebuild, then embed --rebuild."""
+        index_then_embed(repo, rebuild=True)
+
+    counts = D1SqlOperator(task_id="count_chunks", sql="index/counts.sql", database=DB)
+    clear >> reindex.expand(repo=repos) >> counts  # the whole group: every repo's indexer waits for the clear
+
+    @task
+    def verify_counts(counts: dict) -> dict:
+        import time
+
+        from airflow.sdk.exceptions import AirflowException
+
+        from prism_cloudflare.config import runtime_config
+        from prism_cloudflare.hooks.vectorize import VectorizeHook
+
+        index = runtime_config()["cloudflare"]["vectorize_index"]
+        row = counts["rows"][0]
+        hook = VectorizeHook()
+        deadline = time.monotonic() + 120  # the embedders waited for their writes; allow for a lagging count
+        while (vectors := hook.info(index)["vectorCount"]) != row["chunks"] and time.monotonic() < deadline:
+            time.sleep(2)
+        result = {**row, "vectors": vectors}
+        print(f"after the rebuild: {result}")
+        if vectors != row["chunks"] or row["chunks_without_vector"]:
+            raise AirflowException(f"rebuild incomplete: {row['chunks']} chunks in D1 ({row['chunks_without_vector']} "
+                                   f"without a vector), {vectors} vectors in {index}")
+        return result
+
+    verify_counts(counts.output)

@@ -1,0 +1,284 @@
+"""
+### PRISM monthly maintenance (the guide's Maintenance Calendar: days 1, 7, 15, 21 and 28 at 03:00 UTC)
+
+One DAG for the whole monthly calendar. Each run does **only its calendar day's tasks**: the first
+task (`calendar_day`, a branch) reads the run's date and follows that day's group; the other days'
+groups are skipped, and its log says why for each of them. A manual run on another day does nothing
+unless the Param `run_day` names the day whose tasks it should run.
+
+| day | group | what it does |
+|---|---|---|
+| 1 | `day_1.backup_verification`, `day_1.monthly_retention` | a full backup set (backup_tasks.backup_set): `plan` names it `monthly/YYYYMM/` (the run's month); `d1` (in `backups.d1_export_mode`), `vectorize` and `kv` export to `staging/monthly/YYYYMM/<token>/`; `finalize` reads every staged object back (size, sha256, content counted), promotes the set to `s3://{bucket}/monthly/YYYYMM/` and writes `manifest.json` last (status `checksummed`); `verify` restores it into scratch resources (`prism-verify-<token>`) and compares, records `verified` or `failed` in the manifest and publishes `reports/backups/monthly/YYYYMM/verification.md`; a mismatch fails the run and alerts; `drop_scratch`, a teardown, deletes the scratch resources again. `monthly_retention` (independent of this month's backup) deletes complete monthly sets older than `backups.monthly_retention_months` counted from the run's month, never the newest verified one; sets without a manifest are left for a person. |
+| 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics), tokens saved and cost (the Worker's `/metrics?period=30d`, point-in-time, labelled with its capture time), recommendations → `reports/prism_monthly/YYYYMM/performance.md` (YYYYMM = the month covered). |
+| 7 | `day_7.dependency_update` | off by default (Param `run_dependency_update`): `npm update`, `npm audit`, `npm test` in `npm_project_dir`, and the deploy command only when the tests pass. |
+| 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm audit` when an npm project is given → `reports/prism_monthly/YYYYMMDD/security.md`. |
+| 15 | `day_15.index_optimization` | what D1 allows: `PRAGMA optimize`/`ANALYZE`, `PRAGMA quick_check`, and the query plan of the chunk lookup. D1 refuses VACUUM and does not document REINDEX: reported as unsupported, never run. |
+| 15 | `day_15.performance_optimization` | slow queries (the 7 days before the run), cache effectiveness, index usage → `reports/prism_monthly/YYYYMMDD/optimization.md`. The calendar's day-15 cache cleanup is `prism_weekly`'s. |
+| 21 | `day_21.log_review` | the month to date: error rate and p95 (GraphQL), failed auth and rate-limit events; alerts above the thresholds → `log_review.md`. |
+| 21 | `day_21.resource_check` | D1 size and tables, vectors, KV namespaces, latest deployment (point-in-time, labelled) → `resources.md`. |
+| 28 | `day_28.monthly_report` | the month to date: traffic, errors, D1/AI/KV usage (GraphQL) → `reports/prism_monthly/YYYYMM/monthly_report.md`. |
+| 28 | `day_28.capacity_planning` | growth per resource over three 30-day windows and the date each free-tier daily limit would be reached at that growth → `capacity.md`; alerts when a resource is over `thresholds.free_tier_usage_percent` of its limit. |
+
+**Windows.** The run's data interval is the month before the run (`CronTriggerTimetable` with a
+one-month interval); every window is computed from its end (the run's date), never from now, so
+reports can be re-made for past runs. GraphQL keeps 92 days of Workers analytics and 31 days of
+D1/AI/KV analytics (localflare's limits; Cloudflare's depend on the plan): windows reaching further
+back are cut to what is kept, and the report says so.
+
+**Backfills.** Backups, index optimization and the dependency update act on the present, so inside a
+backfill they skip with that reason. Live figures (the Worker's `/metrics`, resource sizes) are
+labelled with both the run's date and the capture time.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from dateutil.relativedelta import relativedelta
+
+from prism_cloudflare import commands, monthly_reports
+from prism_cloudflare.analytics_windows import traffic_in, usage_in
+from prism_cloudflare.backup_tasks import backup_set
+from prism_cloudflare.calendar_windows import MONTHLY_CALENDAR as CALENDAR, calendar_branch, from_iso, monthly_run_windows
+from prism_cloudflare.capacity import capacity_figures
+from prism_cloudflare.commands import command_param
+from prism_cloudflare.config import runtime_config, schedule
+from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from prism_cloudflare.hooks.d1 import D1Hook
+from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.reports import deliver, pulled
+from prism_cloudflare.resource_inventory import live_resources
+from prism_cloudflare.runtime import capture_labels, in_backfill
+
+DAG_ID = "prism_monthly"
+
+D1 = "{{ prism().cloudflare.d1_database }}"
+
+
+def s3_hook():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id="aws_default")
+
+
+def _cf() -> dict:
+    return runtime_config()["cloudflare"]
+
+
+with prism_dag(
+    DAG_ID,
+    schedule=CronTriggerTimetable(schedule(DAG_ID, "0 3 1,7,15,21,28 * *"), timezone="UTC", interval=relativedelta(months=1)),
+    doc_md=__doc__,
+    tags=["maintenance", "monthly"],
+    params={
+        "run_day": Param(None, type=["null", "integer"], enum=[None, *CALENDAR],
+                         description="Run this calendar day's tasks instead of the run date's (a manual re-run). "
+                                     "Empty: the run's own day; a day not on the calendar runs nothing."),
+        "run_dependency_update": Param(False, type="boolean",
+                                       description="Day 7: update the npm dependencies, test, and deploy when the tests pass. Off by default."),
+        "npm_project_dir": Param(None, type=["null", "string"], pattern=r"^/.+",
+                                 description="Absolute path of PRISM's npm project (for the dependency update and npm audit). "
+                                             "Empty: no npm project; those steps skip."),
+        "npm_update_command": command_param(["npm", "update"], "The update command, as an argument list."),
+        "npm_audit_command": command_param(["npm", "audit", "--audit-level=moderate"], "The audit command; non-zero means findings."),
+        "npm_test_command": command_param(["npm", "test"], "The test command; the deploy runs only when it exits 0."),
+        "npm_deploy_command": command_param(["npm", "run", "deploy"], "The deploy command."),
+    },
+) as dag:
+
+    @task(multiple_outputs=True)
+    def windows(**context) -> dict:
+        """The run's windows, from the end of its data interval (the run's date)."""
+        return monthly_run_windows(context)
+
+    @task.branch
+    def calendar_day(w: dict, **context):
+        """Follow the groups of the run's calendar day; say why each other day's groups are skipped."""
+        return calendar_branch(CALENDAR, w["day"], context["params"].get("run_day"), "run_day", w["run_date"], "day_%d")
+
+    @task
+    def live_only(what: str, **context) -> None:
+        """A gate for tasks that act on the present: skip them inside a backfill."""
+        if in_backfill(context):
+            raise AirflowSkipException(f"{what} acts on the present, so it is skipped inside a backfill")
+
+    w = windows()
+    branch = calendar_day(w)
+
+    # ---- day 1 -----------------------------------------------------------------------------
+    with TaskGroup("day_1") as day_1:
+        monthly_backup = backup_set("backup_verification", "monthly",
+                                    tooltip="a full backup set to monthly/YYYYMM/, verified by a test restore")
+
+        @task
+        def monthly_retention(**context) -> dict:
+            """Delete complete monthly sets older than backups.monthly_retention_months (from the run's
+            month), never the newest verified one. Independent of this month's backup."""
+            from prism_cloudflare.backup_retention import apply_retention
+
+            cfg = runtime_config()["backups"]
+            run_date = from_iso(monthly_run_windows(context)["end"]).date()
+            return apply_retention(s3_hook(), cfg["bucket"], "monthly", run_date, cfg["monthly_retention_months"])
+
+        monthly_retention()
+
+        with TaskGroup("performance_report"):
+            @task
+            def month_traffic(**context) -> dict:
+                win = monthly_run_windows(context)["previous_month"]
+                return traffic_in(WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"]))
+
+            @task
+            def worker_metrics(**context) -> dict:
+                """The Worker's own 30-day figures: point-in-time, labelled with the capture time."""
+                from prism_cloudflare.hooks.worker import PrismWorkerHook
+
+                return {**PrismWorkerHook().metrics("30d"), "labels": capture_labels(context)}
+
+            @task
+            def performance_report(traffic: dict, metrics: dict, **context) -> dict:
+                month = monthly_run_windows(context)["previous_month"]
+                return deliver(DAG_ID, monthly_reports.performance(traffic, metrics, month, runtime_config()["thresholds"]))
+
+            performance_report(month_traffic(), worker_metrics())
+
+    # ---- day 7 -----------------------------------------------------------------------------
+    with TaskGroup("day_7") as day_7:
+        with TaskGroup("dependency_update"):
+            @task
+            def enabled(**context) -> str:
+                """Off by default; on, it needs an npm project. Checked before anything changes."""
+                params = context["params"]
+                if not params["run_dependency_update"]:
+                    raise AirflowSkipException("the dependency update is off (Param run_dependency_update is false, the "
+                                               "default): trigger a run with run_dependency_update=true and npm_project_dir")
+                if in_backfill(context):
+                    raise AirflowSkipException("the dependency update deploys the present, so it is skipped inside a backfill")
+                directory = commands.npm_project(params)
+                if not directory:
+                    raise AirflowException("run_dependency_update is true but npm_project_dir is empty")
+                return directory
+
+            @task(retries=0)
+            def npm_step(project: str, param: str, gate: bool, **context) -> dict:
+                """One step of the update; with gate=True a non-zero exit fails it (and stops the deploy)."""
+                result = commands.run_command(context["params"][param], project)
+                if gate and result["returncode"] != 0:
+                    raise AirflowException(f"{' '.join(result['command'])} exited {result['returncode']}: "
+                                           f"{'tests failed after the dependency update; not deploying' if param == 'npm_test_command' else 'stopping'}"
+                                           f"\n{result['output'][-1500:]}")
+                return result
+
+            npm_dir = enabled()
+            update = npm_step.override(task_id="npm_update")(npm_dir, "npm_update_command", True)
+            audit = npm_step.override(task_id="npm_audit")(npm_dir, "npm_audit_command", False)
+            tests = npm_step.override(task_id="npm_test")(npm_dir, "npm_test_command", True)
+            deploy = npm_step.override(task_id="deploy")(npm_dir, "npm_deploy_command", True)
+            update >> audit >> tests >> deploy
+
+        with TaskGroup("security_audit"):
+            events = D1SqlOperator(task_id="security_events", sql="reports/security_events.sql", database=D1,
+                                   parameters=w["sql_last_30_days"])
+            abuse = D1SqlOperator(task_id="api_key_abuse", sql="monthly/api_key_abuse.sql", database=D1,
+                                  parameters=w["sql_last_30_days"])
+
+            @task
+            def npm_audit(**context) -> dict:
+                return commands.npm_audit(context["params"])
+
+            @task(trigger_rule="none_failed_min_one_success")
+            def security_report(**context) -> dict:
+                group = "day_7.security_audit"
+                return deliver(DAG_ID, monthly_reports.security(
+                    monthly_run_windows(context), runtime_config()["thresholds"], pulled(context, f"{group}.security_events"),
+                    pulled(context, f"{group}.api_key_abuse"), pulled(context, f"{group}.npm_audit")))
+
+            [events, abuse, npm_audit()] >> security_report()
+
+    # ---- day 15 ----------------------------------------------------------------------------
+    with TaskGroup("day_15") as day_15:
+        with TaskGroup("index_optimization"):
+            gate = live_only.override(task_id="not_in_backfill")("index optimization")
+            analyze = D1SqlOperator(task_id="analyze", sql="optimize/analyze.sql", database=D1)
+            quick_check = D1SqlOperator(task_id="quick_check", sql="optimize/quick_check.sql", database=D1)
+            plan = D1SqlOperator(task_id="query_plan", sql="monthly/explain_chunks_by_document.sql", database=D1,
+                                 parameters=["plan-probe"])
+            gate >> analyze >> [quick_check, plan]
+
+        with TaskGroup("performance_optimization"):
+            slow = D1SqlOperator(task_id="slow_queries", sql="reports/slow_queries.sql", database=D1,
+                                 parameters=w["sql_last_7_days"])
+            cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
+            index_usage = D1SqlOperator(task_id="index_usage", sql="reports/index_usage.sql", database=D1)
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def optimization_report(**context) -> dict:
+            io, po = "day_15.index_optimization", "day_15.performance_optimization"
+            figures = {name: pulled(context, f"{io}.{name}") for name in ("analyze", "quick_check", "query_plan")}
+            figures |= {name: pulled(context, f"{po}.{name}") for name in ("slow_queries", "cache_effectiveness", "index_usage")}
+            return deliver(DAG_ID, monthly_reports.optimization(monthly_run_windows(context), runtime_config(), figures))
+
+        [quick_check, plan, slow, cache, index_usage] >> optimization_report()
+
+    # ---- day 21 ----------------------------------------------------------------------------
+    with TaskGroup("day_21") as day_21:
+        with TaskGroup("log_review"):
+            month_events = D1SqlOperator(task_id="security_events", sql="reports/security_events.sql", database=D1,
+                                         parameters=w["sql_month_to_date"])
+
+            @task
+            def month_to_date_traffic(**context) -> dict:
+                win = monthly_run_windows(context)["month_to_date"]
+                return traffic_in(WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"]))
+
+            @task
+            def log_review(traffic: dict, events: dict, **context) -> dict:
+                return deliver(DAG_ID, monthly_reports.log_review(monthly_run_windows(context), runtime_config()["thresholds"],
+                                                                  traffic, events))
+
+            log_review(month_to_date_traffic(), month_events.output)
+
+        with TaskGroup("resource_check"):
+            @task
+            def resource_check(**context) -> dict:
+                """D1, Vectorize, KV and the Worker as they are now: point-in-time, labelled."""
+                cf, limit = _cf(), runtime_config()["thresholds"]["free_tier_usage_percent"]
+                return deliver(DAG_ID, monthly_reports.resources(monthly_run_windows(context), cf, limit, live_resources(cf),
+                                                                 capture_labels(context)))
+
+            resource_check()
+
+    # ---- day 28 ----------------------------------------------------------------------------
+    with TaskGroup("day_28") as day_28:
+        with TaskGroup("monthly_report"):
+            @task
+            def month_usage(**context) -> dict:
+                win, cf, hook = monthly_run_windows(context)["month_to_date"], _cf(), WorkersAnalyticsHook()
+                start, end = from_iso(win["start"]), from_iso(win["end"])
+                return {"traffic": traffic_in(hook, cf["worker_name"], start, end),
+                        "usage": usage_in(hook, D1Hook().find_database(cf["d1_database"]), start, end)}
+
+            @task
+            def monthly_report(figures: dict, **context) -> dict:
+                return deliver(DAG_ID, monthly_reports.month_usage(monthly_run_windows(context), figures))
+
+            monthly_report(month_usage())
+
+        with TaskGroup("capacity_planning"):
+            @task
+            def capacity_analytics(**context) -> dict:
+                """Three 30-day windows of traffic and usage (and two 15-day halves of the last, for the
+                datasets GraphQL keeps only 31 days of)."""
+                win, cf = monthly_run_windows(context), _cf()
+                return capacity_figures(WorkersAnalyticsHook(), cf["worker_name"], D1Hook().find_database(cf["d1_database"]),
+                                        win["capacity"], from_iso(win["end"]))
+
+            @task
+            def capacity_report(analytics: dict, **context) -> dict:
+                limit = runtime_config()["thresholds"]["free_tier_usage_percent"]
+                return deliver(DAG_ID, monthly_reports.capacity(monthly_run_windows(context), analytics, limit))
+
+            capacity_report(capacity_analytics())
+
+    branch >> [day_1, day_7, day_15, day_21, day_28]

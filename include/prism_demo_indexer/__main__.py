@@ -1,0 +1,5 @@
+import sys
+
+from prism_demo_indexer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,407 @@
+"""prism_monthly: each calendar day runs only its own groups, end to end against localflare and the
+S3 stand-in, and what each group writes or reports equals a direct query for the same window.
+
+Dates are the most recent 1st, 7th, ... before now: the demo seed and GraphQL's lookback (92 days
+of Workers analytics, 31 of D1/AI/KV) are anchored at today.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from dagtest import load_dag, states, xcom
+
+from prism_cloudflare.analytics_windows import FREE_TIER_DAILY
+from prism_cloudflare.calendar_windows import month_start, monthly_windows
+from prism_cloudflare.capacity import capacity_plan
+from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from prism_cloudflare.hooks.d1 import D1Hook
+from prism_cloudflare.hooks.kv import KVHook
+from prism_cloudflare.hooks.vectorize import VectorizeHook
+from prism_cloudflare.reports import number
+from prism_cloudflare.runtime import sql_time
+
+SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
+WORKER = "claudes-friend"
+DAYS = (1, 7, 15, 21, 28)
+BACKUP_FILES = ("d1.sql.gz", "vectors.ndjson.gz", "kv.ndjson.gz")
+
+
+def recent(day: int) -> datetime:
+    """The latest `day` of a month at 03:00 UTC that ended at least an hour ago."""
+    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    d = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    while d.day != day or d > now:
+        d -= timedelta(days=1)
+    return d
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    return load_dag("prism_monthly")
+
+
+@pytest.fixture
+def conf_dag(airflow_db):
+    """A DAG object of its own for runs with a conf: dag.test() runs tasks in-process, and the conf
+    sticks to the DAG object's params for later runs."""
+    return load_dag("prism_monthly")
+
+
+def assert_only_day_ran(run, day: int) -> None:
+    st = states(run)
+    assert st["windows"] == st["calendar_day"] == "success"
+    for other in DAYS:
+        tasks = {k: v for k, v in st.items() if k.startswith(f"day_{other}.")}
+        assert tasks, other
+        if other != day:
+            assert set(tasks.values()) == {"skipped"}, (other, tasks)
+
+
+def context_for(end: datetime, run_type: str = "manual") -> dict:
+    return {"data_interval_start": end - timedelta(days=31), "data_interval_end": end,
+            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end), "run_id": "test"}
+
+
+# ---- day 1 ------------------------------------------------------------------------------------
+
+def put_set(s3, bucket: str, period: str, status: str | None) -> str:
+    """A fake monthly set: its objects, and a manifest unless `status` is None (an interrupted backup)."""
+    prefix = f"monthly/{period}/"
+    for name in BACKUP_FILES:
+        s3.load_bytes(b"an older backup", key=prefix + name, bucket_name=bucket, replace=True)
+    if status:
+        manifest = {"format_version": 1, "cadence": "monthly", "period": period, "objects": [],
+                    "verification": {"status": status}}
+        s3.load_string(json.dumps(manifest), key=prefix + "manifest.json", bucket_name=bucket, replace=True)
+    return prefix
+
+
+def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+    from dateutil.relativedelta import relativedelta
+
+    server = lf_fresh()
+    connect(server, budget={"bulk_rps": 0})
+    end = recent(1)
+    month = end.strftime("%Y%m")
+    # Outside the 12 months: complete sets go, an interrupted one stays; inside: a verified set stays.
+    # This month's own set, or the recent one, is the newest verified whichever task runs first.
+    old_verified, old_failed = put_set(s3, bucket, "202001", "verified"), put_set(s3, bucket, "202002", "failed")
+    old_partial = put_set(s3, bucket, "202003", None)
+    recent_set = put_set(s3, bucket, f"{end - relativedelta(months=3):%Y%m}", "verified")
+
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success", states(run)
+    assert_only_day_ran(run, 1)
+    assert {k: v for k, v in states(run).items() if k.startswith("day_1.")} == dict.fromkeys(
+        [f"day_1.backup_verification.{t}" for t in ("plan", "d1", "vectorize", "kv", "finalize", "verify", "drop_scratch")]
+        + ["day_1.monthly_retention"]
+        + [f"day_1.performance_report.{t}" for t in ("month_traffic", "worker_metrics", "performance_report")], "success")
+
+    # The set at monthly/YYYYMM/: its objects are what the manifest says, and it was verified.
+    prefix = f"monthly/{month}/"
+    assert sorted(s3.list_keys(bucket, prefix=prefix)) == sorted(prefix + n for n in (*BACKUP_FILES, "manifest.json"))
+    manifest = json.loads(s3.read_key(prefix + "manifest.json", bucket))
+    assert (manifest["cadence"], manifest["period"]) == ("monthly", month)
+    assert manifest["verification"]["status"] == "verified", manifest["verification"]
+    assert manifest["verification"]["problems"] == [] and manifest["logical_date"] == end.isoformat()
+    assert {o["key"] for o in manifest["objects"]} == set(BACKUP_FILES)
+    for obj in manifest["objects"]:
+        body = s3.get_key(prefix + obj["key"], bucket).get()["Body"].read()
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (obj["bytes"], obj["sha256"]), obj["key"]
+    assert s3.check_for_key(f"reports/backups/monthly/{month}/verification.md", bucket)
+    assert not s3.list_keys(bucket, prefix="staging/")
+
+    # What the set holds is what D1, Vectorize and KV hold, and so did the test restore.
+    d1 = D1Hook()
+    for table in ("documents", "document_chunks", "document_relationships", "repos", "security_events", "usage_log"):
+        live = d1.rows(server.d1_id, f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
+        assert manifest["d1"]["tables"][table] == manifest["verification"]["d1"]["tables"][table] == live, table
+    vectors = VectorizeHook().info(server.index_name)["vectorCount"]
+    assert manifest["vectorize"]["vector_count"] == manifest["verification"]["vectorize"]["vector_count"] == vectors > 0
+    assert manifest["kv"]["key_count"] == len(list(KVHook().list_keys(server.kv_id))) > 0
+
+    # The scratch resources of the test restore are gone.
+    assert not [db for db in d1.list_databases() if db["name"].startswith("prism-verify-")]
+    assert not [ix for ix in VectorizeHook().list_indexes() if ix["name"].startswith("prism-verify-")]
+
+    # Retention: only the complete sets outside the window went.
+    kept = {p for p in s3.list_prefixes(bucket, prefix="monthly/", delimiter="/")}
+    assert kept == {old_partial, recent_set, prefix}
+    retention = xcom(run, "day_1.monthly_retention")
+    assert retention["deleted"] == [old_verified, old_failed] and retention["old_incomplete"] == ["202003"]
+    assert retention["newest_verified"] in (month, recent_set.split("/")[1])
+
+    # The performance report covers the previous calendar month, with GraphQL's figures for it.
+    prev_start = month_start(month_start(end) - timedelta(days=1))
+    traffic = WorkersAnalyticsHook().worker_traffic(WORKER, prev_start, month_start(end))
+    text = s3.read_key(f"reports/prism_monthly/{prev_start:%Y%m}/performance.md", bucket)
+    assert f"# PRISM Performance Report - {prev_start:%Y-%m}" in text
+    assert f"Total requests: {traffic['requests']:,}" in text
+    assert f"Success rate: {round(100 - traffic['error_rate_percent'], 4)}%" in text
+    assert f"P95 latency: {traffic['wall_time_ms']['p95']} ms" in text
+    assert "Tokens saved: " in text and "Cost savings: $" in text and "Captured at " in text
+    assert "No action needed" in text  # the demo's p95 and error rate are within the targets
+    report = xcom(run, "day_1.performance_report.performance_report")
+    assert report["requests"] == traffic["requests"] and report["p95_ms"] == traffic["wall_time_ms"]["p95"]
+    assert alerts == []
+
+
+def test_monthly_retention_keeps_the_newest_verified_set_however_old(s3, bucket, dag):
+    """Every recent monthly set failed: the last verified one stays, whatever its age."""
+    end = recent(1)
+    sets = {"202001": "verified", "202002": "verified", "202003": "failed", "202004": None,
+            f"{end:%Y%m}": "failed", f"{month_start(end) - timedelta(days=1):%Y%m}": "checksummed"}
+    for period, status in sets.items():
+        put_set(s3, bucket, period, status)
+    retention = dag.get_task("day_1.monthly_retention").python_callable
+    out = retention(**context_for(end))
+    assert out["deleted"] == ["monthly/202001/", "monthly/202003/"]
+    assert out["newest_verified"] == "202002" and out["kept_beyond_window"] == ["202002"]
+    assert out["old_incomplete"] == ["202004"] and out["reference_date"] == end.date().isoformat()
+    left = {p.split("/")[1] for p in s3.list_prefixes(bucket, prefix="monthly/", delimiter="/")}
+    assert left == set(sets) - {"202001", "202003"}
+    assert s3.check_for_key("monthly/202002/manifest.json", bucket)
+    assert retention(**context_for(end))["deleted"] == []  # nothing more to do
+
+
+# ---- day 7 ------------------------------------------------------------------------------------
+
+def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_deploy(cf, s3, bucket, configure, airflow_db, dag,
+                                                                                     conf_dag, alerts, tmp_path):
+    end = recent(7)
+    window = [sql_time(end - timedelta(days=30)), sql_time(end)]
+    counts = {r["type"]: r["n"] for r in D1Hook().rows(
+        cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type", window)}
+    failed = counts["failed_login"]
+    assert failed >= 2
+
+    # Above the threshold: alert. The dependency update runs (harmless commands); the tests fail, so no deploy.
+    configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed - 1}})
+    conf = {"run_dependency_update": True, "npm_project_dir": str(tmp_path), "npm_update_command": ["true"],
+            "npm_audit_command": ["true"], "npm_test_command": ["false"], "npm_deploy_command": ["touch", "deployed"]}
+    run = conf_dag.test(logical_date=end, run_conf=conf)
+    assert run.state == "failed"
+    assert_only_day_ran(run, 7)
+    st = states(run)
+    assert [st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")] == [
+        "success", "success", "success", "failed", "upstream_failed"]
+    assert not (tmp_path / "deployed").exists()
+    assert st["day_7.security_audit.npm_audit"] == st["day_7.security_audit.security_report"] == "success"
+    assert any(f"{failed} failed logins" in a and f"(threshold {failed - 1})" in a for a in alerts)
+    assert any("day_7.dependency_update.npm_test failed" in a for a in alerts)
+    assert len(alerts) == 2
+
+    report = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.md", bucket)
+    assert f"Failed logins: {failed} (threshold {failed - 1}) - ABOVE THE THRESHOLD" in report
+    assert f"API-key abuse events: {counts.get('api_key_abuse', 0)}" in report
+    assert f"Unauthorized (401): {counts.get('unauthorized', 0)}" in report
+    assert f"Forbidden (403): {counts.get('forbidden', 0)}" in report
+    assert "`true` exited 0 (no findings)" in report
+
+    # At the threshold: no alert; with the default Params the update and npm audit skip.
+    alerts.clear()
+    configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed}})
+    run = dag.test(logical_date=end)
+    assert run.state == "success"
+    st = states(run)
+    assert {st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")} == {"skipped"}
+    assert st["day_7.security_audit.npm_audit"] == "skipped" and st["day_7.security_audit.security_report"] == "success"
+    assert alerts == []
+    report = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.md", bucket)
+    assert f"Failed logins: {failed} (threshold {failed})\n" in report
+    assert "Skipped: no npm project configured" in report
+    assert xcom(run, "day_7.security_audit.security_report")["failed_login"] == failed
+
+
+def test_dependency_update_gate_params_and_deploy_order(dag, tmp_path):
+    enabled = dag.get_task("day_7.dependency_update.enabled").python_callable
+    with pytest.raises(AirflowSkipException, match="off"):
+        enabled(params={"run_dependency_update": False}, **context_for(recent(7)))
+    with pytest.raises(AirflowException, match="npm_project_dir is empty"):
+        enabled(params={"run_dependency_update": True, "npm_project_dir": None}, **context_for(recent(7)))
+    with pytest.raises(AirflowException, match="not a directory"):
+        enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path / "absent")}, **context_for(recent(7)))
+    with pytest.raises(AirflowSkipException, match="backfill"):
+        enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path)}, **context_for(recent(7), "backfill"))
+    assert enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path)}, **context_for(recent(7))) == str(tmp_path)
+
+    # The deploy follows the tests, and only when they succeed; it runs the configured command.
+    deploy = dag.get_task("day_7.dependency_update.deploy")
+    assert deploy.upstream_task_ids >= {"day_7.dependency_update.npm_test"} and deploy.trigger_rule == "all_success"
+    deploy.python_callable(str(tmp_path), "npm_deploy_command", True, params={"npm_deploy_command": ["touch", "deployed"]})
+    assert (tmp_path / "deployed").exists()
+
+
+def test_bad_params_fail_before_anything_runs(cf, airflow_db, conf_dag):
+    import copy
+
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError):  # the run is refused: no task starts
+        conf_dag.test(logical_date=recent(7), run_conf={"run_dependency_update": "yes"})
+    for conf in ({"npm_project_dir": "relative/path"}, {"npm_test_command": []}, {"npm_deploy_command": [""]},
+                 {"run_day": 3}, {"run_day": "1"}):
+        params = copy.deepcopy(conf_dag.params)  # what Airflow validates a trigger's conf against
+        with pytest.raises(ParamValidationError):
+            params.update(conf)
+            params.validate()
+    params = copy.deepcopy(conf_dag.params)
+    params.update({"run_day": 15, "npm_project_dir": "/srv/prism", "run_dependency_update": True})
+    assert params.validate()["run_day"] == 15
+
+
+# ---- day 15 -----------------------------------------------------------------------------------
+
+def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+    end = recent(15)
+    # Seeded as of the 15th, so the query log covers the 7 days before the run.
+    server = lf_fresh("--seed-anchor", end.date().isoformat())
+    connect(server, budget={"bulk_rps": 0})
+    d1 = D1Hook()
+    assert d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'sqlite_stat1'")[0]["n"] == 0
+
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success"
+    assert_only_day_ran(run, 15)
+    assert set(v for k, v in states(run).items() if k.startswith("day_15.")) == {"success"}
+    assert d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM sqlite_stat1")[0]["n"] > 0  # ANALYZE ran
+    out = xcom(run, "day_15.optimization_report")
+    assert out["quick_check"] == ["ok"] and out["chunk_lookup_uses_index"] is True
+
+    slow = d1.rows(server.d1_id, (SQL / "reports/slow_queries.sql").read_text(),
+                   [sql_time(end - timedelta(days=7)), sql_time(end)])
+    cache = d1.rows(server.d1_id, (SQL / "reports/cache_effectiveness.sql").read_text())
+    indexes = d1.rows(server.d1_id, (SQL / "reports/index_usage.sql").read_text())
+    assert slow and out["slow_queries"] == len(slow) and out["slowest_avg_ms"] == slow[0]["avg_duration_ms"]
+    assert out["cache_types"] == {r["type"]: r["total_hits"] for r in cache}
+    assert out["indexes"] == len(indexes)
+    text = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/optimization.md", bucket)
+    for r in slow:
+        assert f"{r['avg_duration_ms']:.1f} ms average, {r['max_duration_ms']:.1f} ms max, {r['runs']} runs: `{r['query']}`" in text
+    assert "`VACUUM`: unsupported on D1" in text and "`REINDEX`: not documented for D1" in text
+    assert all(f"- {r['name']} on {r['tbl_name']}" in text for r in indexes)
+    assert alerts == []
+
+
+# ---- day 21 -----------------------------------------------------------------------------------
+
+def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow_db, dag, alerts):
+    end = recent(21)
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success"
+    assert_only_day_ran(run, 21)
+    start = month_start(end)
+    traffic = WorkersAnalyticsHook().worker_traffic(WORKER, start, end)
+    review = xcom(run, "day_21.log_review.log_review")
+    assert (review["requests"], review["error_rate_percent"], review["p95_ms"]) == (
+        traffic["requests"], traffic["error_rate_percent"], traffic["wall_time_ms"]["p95"])
+    counts = {r["type"]: r["n"] for r in D1Hook().rows(
+        cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+        [sql_time(start), sql_time(end)])}
+    assert review["failed_auth"] == sum(counts.get(t, 0) for t in ("failed_login", "unauthorized", "forbidden"))
+    assert review["rate_limited"] == counts.get("rate_limited", 0)
+    assert review["findings"] == [] and alerts == []
+    text = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/log_review.md", bucket)
+    assert f"Total requests: {traffic['requests']:,}" in text
+    assert f"Rate-limit violations (429): {counts.get('rate_limited', 0)}" in text
+
+    resources = xcom(run, "day_21.resource_check.resource_check")
+    d1 = D1Hook()
+    db = d1.get_database(cf.d1_id)
+    assert (resources["d1_bytes"], resources["d1_tables"]) == (db["file_size"], db["num_tables"])
+    assert resources["vectors"] == VectorizeHook().info(cf.index_name)["vectorCount"]
+    assert "prism-cache" in resources["kv_namespaces"]
+    assert resources["latest_deployment"] == WorkersAnalyticsHook().deployments(WORKER)[0]["id"]
+    assert resources["labels"]["logical_date"] == end.isoformat() and resources["labels"]["in_backfill"] is False
+    assert "Captured at" in s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/resources.md", bucket)
+
+    # The same month with a p95 target under the measured p95: the review alerts.
+    configure({"backups": {"bucket": bucket}, "thresholds": {"p95_latency_ms": 1}})
+    log_review = dag.get_task("day_21.log_review.log_review").python_callable
+    out = log_review(xcom(run, "day_21.log_review.month_to_date_traffic"), xcom(run, "day_21.log_review.security_events"),
+                     **context_for(end))
+    assert out["findings"] == [f"p95 latency {traffic['wall_time_ms']['p95']} ms is above 1 ms"]
+    assert len(alerts) == 1 and "monthly log review" in alerts[0] and "p95 latency" in alerts[0]
+
+
+# ---- day 28 -----------------------------------------------------------------------------------
+
+def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, alerts):
+    end = recent(28)
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success"
+    assert_only_day_ran(run, 28)
+    hook = WorkersAnalyticsHook()
+    report = xcom(run, "day_28.monthly_report.monthly_report")
+    start = datetime.fromisoformat(report["usage_window"]["start"].replace("Z", "+00:00"))
+    stop = datetime.fromisoformat(report["usage_window"]["end"].replace("Z", "+00:00"))
+    assert stop == end and start >= month_start(end)  # the month to date (cut to GraphQL's 31 days if need be)
+    usage = hook.usage(cf.d1_id, start, stop)
+    traffic = hook.worker_traffic(WORKER, month_start(end), end)
+    assert report["totals"] == {
+        "worker_requests": traffic["requests"], "ai_neurons": usage["ai"]["neurons"], "d1_rows_read": usage["d1"]["rowsRead"],
+        "d1_rows_written": usage["d1"]["rowsWritten"], **{f"kv_{a}s": usage["kv"].get(a, 0) for a in ("read", "write", "delete", "list")}}
+    text = s3.read_key(f"reports/prism_monthly/{end:%Y%m}/monthly_report.md", bucket)
+    assert f"Total requests: {traffic['requests']:,}" in text and f"ai_neurons: {number(usage['ai']['neurons'])} (" in text
+
+    capacity = xcom(run, "day_28.capacity_planning.capacity_report")
+    analytics = xcom(run, "day_28.capacity_planning.capacity_analytics")
+    plan = capacity["plan"]
+    # Each window's figures are GraphQL's for that window, and the plan is the projection of them.
+    for win in analytics["windows"]:
+        if win["traffic"]["available"]:
+            s, e = (datetime.fromisoformat(win["traffic"]["window"][k].replace("Z", "+00:00")) for k in ("start", "end"))
+            assert hook.worker_traffic(WORKER, s, e)["requests"] == win["traffic"]["requests"]
+    assert plan == capacity_plan(analytics, end) and set(plan) == set(FREE_TIER_DAILY)
+    assert plan["worker_requests"]["windows"] >= 2  # Workers analytics go back 92 days
+    assert plan["worker_requests"]["growth_30d_percent"] > 0  # the demo traffic grows
+    if datetime.now(timezone.utc) - end < timedelta(days=15):  # D1/AI/KV: 31 days, so the halves of the last 30 days
+        assert plan["ai_neurons"]["windows"] == 2 and plan["ai_neurons"]["growth_30d_percent"] is not None
+    assert capacity["alerted"] == [] and alerts == []
+    cap_text = s3.read_key(f"reports/prism_monthly/{end:%Y%m}/capacity.md", bucket)
+    assert "GraphQL keeps only 31 days" in cap_text and "| worker_requests |" in cap_text
+
+    # With a lower free-tier threshold the same figures alert.
+    configure({"backups": {"bucket": bucket}, "thresholds": {"free_tier_usage_percent": 1}})
+    capacity_report = dag.get_task("day_28.capacity_planning.capacity_report").python_callable
+    out = capacity_report(xcom(run, "day_28.capacity_planning.capacity_analytics"), **context_for(end))
+    assert "kv_writes" in out["alerted"] and len(alerts) == 1 and "free-tier daily usage" in alerts[0]
+
+
+# ---- other days, backfills -------------------------------------------------------------------
+
+def test_a_day_off_the_calendar_runs_nothing(cf, airflow_db, dag):
+    run = dag.test(logical_date=recent(10))
+    assert run.state == "success"
+    st = states(run)
+    assert st.pop("windows") == st.pop("calendar_day") == "success"
+    assert set(st.values()) == {"skipped"}
+
+
+def test_run_day_runs_another_days_tasks(dag):
+    """A manual run on any date can run one calendar day's tasks (Param run_day); windows still follow the run's date."""
+    branch = dag.get_task("calendar_day").python_callable
+    w = monthly_windows(recent(10))
+    assert branch(w, params={"run_day": None}) == []
+    assert branch(w, params={"run_day": 21}) == ["day_21"]
+    assert branch(monthly_windows(recent(15)), params={"run_day": None}) == ["day_15"]
+
+
+def test_tasks_acting_on_the_present_skip_inside_a_backfill(dag):
+    for task_id in ("day_1.backup_verification.plan", "day_15.index_optimization.not_in_backfill"):
+        gate = dag.get_task(task_id)
+        with pytest.raises(AirflowSkipException, match="skipped inside a backfill"):
+            gate.python_callable(*gate.op_args, **context_for(recent(1), "backfill"))
+    gate = dag.get_task("day_15.index_optimization.not_in_backfill")
+    assert gate.python_callable(*gate.op_args, **context_for(recent(1))) is None

@@ -1,0 +1,293 @@
+"""prism_quarterly: each quarter's review items as a checklist with figures; Q3's restore drill
+tests the newest backup set (a real one, made by prism_daily's backup group) in scratch resources,
+records the result in its manifest, and always deletes the scratch resources."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowSkipException
+from dagtest import load_dag, run_only, states, xcom
+
+from prism_cloudflare import quarterly_reviews
+from prism_cloudflare.calendar_windows import quarterly_windows
+from prism_cloudflare.capacity import monthly_growth
+from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from prism_cloudflare.hooks.d1 import D1Hook
+from prism_cloudflare.hooks.vectorize import VectorizeHook
+from prism_cloudflare.scratch_restore import SCRATCH_PREFIX, scratch_name
+
+SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
+
+
+def recent_quarter(q: int) -> datetime:
+    """The latest first day of quarter q at 04:00 UTC that ended at least an hour ago."""
+    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    year = now.year
+    while True:
+        d = datetime(year, 3 * (q - 1) + 1, 1, 4, tzinfo=timezone.utc)
+        if d <= now:
+            return d
+        year -= 1
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    return load_dag("prism_quarterly")
+
+
+def assert_only_quarter_ran(run, q: int) -> dict[str, str]:
+    st = states(run)
+    assert st["windows"] == st["quarter"] == "success"
+    for other in (1, 2, 3, 4):
+        tasks = {k: v for k, v in st.items() if k.startswith(f"q{other}.")}
+        assert tasks, other
+        if other != q:
+            assert set(tasks.values()) == {"skipped"}, (other, tasks)
+    return {k: v for k, v in st.items() if k.startswith(f"q{q}.")}
+
+
+def context_for(end: datetime, xcoms: dict | None = None, run_type: str = "manual", **params) -> dict:
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: (xcoms or {}).get(task_ids))
+    return {"data_interval_start": end - timedelta(days=92), "data_interval_end": end, "run_id": "test-run", "ti": ti,
+            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end),
+            "params": {"run_restore_drill": True, **params}}
+
+
+def put_set(s3, bucket: str, cadence: str, period: str, status: str | None) -> None:
+    """A fake backup set: its objects, and a manifest unless `status` is None (an interrupted backup)."""
+    for name in ("d1.sql.gz", "vectors.ndjson.gz", "kv.ndjson.gz"):
+        s3.load_bytes(b"x", key=f"{cadence}/{period}/{name}", bucket_name=bucket)
+    if status:
+        manifest = {"cadence": cadence, "period": period, "objects": [], "verification": {"status": status}}
+        s3.load_string(json.dumps(manifest), key=f"{cadence}/{period}/manifest.json", bucket_name=bucket)
+
+
+def scratch_left() -> list[str]:
+    """The scratch databases and indexes of test restores still in the account."""
+    return ([db["name"] for db in D1Hook().list_databases() if db["name"].startswith(SCRATCH_PREFIX)]
+            + [ix["name"] for ix in VectorizeHook().list_indexes() if ix["name"].startswith(SCRATCH_PREFIX)])
+
+
+def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+    server = lf_fresh()
+    connect(server, budget={"bulk_rps": 0})
+    day = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    seeded = run_only(load_dag("prism_daily"), r"^daily_backup\.", logical_date=day)
+    assert seeded.state == "success", states(seeded)
+    tested = f"daily/{day:%Y%m%d}/"
+    manifest = json.loads(s3.read_key(tested + "manifest.json", bucket))
+    end = recent_quarter(3)
+    label, year = f"{end.year}Q3", end.year
+    for cadence, period, status in (("monthly", f"{year}04", "verified"), ("monthly", f"{year}06", "failed"),
+                                    ("daily", f"{year}0630", "verified"), ("daily", f"{year}0629", None)):
+        put_set(s3, bucket, cadence, period, status)
+
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success", states(run)
+    q3 = assert_only_quarter_ran(run, 3)
+    assert q3.pop("q3.dependency_audit.npm_audit") == "skipped"  # no npm project configured
+    assert set(q3.values()) == {"success"}, q3
+
+    # The drill tested the daily set just made, and its figures are the manifest's.
+    chosen = xcom(run, "q3.backup_testing.pick_set")
+    assert (chosen["cadence"], chosen["period"]) == ("daily", f"{day:%Y%m%d}")
+    drill = xcom(run, "q3.backup_testing.restore_drill", key="drill")
+    assert drill == xcom(run, "q3.backup_testing.restore_drill")
+    assert drill["status"] == "verified" and drill["problems"] == []
+    assert {t: n for t, n in drill["d1"]["tables"].items() if n} == manifest["d1"]["tables"]
+    assert drill["d1"]["quick_check"] == ["ok"]
+    assert drill["vectorize"]["vector_count"] == manifest["vectorize"]["vector_count"] > 0
+    assert drill["kv_keys"] == manifest["kv"]["key_count"] > 0
+    assert drill["captured_at"] == manifest["captured_at"]
+    recorded = json.loads(s3.read_key(tested + "manifest.json", bucket))["verification"]
+    assert (recorded["status"], recorded["method"], recorded["dag_run"]) == ("verified", "quarterly restore drill", run.run_id)
+    assert recorded["d1"] == drill["d1"]
+
+    # The scratch resources are gone: the drill deleted them, the teardown found nothing left.
+    assert chosen["scratch"].startswith(SCRATCH_PREFIX) and xcom(run, "q3.backup_testing.drop_scratch") == []
+    assert scratch_left() == []
+
+    review = s3.read_key(f"reports/prism_quarterly/{label}/review.md", bucket)
+    assert f"# PRISM Quarterly Review {label}: dependency audit, backup testing" in review
+    rows = sum(drill["d1"]["tables"].values())
+    assert (f"- [x] Restore drill of {tested[:-1]}: verified (recorded in its manifest); captured {manifest['captured_at']}; "
+            f"D1: {len(drill['d1']['tables'])} tables, {rows:,} rows restored, quick_check ok") in review
+    assert f"Vectorize: {manifest['vectorize']['vector_count']:,} vectors restored" in review
+    assert f"KV: {manifest['kv']['key_count']:,} keys in the set" in review
+    assert f"- [x] Scratch resources {chosen['scratch']}: none left" in review
+    # The quarter's sets: each with its state, and the month without a complete monthly set.
+    assert f"- [!] Months without a complete monthly set: {year}05\n" in review
+    assert f"- [x] monthly/{year}04: verified" in review and f"- [!] monthly/{year}06: failed" in review
+    assert (f"- [!] Daily sets of the quarter: 2 ({year}0629 to {year}0630); not verified: {year}0629 incomplete "
+            "(objects without a manifest: an interrupted backup)") in review
+    assert "- [ ] npm audit: skipped, no npm project configured" in review
+    assert len(alerts) == 1 and "3 item(s) need attention" in alerts[0] and "Restore drill" not in alerts[0]
+
+    # An object of the set corrupted in the bucket: the drill fails, records it, and the review flags it.
+    alerts.clear()
+    kv_key = tested + "kv.ndjson.gz"
+    raw = gzip.decompress(s3.get_key(kv_key, bucket).get()["Body"].read())
+    s3.load_bytes(gzip.compress(raw.split(b"\n", 1)[1]), kv_key, bucket, replace=True)  # one key fewer
+
+    run = dag.test(logical_date=end)
+
+    assert run.state == "failed"
+    st = states(run)
+    assert st["q3.backup_testing.restore_drill"] == "failed"
+    assert st["q3.backup_testing.drop_scratch"] == st["q3.q3_review"] == "success"  # teardown and review ran anyway
+    drill = xcom(run, "q3.backup_testing.restore_drill", key="drill")
+    assert drill["status"] == "failed" and drill["d1"] is None  # not restored: the objects do not match
+    assert any(p.startswith(f"kv: s3://{bucket}/{kv_key} has sha256") for p in drill["problems"])
+    assert not any(p.startswith(("d1:", "vectorize:")) for p in drill["problems"])
+    recorded = json.loads(s3.read_key(tested + "manifest.json", bucket))["verification"]
+    assert recorded["status"] == "failed" and recorded["problems"] == drill["problems"]
+    review = s3.read_key(f"reports/prism_quarterly/{label}/review.md", bucket)
+    assert f"- [!] Restore drill of {tested[:-1]}: FAILED (recorded in its manifest)" in review
+    assert f"  - problem: kv: s3://{bucket}/{kv_key} has sha256" in review
+    assert scratch_left() == []
+    assert any("4 item(s) need attention" in a and "Restore drill" in a for a in alerts)  # the review's
+    assert any("restore_drill" in a for a in alerts)  # the failed task's
+
+
+def test_the_teardown_deletes_what_a_dead_drill_left(lf_fresh, connect, dag):
+    server = lf_fresh(seed=False)
+    connect(server, budget={"bulk_rps": 0})
+    chosen = {"bucket": "b", "cadence": "daily", "period": "20261129", "token": "deadbeef00",
+              "scratch": scratch_name("deadbeef00")}
+    D1Hook().create_database(chosen["scratch"])
+    VectorizeHook().create_index(chosen["scratch"], 384, "cosine")
+    teardown = dag.get_task("q3.backup_testing.drop_scratch")
+    assert teardown.is_teardown and teardown.upstream_task_ids >= {"q3.backup_testing.pick_set",
+                                                                   "q3.backup_testing.restore_drill"}
+    assert dag.get_task("q3.backup_testing.pick_set").is_setup
+    assert sorted(teardown.python_callable(chosen)) == [f"d1:{chosen['scratch']}", f"vectorize:{chosen['scratch']}"]
+    assert scratch_left() == [] and teardown.python_callable(chosen) == []
+
+
+def test_with_no_complete_set_the_drill_is_flagged_not_crashed(s3, bucket, dag):
+    put_set(s3, bucket, "daily", "20261101", None)  # an interrupted backup is not a set to drill
+    chosen = dag.get_task("q3.backup_testing.pick_set").python_callable(**context_for(recent_quarter(3)))
+    assert (chosen["bucket"], chosen["cadence"], chosen["period"]) == (bucket, None, None)
+    ti = SimpleNamespace(xcom_push=lambda **kw: pytest.fail("nothing to record"))
+    assert dag.get_task("q3.backup_testing.restore_drill").python_callable(chosen, ti=ti, run_id="r") is None
+    assert quarterly_reviews.restore_drill_items(chosen, None, []) == [
+        "- [!] Restore drill: no complete daily or monthly backup set in the bucket to test"]
+
+
+def test_quarter_branch_and_params(dag):
+    import copy
+
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    branch = dag.get_task("quarter").python_callable
+    w = quarterly_windows(datetime(2026, 7, 1, 4, tzinfo=timezone.utc))
+    assert (w["label"], w["previous_quarter"]["label"], [m["label"] for m in w["months"]]) == (
+        "2026Q3", "2026Q2", ["2026-04", "2026-05", "2026-06"])
+    assert w["sql_year_dates"] == ["2025-07-01", "2026-07-01"]
+    assert branch(w, params={"quarter": None}) == ["q3"]
+    assert branch(w, params={"quarter": 1}) == ["q1"]
+    for conf in ({"quarter": 5}, {"npm_project_dir": "relative"}, {"run_restore_drill": "no"}):
+        params = copy.deepcopy(dag.params)
+        with pytest.raises(ParamValidationError):
+            params.update(conf)
+            params.validate()
+
+
+def test_drill_skips_when_off_or_inside_a_backfill(s3, bucket, dag):
+    pick = dag.get_task("q3.backup_testing.pick_set").python_callable
+    end = recent_quarter(3)
+    with pytest.raises(AirflowSkipException, match="off"):
+        pick(**context_for(end, run_restore_drill=False))
+    with pytest.raises(AirflowSkipException, match="backfill"):
+        pick(**context_for(end, run_type="backfill"))
+    put_set(s3, bucket, "monthly", "202610", "failed")
+    assert pick(**context_for(end))["period"] == "202610"  # no daily set: the newest monthly one
+
+
+def test_q4_yearly_review_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, alerts):
+    end = recent_quarter(4)
+    label = f"{end.year}Q4"
+    run = dag.test(logical_date=end)
+
+    assert run.state == "success"
+    assert set(assert_only_quarter_ran(run, 4).values()) == {"success"}
+    q_start = end.replace(hour=0)
+    year = [q_start.replace(year=q_start.year - 1).date().isoformat(), q_start.date().isoformat()]
+    direct = D1Hook().rows(cf.d1_id, (SQL / "quarterly/usage_by_month.sql").read_text(), year)
+    assert xcom(run, "q4.yearly_review.usage_by_month")["rows"] == direct and direct
+    review = s3.read_key(f"reports/prism_quarterly/{label}/review.md", bucket)
+    for m in direct:
+        assert f"- [x] {m['month']}: {m['requests']:,} requests, {m['tokens_saved']:,} tokens saved" in review
+    hook = WorkersAnalyticsHook()
+    for month in xcom(run, "q4.yearly_review.monthly_traffic"):
+        if month["available"]:
+            s, e = (datetime.fromisoformat(month["window"][k].replace("Z", "+00:00")) for k in ("start", "end"))
+            assert hook.worker_traffic("claudes-friend", s, e)["requests"] == month["requests"]
+            assert f"- [x] {month['label']} Worker traffic: {month['requests']:,} requests" in review
+        else:
+            assert f"- [ ] {month['label']} Worker traffic: unavailable: GraphQL keeps 92 days" in review
+    full = [m for m in direct if m["days"] >= 28]
+    plan = xcom(run, "q4.capacity_planning.growth_projection")
+    assert plan == monthly_growth(direct, end)
+    assert plan["months"] == [m["month"] for m in full]
+    assert f"ai_neurons: {plan['ai_neurons']['daily']} a day" in review
+    assert alerts == []
+
+    # A free-tier threshold under today's usage flags the capacity items and alerts once.
+    configure({"backups": {"bucket": bucket}, "thresholds": {"free_tier_usage_percent": 1}})
+    xcoms = {t: xcom(run, t) for t in ("q4.yearly_review.usage_by_month", "q4.yearly_review.monthly_traffic",
+                                        "q4.capacity_planning.growth_projection")}
+    out = dag.get_task("q4.q4_review").python_callable(**context_for(end, xcoms))
+    assert len(out["flagged"]) == 2 and all("[!]" in f for f in out["flagged"])
+    assert len(alerts) == 1 and "2 item(s) need attention" in alerts[0]
+
+
+def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
+    for q, title in ((1, "architecture review, security audit"), (2, "performance optimization, scaling review")):
+        end = recent_quarter(q)
+        run = dag.test(logical_date=end)
+        assert run.state == "success"
+        ran = assert_only_quarter_ran(run, q)
+        assert ran.pop("q1.security_audit.npm_audit", "skipped") == "skipped"
+        assert set(ran.values()) == {"success"}, ran
+        review = s3.read_key(f"reports/prism_quarterly/{end.year}Q{q}/review.md", bucket)
+        assert f"# PRISM Quarterly Review {end.year}Q{q}: {title}" in review
+        if q == 1:
+            start = end.replace(hour=0).replace(year=end.year - 1, month=10)
+            counts = {r["type"]: r["n"] for r in D1Hook().rows(
+                cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+                [start.strftime("%Y-%m-%d %H:%M:%S"), end.replace(hour=0).strftime("%Y-%m-%d %H:%M:%S")])}
+            assert f"Failed logins in the quarter: {counts.get('failed_login', 0)} (threshold 300" in review, review
+            assert "- [x] Vectorize claudes-companion: " in review and "384 dimensions, cosine (config: 384, cosine)" in review
+            assert "- [x] KV namespaces:" in review and "- [ ] npm audit: skipped" in review
+        else:
+            for month in xcom(run, "q2.performance_optimization.monthly_traffic"):
+                assert (f"{month['label']}: {month['requests']:,} requests" if month["available"]
+                        else f"- [ ] {month['label']}: traffic unavailable") in review
+            usage = xcom(run, "q2.scaling_review.recent_usage")
+            if usage["available"]:
+                assert f"- Window: {usage['window']['start']} to {usage['window']['end']}" in review
+            else:  # the 30 days before the run are older than GraphQL's 31 days of D1/AI/KV analytics
+                assert "- [ ] Usage of the last 30 days: unavailable: GraphQL keeps 31 days" in review
+    assert alerts == []
+
+
+def test_scaling_review_figures_equal_graphql_for_the_same_window(cf, dag):
+    """The scaling review of a run made now (e.g. a manual run with quarter=2): GraphQL's figures."""
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    usage = dag.get_task("q2.scaling_review.recent_usage").python_callable(**context_for(end))
+    assert usage["available"] and usage["note"] == "" and usage["days"] == 30
+    hook = WorkersAnalyticsHook()
+    direct = hook.usage(cf.d1_id, end - timedelta(days=30), end)
+    assert usage["window"] == direct["window"]
+    assert usage["totals"] == {"worker_requests": hook.worker_traffic("claudes-friend", end - timedelta(days=30), end)["requests"],
+                               "ai_neurons": direct["ai"]["neurons"], "d1_rows_read": direct["d1"]["rowsRead"],
+                               "d1_rows_written": direct["d1"]["rowsWritten"], "kv_reads": direct["kv"]["read"],
+                               "kv_writes": direct["kv"]["write"]}
