@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: venv test demo smoke lock openapi bench clean
+.PHONY: venv test test-e2e demo smoke lock openapi bench clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ test: venv
 	rm -rf .test-record && mkdir -p .test-record
 	LOCALFLARE_RECORD_DIR=$(CURDIR)/.test-record $(BIN)/pytest -n 2 --ignore=tests/zz_contract
 	LOCALFLARE_RECORD_DIR=$(CURDIR)/.test-record $(BIN)/pytest tests/zz_contract
+
+# The bundle on Airflow's distributed engine (CeleryExecutor, PostgreSQL, Redis; every component its
+# own process) against the local stand-ins. Needs the PostgreSQL and Redis servers on loopback.
+test-e2e: venv
+	$(BIN)/pytest tests/e2e -p no:cacheprovider --durations=0
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -13,13 +13,17 @@ task group per procedure. A run at 09:00 on day D covers the data interval [D-1 
 | `backup_retention` | daily sets older than `backups.daily_retention_days` and disaster recovery's safety sets older than `backups.safety_retention_days` deleted | runs for the window |
 | `log_rotation` | application logs in the bucket: `logs/*.log` older than `retention.log_gzip_after_days` gzipped to `logs/archive/`, archives older than `retention.log_archive_delete_after_days` deleted | runs for the window |
 
-**Dates.** YYYYMMDD is the date of the run's logical date, which for this timetable is the end of
-its data interval: the 09:00 run on 1 Nov writes `daily/20261101/`, as the guide's `date +%Y%m%d`
-at 09:00 would. A manual run without a logical date uses the time it was made to run.
+**Dates.** YYYYMMDD is the date of the end of the run's data interval (the time it stands for):
+the 09:00 run on 1 Nov writes `daily/20261101/`, as the guide's `date +%Y%m%d` at 09:00 would.
+Airflow's own logical date of that scheduled run may be the interval's start. A manual run without a logical date uses the time it was made to run.
 
 **Thresholds** come from the config (`thresholds.*`, overridable through the `prism_config`
 Variable). Crossing one sends an alert (log, Slack, e-mail) and does not fail the run; a check that
-cannot be made (Worker down, API error) fails the task, which alerts too. Failed authentication and
+cannot be made (Worker down, API error) fails the task, which alerts too. Alerts carry the findings
+of the guide's matching troubleshooting investigation, run at once: a high error rate or a failed
+health check (recent errors, the Worker's status, dependency checks, recent deployments), a slow p95
+(slow queries, cache hit rate), free-tier usage or rate-limit violations (usage against the limits,
+rate-limit hits). Failed authentication and
 rate-limit violations use `thresholds.failed_auth_per_day` and `thresholds.rate_limited_per_day`,
 scaled to the window's length.
 
@@ -46,6 +50,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from prism_cloudflare.config import runtime_config, schedule
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.notifiers import PrismAlertNotifier
 from prism_cloudflare.backup_tasks import backup_set
 from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
@@ -57,7 +62,7 @@ CF = "{{ prism().cloudflare.%s }}"
 
 
 def _day(context) -> date:
-    """The day a run stands for: the date of its logical date (= the end of its data interval)."""
+    """The day a run stands for: the date of the end of its data interval."""
     return window(context)[1].astimezone(timezone.utc).date()
 
 
@@ -88,7 +93,8 @@ with prism_dag(
             index=CF % "vectorize_index",
             namespace=CF % "kv_namespace",
             doc_md="Worker `/health`, D1 `SELECT 1`, a Vectorize topK=1 query and its vector count (info). "
-                   "Skipped inside a backfill.",
+                   "Skipped inside a backfill. A failure alerts with the high-error-rate investigation's findings.",
+            on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
         )
 
         @task
@@ -96,7 +102,7 @@ with prism_dag(
             """Workers AI neurons used today (UTC) against the daily free-tier limit, from the Worker's
             `/metrics`; alerts above `thresholds.free_tier_usage_percent`. Skipped inside a backfill."""
             from prism_cloudflare.hooks.worker import PrismWorkerHook
-            from prism_cloudflare.notifiers import send_alert
+            from prism_cloudflare.troubleshooting import alert
 
             if in_backfill(context):
                 raise AirflowSkipException("free-tier usage is today's live figure; skipped inside a backfill")
@@ -107,8 +113,8 @@ with prism_dag(
             result = {"neurons_used": used, "neurons_limit": limit, "usage_percent": percent,
                       "threshold_percent": threshold, "crossed": percent > threshold, **capture_labels(context)}
             if result["crossed"]:
-                send_alert(f"Free tier usage at {percent}% (threshold {threshold}%)",
-                           f"Workers AI neurons used today: {used} of {limit}", severity="warning")
+                alert(f"Free tier usage at {percent}% (threshold {threshold}%)",
+                      f"Workers AI neurons used today: {used} of {limit}", "warning", ["resource_exhaustion"])
             return result
 
         free_tier()
@@ -146,8 +152,8 @@ with prism_dag(
             threshold crossed."""
             from prism_cloudflare.log_review import report_sections
             from prism_cloudflare.log_review import review as review_window
-            from prism_cloudflare.notifiers import send_alert
             from prism_cloudflare.reports import markdown, publish_report, report_key
+            from prism_cloudflare.troubleshooting import FOR_METRIC, alert
 
             config = runtime_config()
             start, end = window(context)
@@ -157,11 +163,10 @@ with prism_dag(
             text = markdown(f"PRISM daily log review {period}", (start, end), report_sections(result, traffic))
             result["report"] = publish_report(config["backups"]["bucket"], report_key(DAG_ID, "log_review", period), text)
             for check in result["checks"]:
-                if check["crossed"]:
-                    send_alert(f"Daily log review {period}: {check['metric']} is {check['value']}, "
-                               f"threshold {check['threshold']}",
-                               f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}",
-                               severity="warning")
+                if check["crossed"]:  # with the findings of the guide's matching troubleshooting
+                    alert(f"Daily log review {period}: {check['metric']} is {check['value']}, threshold {check['threshold']}",
+                          f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}", "warning",
+                          [FOR_METRIC[check["metric"]]] if check["metric"] in FOR_METRIC else [])
             return result
 
         win = run_window()

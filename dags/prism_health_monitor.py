@@ -2,20 +2,31 @@
 ### PRISM health monitor (every 5 minutes)
 
 The guide's continuous monitoring: D1 `SELECT 1`, a zero-vector Vectorize query (topK 1), the KV
-cache namespace and a Workers AI embedding, each timed. Any failure fails the run and alerts
-(log, plus Slack/e-mail when `prism_slack`/`prism_smtp` exist). It spends only the monitoring share
-of the API budget, so it keeps working while backups run.
+cache namespace and a Workers AI embedding, each timed (`check_resources`). Any failure fails the run
+and alerts (log, plus Slack/e-mail when `prism_slack`/`prism_smtp` exist), with the findings of the
+guide's *High Error Rate* investigation attached (recent errors, the Worker's status, dependency
+checks, recent deployments).
+
+`usage` reads what the dashboard shows (the Worker's `/metrics` for 24 h, the D1 database's size,
+the Vectorize index, the last 24 hours per hour from GraphQL, the API budget) and compares the
+error rate, p95 and the highest free-tier share with the thresholds: a crossing alerts with the
+matching investigation (high error rate, slow performance, resource exhaustion) and does not fail the
+run. Both tasks record their figures for the dashboard. They spend only the monitoring share of the
+API budget, so they keep working while backups run.
 
 A health check describes the present, so runs inside a backfill skip with that reason.
 """
 
 from datetime import timedelta
 
-from airflow.sdk import CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from prism_cloudflare.config import schedule
+from prism_cloudflare.config import runtime_config, schedule
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.notifiers import PrismAlertNotifier
 from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
+from prism_cloudflare.runtime import capture_labels, in_backfill
 
 with prism_dag(
     "prism_health_monitor",
@@ -31,4 +42,30 @@ with prism_dag(
         database="{{ prism().cloudflare.d1_database }}",
         index="{{ prism().cloudflare.vectorize_index }}",
         namespace="{{ prism().cloudflare.kv_namespace }}",
+        on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
     )
+
+    @task(trigger_rule="all_done")
+    def usage(**context) -> dict:
+        """Live usage for the dashboard, checked against the thresholds (live_usage)."""
+        from datetime import datetime, timezone
+
+        from prism_cloudflare.dashboard_records import record
+        from prism_cloudflare.live_usage import threshold_checks, usage_snapshot
+        from prism_cloudflare.troubleshooting import alert
+
+        if in_backfill(context):
+            raise AirflowSkipException("usage describes the present; skipped inside a backfill")
+        config = runtime_config()
+        snapshot = {**usage_snapshot(config["cloudflare"], datetime.now(timezone.utc)), **capture_labels(context)}
+        snapshot["checks"] = threshold_checks(snapshot, config["thresholds"])
+        record("usage", snapshot)
+        for check in snapshot["checks"]:
+            if check["crossed"]:
+                alert(f"Health monitor: {check['metric']} is {check['value']} (threshold {check['threshold']})"
+                      + (f": {check['resource']}" if check.get("resource") else ""),
+                      f"the Worker's /metrics over {snapshot['window']['start']} to {snapshot['window']['end']}",
+                      "warning", [check["investigation"]])
+        return {k: snapshot[k] for k in ("requests", "performance", "checks", "captured_at")}
+
+    usage()

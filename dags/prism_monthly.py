@@ -9,21 +9,25 @@ unless the Param `run_day` names the day whose tasks it should run.
 | day | group | what it does |
 |---|---|---|
 | 1 | `day_1.backup_verification`, `day_1.monthly_retention` | a full backup set (backup_tasks.backup_set): `plan` names it `monthly/YYYYMM/` (the run's month); `d1` (in `backups.d1_export_mode`), `vectorize` and `kv` export to `staging/monthly/YYYYMM/<token>/`; `finalize` reads every staged object back (size, sha256, content counted), promotes the set to `s3://{bucket}/monthly/YYYYMM/` and writes `manifest.json` last (status `checksummed`); `verify` restores it into scratch resources (`prism-verify-<token>`) and compares, records `verified` or `failed` in the manifest and publishes `reports/backups/monthly/YYYYMM/verification.md`; a mismatch fails the run and alerts; `drop_scratch`, a teardown, deletes the scratch resources again. `monthly_retention` (independent of this month's backup) deletes complete monthly sets older than `backups.monthly_retention_months` counted from the run's month, never the newest verified one; sets without a manifest are left for a person. |
-| 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics), tokens saved and cost (the Worker's `/metrics?period=30d`, point-in-time, labelled with its capture time), recommendations → `reports/prism_monthly/YYYYMM/performance.md` (YYYYMM = the month covered). |
+| 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics, totals and per day), tokens saved and cost (the Worker's `/metrics?period=30d`, point-in-time, labelled with its capture time), recommendations → `reports/prism_monthly/YYYYMM/performance.md` and `.html` with charts of requests, errors and p95 per day (YYYYMM = the month covered). |
 | 7 | `day_7.dependency_update` | off by default (Param `run_dependency_update`): `npm update`, `npm audit`, `npm test` in `npm_project_dir`, and the deploy command only when the tests pass. |
-| 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm audit` when an npm project is given → `reports/prism_monthly/YYYYMMDD/security.md`. |
+| 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm audit` when an npm project is given → `reports/prism_monthly/YYYYMMDD/security.md` and `.html` with a chart of events by type. |
 | 15 | `day_15.index_optimization` | what D1 allows: `PRAGMA optimize`/`ANALYZE`, `PRAGMA quick_check`, and the query plan of the chunk lookup. D1 refuses VACUUM and does not document REINDEX: reported as unsupported, never run. |
 | 15 | `day_15.performance_optimization` | slow queries (the 7 days before the run), cache effectiveness, index usage → `reports/prism_monthly/YYYYMMDD/optimization.md`. The calendar's day-15 cache cleanup is `prism_weekly`'s. |
 | 21 | `day_21.log_review` | the month to date: error rate and p95 (GraphQL), failed auth and rate-limit events; alerts above the thresholds → `log_review.md`. |
 | 21 | `day_21.resource_check` | D1 size and tables, vectors, KV namespaces, latest deployment (point-in-time, labelled) → `resources.md`. |
 | 28 | `day_28.monthly_report` | the month to date: traffic, errors, D1/AI/KV usage (GraphQL) → `reports/prism_monthly/YYYYMM/monthly_report.md`. |
-| 28 | `day_28.capacity_planning` | growth per resource over three 30-day windows and the date each free-tier daily limit would be reached at that growth → `capacity.md`; alerts when a resource is over `thresholds.free_tier_usage_percent` of its limit. |
+| 28 | `day_28.capacity_planning` | growth per resource over three 30-day windows and the date each free-tier daily limit (and what the paid plan includes) would be reached at that growth → `capacity.md` and `capacity.html` with each resource's trend, projection and limits charted; alerts, with the resource-exhaustion investigation's findings, when a resource is over `thresholds.free_tier_usage_percent` of its limit. |
 
 **Windows.** The run's data interval is the month before the run (`CronTriggerTimetable` with a
 one-month interval); every window is computed from its end (the run's date), never from now, so
 reports can be re-made for past runs. GraphQL keeps 92 days of Workers analytics and 31 days of
 D1/AI/KV analytics (localflare's limits; Cloudflare's depend on the plan): windows reaching further
 back are cut to what is kept, and the report says so.
+
+**Reports** are published by `@report_task`s: each task links its report (HTML and Markdown) in
+the Airflow UI, and the dashboard lists it. Alerts carry the findings of the guide's matching
+troubleshooting investigation (not inside a backfill, where they would describe the present).
 
 **Backfills.** Backups, index optimization and the dependency update act on the present, so inside a
 backfill they skip with that reason. Live figures (the Worker's `/metrics`, resource sizes) are
@@ -37,7 +41,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from dateutil.relativedelta import relativedelta
 
 from prism_cloudflare import commands, monthly_reports
-from prism_cloudflare.analytics_windows import traffic_in, usage_in
+from prism_cloudflare.analytics_windows import daily_traffic_in, traffic_in, usage_in
 from prism_cloudflare.backup_tasks import backup_set
 from prism_cloudflare.calendar_windows import MONTHLY_CALENDAR as CALENDAR, calendar_branch, from_iso, monthly_run_windows
 from prism_cloudflare.capacity import capacity_figures
@@ -47,6 +51,7 @@ from prism_cloudflare.dags import prism_dag
 from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.report_links import report_task
 from prism_cloudflare.reports import deliver, pulled
 from prism_cloudflare.resource_inventory import live_resources
 from prism_cloudflare.runtime import capture_labels, in_backfill
@@ -126,8 +131,10 @@ with prism_dag(
         with TaskGroup("performance_report"):
             @task
             def month_traffic(**context) -> dict:
-                win = monthly_run_windows(context)["previous_month"]
-                return traffic_in(WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"]))
+                """The month's totals and its traffic per day (for the report's charts), from GraphQL."""
+                win, hook, script = monthly_run_windows(context)["previous_month"], WorkersAnalyticsHook(), _cf()["worker_name"]
+                start, end = from_iso(win["start"]), from_iso(win["end"])
+                return {**traffic_in(hook, script, start, end), "daily": daily_traffic_in(hook, script, start, end)}
 
             @task
             def worker_metrics(**context) -> dict:
@@ -136,7 +143,7 @@ with prism_dag(
 
                 return {**PrismWorkerHook().metrics("30d"), "labels": capture_labels(context)}
 
-            @task
+            @report_task
             def performance_report(traffic: dict, metrics: dict, **context) -> dict:
                 month = monthly_run_windows(context)["previous_month"]
                 return deliver(DAG_ID, monthly_reports.performance(traffic, metrics, month, runtime_config()["thresholds"]))
@@ -187,7 +194,7 @@ with prism_dag(
             def npm_audit(**context) -> dict:
                 return commands.npm_audit(context["params"])
 
-            @task(trigger_rule="none_failed_min_one_success")
+            @report_task(trigger_rule="none_failed_min_one_success")
             def security_report(**context) -> dict:
                 group = "day_7.security_audit"
                 return deliver(DAG_ID, monthly_reports.security(
@@ -212,7 +219,7 @@ with prism_dag(
             cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
             index_usage = D1SqlOperator(task_id="index_usage", sql="reports/index_usage.sql", database=D1)
 
-        @task(trigger_rule="none_failed_min_one_success")
+        @report_task(trigger_rule="none_failed_min_one_success")
         def optimization_report(**context) -> dict:
             io, po = "day_15.index_optimization", "day_15.performance_optimization"
             figures = {name: pulled(context, f"{io}.{name}") for name in ("analyze", "quick_check", "query_plan")}
@@ -232,7 +239,7 @@ with prism_dag(
                 win = monthly_run_windows(context)["month_to_date"]
                 return traffic_in(WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"]))
 
-            @task
+            @report_task
             def log_review(traffic: dict, events: dict, **context) -> dict:
                 return deliver(DAG_ID, monthly_reports.log_review(monthly_run_windows(context), runtime_config()["thresholds"],
                                                                   traffic, events))
@@ -240,7 +247,7 @@ with prism_dag(
             log_review(month_to_date_traffic(), month_events.output)
 
         with TaskGroup("resource_check"):
-            @task
+            @report_task
             def resource_check(**context) -> dict:
                 """D1, Vectorize, KV and the Worker as they are now: point-in-time, labelled."""
                 cf, limit = _cf(), runtime_config()["thresholds"]["free_tier_usage_percent"]
@@ -259,7 +266,7 @@ with prism_dag(
                 return {"traffic": traffic_in(hook, cf["worker_name"], start, end),
                         "usage": usage_in(hook, D1Hook().find_database(cf["d1_database"]), start, end)}
 
-            @task
+            @report_task
             def monthly_report(figures: dict, **context) -> dict:
                 return deliver(DAG_ID, monthly_reports.month_usage(monthly_run_windows(context), figures))
 
@@ -274,7 +281,7 @@ with prism_dag(
                 return capacity_figures(WorkersAnalyticsHook(), cf["worker_name"], D1Hook().find_database(cf["d1_database"]),
                                         win["capacity"], from_iso(win["end"]))
 
-            @task
+            @report_task
             def capacity_report(analytics: dict, **context) -> dict:
                 limit = runtime_config()["thresholds"]["free_tier_usage_percent"]
                 return deliver(DAG_ID, monthly_reports.capacity(monthly_run_windows(context), analytics, limit))

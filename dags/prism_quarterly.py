@@ -2,7 +2,9 @@
 ### PRISM quarterly review (1 January, April, July and October at 04:00 UTC)
 
 The guide's Quarterly Schedule as a **checklist report with figures**, one run per quarter:
-`reports/prism_quarterly/YYYYQn/review.md`. A run on the first day of a quarter does that quarter's
+`reports/prism_quarterly/YYYYQn/review.md`, and `review.html` with charts (items by outcome, and the
+quarter's figures: events by type, requests per month, backup sets by status), linked from the review
+task (`@report_task`) and the dashboard. A run on the first day of a quarter does that quarter's
 items (the branch `quarter` follows one group and skips the others, saying why); the figures cover
 the quarter before (the run's data interval, a `CronTriggerTimetable` with a three-month interval).
 
@@ -37,11 +39,13 @@ from prism_cloudflare.calendar_windows import QUARTERLY_CALENDAR as QUARTERS, ca
 from prism_cloudflare.capacity import monthly_growth
 from prism_cloudflare.commands import command_param
 from prism_cloudflare.config import runtime_config, schedule
+from prism_cloudflare.dashboard_records import backup_snapshot, record
 from prism_cloudflare.dags import prism_dag
 from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.report_links import report_task
 from prism_cloudflare.reports import deliver, pulled, result_rows
 from prism_cloudflare.resource_inventory import architecture
 from prism_cloudflare.runtime import capture_labels, in_backfill
@@ -62,9 +66,9 @@ def _cf() -> dict:
     return runtime_config()["cloudflare"]
 
 
-def _review(context, title: str, sections: dict[str, list[str]]) -> dict:
-    """Publish the quarter's review; one alert when items need attention."""
-    report = quarterly_reviews.checklist(quarterly_run_windows(context), title, sections, capture_labels(context))
+def _review(context, title: str, sections: dict[str, list[str]], figures: dict | None = None) -> dict:
+    """Publish the quarter's review (Markdown and HTML with charts of `figures`); one alert when items need attention."""
+    report = quarterly_reviews.checklist(quarterly_run_windows(context), title, sections, capture_labels(context), figures)
     return deliver(DAG_ID, report)
 
 
@@ -127,12 +131,13 @@ with prism_dag(
                                       parameters=w["sql_previous_quarter"])
             q1_npm = npm_audit()
 
-        @task(trigger_rule="none_failed_min_one_success")
+        @report_task(trigger_rule="none_failed_min_one_success")
         def q1_review(**context) -> dict:
+            events = pulled(context, "q1.security_audit.security_events")
             return _review(context, "architecture review, security audit", quarterly_reviews.q1_items(
                 _cf(), runtime_config()["thresholds"], pulled(context, "q1.architecture_review.inventory"),
-                pulled(context, "q1.architecture_review.table_counts"), pulled(context, "q1.security_audit.security_events"),
-                pulled(context, "q1.security_audit.npm_audit")))
+                pulled(context, "q1.architecture_review.table_counts"), events,
+                pulled(context, "q1.security_audit.npm_audit")), {"security_events": events})
 
         [table_counts, architecture_review, q1_events, q1_npm] >> q1_review()
 
@@ -154,13 +159,13 @@ with prism_dag(
 
             usage_30d = recent_usage()
 
-        @task(trigger_rule="none_failed_min_one_success")
+        @report_task(trigger_rule="none_failed_min_one_success")
         def q2_review(**context) -> dict:
+            months = pulled(context, "q2.performance_optimization.monthly_traffic") or []
             return _review(context, "performance optimization, scaling review", quarterly_reviews.q2_items(
-                runtime_config(), pulled(context, "q2.performance_optimization.monthly_traffic") or [],
-                pulled(context, "q2.performance_optimization.slow_queries"),
+                runtime_config(), months, pulled(context, "q2.performance_optimization.slow_queries"),
                 pulled(context, "q2.performance_optimization.cache_effectiveness"),
-                pulled(context, "q2.scaling_review.recent_usage") or {}))
+                pulled(context, "q2.scaling_review.recent_usage") or {}), {"monthly_traffic": months})
 
         [q2_traffic, q2_slow, q2_cache, usage_30d] >> q2_review()
 
@@ -224,6 +229,7 @@ with prism_dag(
                            "kv_keys": manifest.get("kv", {}).get("key_count"), **figures}
                 # Pushed before a failure too: the review reports what the drill found either way.
                 context["ti"].xcom_push(key=DRILL_RESULT, value=outcome)
+                record("backup", backup_snapshot(cadence, manifest, status, "quarterly restore drill", problems=result["problems"]))
                 if status == "failed":
                     raise AirflowException(f"restore drill of {cadence}/{period} FAILED (recorded in its manifest):\n  "
                                            + "\n  ".join(result["problems"]))
@@ -243,13 +249,14 @@ with prism_dag(
         # all_done: the review is written whatever became of the drill. It hangs off the teardown, not
         # the drill, so the drill's failure still fails the run; the branch skips it directly in the
         # other quarters' runs (all_done alone would run it when everything above it was skipped).
-        @task(trigger_rule="all_done")
+        @report_task(trigger_rule="all_done")
         def q3_review(**context) -> dict:
             ti, testing = context["ti"], "q3.backup_testing"
+            backups = pulled(context, f"{testing}.backup_inventory")
             return _review(context, "dependency audit, backup testing", quarterly_reviews.q3_items(
-                pulled(context, f"{testing}.backup_inventory"), pulled(context, f"{testing}.pick_set"),
+                backups, pulled(context, f"{testing}.pick_set"),
                 ti.xcom_pull(task_ids=f"{testing}.restore_drill", key=DRILL_RESULT), pulled(context, f"{testing}.drop_scratch"),
-                pulled(context, "q3.dependency_audit.npm_audit")))
+                pulled(context, "q3.dependency_audit.npm_audit")), {"backups": backups})
 
         review_q3 = q3_review()
         [q3_npm, inventory_of_backups, dropped] >> review_q3
@@ -271,13 +278,13 @@ with prism_dag(
 
             plan = growth_projection(usage_by_month.output)
 
-        @task(trigger_rule="none_failed_min_one_success")
+        @report_task(trigger_rule="none_failed_min_one_success")
         def q4_review(**context) -> dict:
             plan = pulled(context, "q4.capacity_planning.growth_projection") or {"months": []}
-            sections = quarterly_reviews.q4_items(
-                runtime_config()["thresholds"]["free_tier_usage_percent"], pulled(context, "q4.yearly_review.usage_by_month"),
-                pulled(context, "q4.yearly_review.monthly_traffic") or [], plan)
-            return {**_review(context, "yearly review, capacity planning", sections), "plan": plan}
+            usage, months = pulled(context, "q4.yearly_review.usage_by_month"), pulled(context, "q4.yearly_review.monthly_traffic") or []
+            sections = quarterly_reviews.q4_items(runtime_config()["thresholds"]["free_tier_usage_percent"], usage, months, plan)
+            figures = {"usage_by_month": usage, "monthly_traffic": months}
+            return {**_review(context, "yearly review, capacity planning", sections, figures), "plan": plan}
 
         [usage_by_month, q4_traffic, plan] >> q4_review()
 

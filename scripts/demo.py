@@ -1,5 +1,10 @@
 """`make demo`: localflare with the demo seed, an S3 stand-in, and `airflow standalone` on this bundle.
 
+The first start runs the DAGs once against the stand-ins (scripts/dashboard_fill.py --every-dag:
+all but the two destructive manual ones, prism_index_rebuild and prism_disaster_recovery, which
+the UI's trigger form runs), so the UI and the dashboard show real runs; then it unpauses the health
+monitor, which keeps the dashboard live.
+
 Runs in the foreground until Ctrl-C, then stops exactly what it started.
 Ports: LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080). State lives in .demo/
 (PRISM_DEMO_DIR moves it).
@@ -46,17 +51,31 @@ def main() -> int:
         if not pw_file.exists():
             pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(9)}))
         password = json.loads(pw_file.read_text())["admin"]
+        env = airflow_env(home, lf, s3.endpoint, api_port)
+        filled = home / "dashboard-filled"
+        if not filled.exists():
+            # Demo runs of every DAG, so the dashboard has live data from the first page view.
+            print(f"Filling the dashboard with demo runs (a minute or two; log: {demo / 'fill.log'}) ...", flush=True)
+            with open(demo / "fill.log", "ab") as fill_log:
+                subprocess.run([sys.executable, str(ROOT / "scripts" / "dashboard_fill.py"), f"{lf.base_url}/__localflare",
+                                "--every-dag"],
+                               env=env, cwd=ROOT, stdout=fill_log, stderr=subprocess.STDOUT, check=True)
+            filled.touch()
         print(f"Starting airflow standalone on 127.0.0.1:{api_port} (log: {demo / 'airflow.log'}) ...", flush=True)
         log = open(demo / "airflow.log", "ab")
-        airflow = subprocess.Popen(["airflow", "standalone"], env=airflow_env(home, lf, s3.endpoint, api_port),
+        airflow = subprocess.Popen(["airflow", "standalone"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         wait_for(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", airflow, 300)
         # Heavy Cloudflare tasks run in this pool; a task in a missing pool is never scheduled.
         subprocess.run(["airflow", "pools", "set", "cloudflare_heavy", "3", "Heavy Cloudflare API work"],
-                       env=airflow_env(home, lf, s3.endpoint, api_port), check=True, stdout=subprocess.DEVNULL)
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        # The health monitor keeps the dashboard live: every 5 minutes from now on.
+        subprocess.run(["airflow", "dags", "unpause", "prism_health_monitor"], env=env, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(
             "\nPRISM maintenance demo is up.\n"
             f"  Airflow UI:     http://127.0.0.1:{api_port}   (user: admin  password: {password})\n"
+            f"  Dashboard:      http://127.0.0.1:{api_port}/plugin/prism-dashboard   (\"PRISM Dashboard\" in the UI's navigation)\n"
             f"  localflare API: {lf.api_url}   account {lf.account_id}\n"
             f"  PRISM Worker:   {lf.worker_url}/health\n"
             f"  S3 stand-in:    {s3.endpoint}   bucket {BUCKET}\n"

@@ -51,6 +51,12 @@ def traffic_in(hook, script: str, start: datetime, end: datetime) -> dict:
     return _kept("traffic", start, end, lambda s, e: hook.worker_traffic(script, s, e))
 
 
+def daily_traffic_in(hook, script: str, start: datetime, end: datetime) -> list[dict]:
+    """Worker traffic per day of [start, end), for the days GraphQL still keeps ([] when none)."""
+    win, _ = graphql_window(start, end, "traffic")
+    return hook.worker_daily(script, *win) if win else []
+
+
 def usage_in(hook, database_id: str, start: datetime, end: datetime) -> dict:
     """D1, Workers AI and KV usage for [start, end) as far as GraphQL keeps it."""
     return _kept("usage", start, end, lambda s, e: hook.usage(database_id, s, e))

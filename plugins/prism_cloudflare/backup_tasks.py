@@ -89,6 +89,7 @@ def backup_set(group_id: str, cadence: str, *, verify_restore: bool = True, miss
 
                 from prism_cloudflare.backup_sets import prefix, set_verification
                 from prism_cloudflare.config import runtime_config
+                from prism_cloudflare.dashboard_records import backup_snapshot, record
                 from prism_cloudflare.hooks.d1 import D1Hook
                 from prism_cloudflare.hooks.kv import KVHook
                 from prism_cloudflare.notifiers import send_alert
@@ -108,6 +109,8 @@ def backup_set(group_id: str, cadence: str, *, verify_restore: bool = True, miss
                                   "kv": result.get("kv")})
                 report = verification_report(spec, promoted, status, result)
                 url = publish_report(spec["bucket"], f"reports/backups/{spec['cadence']}/{spec['period']}/verification.md", report)
+                record("backup", backup_snapshot(spec["cadence"], promoted, status, "test restore into scratch resources",
+                                                 url, result["problems"]))
                 if not result["verified"]:
                     send_alert(f"{spec['cadence']} backup {spec['period']} FAILED verification",
                                "\n".join(result["problems"]) + f"\nreport: {url}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 PRIORITIES = ("monitor", "bulk")
@@ -39,6 +40,9 @@ class RequestBudget:
         self._next_bulk = 0.0
         self._hold_until = 0.0
         self.remaining: int | None = None
+        self.limit: int | None = None  # x-ratelimit-limit, as last seen
+        self.observed_at: str | None = None  # when remaining was last seen (UTC, ISO)
+        self.rate_limited = 0  # 429s received
         self._slowdown = 1.0
         self.waited = 0.0
 
@@ -72,8 +76,11 @@ class RequestBudget:
         self._hold_until = now + 1.0
         return 0.0
 
-    def observe(self, headers) -> None:
-        """Record x-ratelimit-remaining and x-ratelimit-reset from a response."""
+    def observe(self, headers, status: int | None = None) -> None:
+        """Record x-ratelimit-remaining, -limit and -reset from a response (and a 429)."""
+        if status == 429:
+            with self._lock:
+                self.rate_limited += 1
         remaining = headers.get("x-ratelimit-remaining")
         if remaining is None:
             return
@@ -82,6 +89,11 @@ class RequestBudget:
                 self.remaining = int(remaining)
             except ValueError:
                 return
+            self.observed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            try:
+                self.limit = int(headers.get("x-ratelimit-limit") or 0) or self.limit
+            except ValueError:
+                pass
             now = self._clock()
             if self.remaining <= self.settings.reserve:
                 # An HTTP-date reset is rounded down to the second: hold at least a second.

@@ -80,10 +80,38 @@ def capacity_series(figures: dict) -> dict[str, list[dict]]:
 
 
 def capacity_plan(figures: dict, end: datetime) -> dict[str, dict]:
-    """project() of every free-tier resource from capacity_figures(), with how many windows it rests on."""
-    series = capacity_series(figures)
-    return {name: {**project(window_rates(series.get(name, [])), limit, end), "windows": len(series.get(name, []))}
-            for name, limit in FREE_TIER_DAILY.items()}
+    """project() of every free-tier resource from capacity_figures(), with how many windows it rests
+    on, and `paid`: the same projection to what the Workers Paid plan includes (as a daily rate), for
+    the resources whose paid plan has a limit."""
+    from prism_cloudflare.plan_limits import LIMITS
+
+    series, plan = capacity_series(figures), {}
+    for name, limit in FREE_TIER_DAILY.items():
+        rates = window_rates(series.get(name, []))
+        plan[name] = {**project(rates, limit, end), "windows": len(series.get(name, []))}
+        paid = LIMITS.get(name, (None, None, None, None))[3]
+        if paid:
+            plan[name]["paid"] = {"limit": paid, "reaches_limit": project(rates, paid, end)["reaches_limit"]}
+    return plan
+
+
+def projection_series(points: list[tuple[datetime, float]], plan: dict, end: datetime,
+                      months: int = 12) -> list[tuple[datetime, float]]:
+    """The projected daily rate from `end` on at the plan's 30-day growth, a point a month, until a
+    month past the free-tier limit date or `months` months ([] without a trend)."""
+    growth = plan.get("growth_30d_percent")
+    if not points or growth is None:
+        return []
+    daily, out = points[-1][1], []
+    reached = plan.get("reaches_limit", "")
+    stop = end + timedelta(days=30 * months)
+    if reached[:2] == "20":
+        stop = min(stop, datetime.fromisoformat(reached + "T00:00:00+00:00") + timedelta(days=30))
+    t = end
+    while t <= stop:
+        out.append((t, daily * (1 + growth / 100) ** ((t - end).total_seconds() / 86400 / 30)))
+        t += timedelta(days=30)
+    return out
 
 
 def monthly_growth(usage_by_month: list[dict], end: datetime) -> dict:

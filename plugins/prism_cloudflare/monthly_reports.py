@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from prism_cloudflare.analytics_windows import FREE_TIER_DAILY, FREE_TIER_STORAGE, resource_totals
 from prism_cloudflare.calendar_windows import from_iso
-from prism_cloudflare.capacity import capacity_plan
+from prism_cloudflare.capacity import capacity_plan, projection_series
+from prism_cloudflare.html_reports import chart
 from prism_cloudflare.reports import Report, markdown, number, result_rows, traffic_lines
+from prism_cloudflare.svg_charts import bar_chart, line_chart
 
 SECURITY_EVENT_TYPES = ("failed_login", "api_key_abuse", "unauthorized", "forbidden", "rate_limited")
 
@@ -51,7 +53,23 @@ def performance(traffic: dict, metrics: dict, month: dict, thresholds: dict) -> 
     return Report("performance", month["period"], text, {
         "requests": traffic.get("requests"),
         "success_rate_percent": round(100 - traffic["error_rate_percent"], 4) if traffic.get("available") else None,
-        "p95_ms": p95, "tokens_saved": tokens["saved"], "cost_saved_usd": tokens["cost_saved_usd"], "recommendations": recs})
+        "p95_ms": p95, "tokens_saved": tokens["saved"], "cost_saved_usd": tokens["cost_saved_usd"], "recommendations": recs},
+        charts=performance_charts(traffic.get("daily") or [], thresholds))
+
+
+def performance_charts(daily: list[dict], thresholds: dict) -> list[dict]:
+    """Requests and errors per day, and the p95 trend against its target (traffic per day, GraphQL)."""
+    if not daily:
+        return []
+    days = [(from_iso(d["date"] + "T00:00:00+00:00"), d) for d in daily]
+    return [
+        chart("Requests and errors per day", line_chart("Requests and errors per day", {
+            "requests": [(t, d["requests"]) for t, d in days], "errors": [(t, d["errors"]) for t, d in days]}, "per day"),
+            [(d["date"], f"{d['requests']:,} requests, {d['errors']:,} errors") for _, d in days]),
+        chart("P95 latency per day (ms)", line_chart("P95 latency per day (ms)", {"p95": [(t, d["p95_ms"]) for t, d in days]}, "ms",
+                                                     limits={"target": thresholds["p95_latency_ms"]}),
+              [(d["date"], f"{d['p95_ms']} ms") for _, d in days]),
+    ]
 
 
 def security(win: dict, thresholds: dict, events: dict | None, abuse: dict | None, npm: dict | None) -> Report:
@@ -81,8 +99,12 @@ def security(win: dict, thresholds: dict, events: dict | None, abuse: dict | Non
                       + (" (findings at or above the audit level)" if npm["returncode"] else " (no findings)")]
         if npm else ["- Skipped: no npm project configured (Param npm_project_dir)."],
     })
+    bars = [(t, count[t]) for t in SECURITY_EVENT_TYPES]
+    charts = [chart("Security events by type (30 days)", bar_chart("Security events by type (30 days)", bars, "events",
+                                                                   colors={"failed_login": "#dc2626" if alerted else "#2563eb"}),
+                    bars)]
     return Report("security", win["date"], text, {**count, "failed_login_threshold": limit, "alerted": alerted,
-                                                  "abused_keys": len(keys)}, alerts)
+                                                  "abused_keys": len(keys)}, alerts, charts)
 
 
 def optimization(win: dict, cfg: dict, figures: dict[str, dict | None]) -> Report:
@@ -127,15 +149,18 @@ def optimization(win: dict, cfg: dict, figures: dict[str, dict | None]) -> Repor
 def log_review(win: dict, thresholds: dict, traffic: dict, events: dict | None) -> Report:
     """Day 21: the month to date's error rate and p95 against the thresholds, failed auth and rate limiting."""
     by_type = {r["type"]: r["events"] for r in result_rows(events)}
-    findings = []
+    findings, investigations = [], []
     if traffic.get("available"):
         p95 = traffic["wall_time_ms"].get("p95", 0)
         if traffic["error_rate_percent"] > thresholds["error_rate_percent"]:
             findings.append(f"error rate {traffic['error_rate_percent']}% is above {thresholds['error_rate_percent']}%")
+            investigations.append("high_error_rate")
         if p95 > thresholds["p95_latency_ms"]:
             findings.append(f"p95 latency {p95} ms is above {thresholds['p95_latency_ms']} ms")
+            investigations.append("slow_performance")
     mtd = win["month_to_date"]
-    alerts = [{"subject": f"monthly log review ({mtd['label']} to date): " + "; ".join(findings), "severity": "warning"}] if findings else []
+    alerts = [{"subject": f"monthly log review ({mtd['label']} to date): " + "; ".join(findings), "severity": "warning",
+               "investigations": investigations}] if findings else []
     auth = by_type.get("failed_login", 0) + by_type.get("unauthorized", 0) + by_type.get("forbidden", 0)
     text = markdown(f"PRISM Log Review - {mtd['label']} to {win['run_date']}", (from_iso(mtd["start"]), from_iso(win["end"])), {
         "Traffic": traffic_lines(traffic),
@@ -159,7 +184,8 @@ def resources(win: dict, cf: dict, limit_percent: float, live: dict, labels: dic
     usage = {"d1_database_bytes": db.get("file_size", 0), "vectorize_stored_dimensions": vec["vectorCount"] * vec["dimensions"]}
     percent = {k: round(100 * v / FREE_TIER_STORAGE[k], 2) for k, v in usage.items()}
     over = {k: p for k, p in percent.items() if p >= limit_percent}
-    alerts = [{"subject": f"free-tier storage above {limit_percent}%: {over}", "severity": "warning"}] if over else []
+    alerts = [{"subject": f"free-tier storage above {limit_percent}%: {over}", "severity": "warning",
+               "investigations": ["resource_exhaustion"]}] if over else []
     text = markdown(f"PRISM Resource Check - {win['run_date']}", (from_iso(win["month_to_date"]["start"]), from_iso(win["end"])), {
         "D1": [f"- {db['name']} ({db['uuid']}): {number(db.get('file_size', 0))} bytes, {db.get('num_tables')} tables "
                f"({percent['d1_database_bytes']}% of the {FREE_TIER_STORAGE['d1_database_bytes'] // 1000**2} MB free-tier database size)"],
@@ -201,18 +227,41 @@ def capacity(win: dict, figures: dict, limit_percent: float) -> Report:
     over = {n: p["percent_of_limit"] for n, p in plan.items()
             if p.get("percent_of_limit") is not None and p["percent_of_limit"] >= limit_percent}
     alerts = [{"subject": f"free-tier daily usage at or above {limit_percent}%: " + ", ".join(f"{n} {p}%" for n, p in over.items()),
-               "severity": "warning"}] if over else []
+               "severity": "warning", "investigations": ["resource_exhaustion"]}] if over else []
     notes = sorted({w[src]["note"] for w in figures["windows"] for src in ("traffic", "usage") if w[src]["note"]})
-    rows = ["| resource | daily now | free-tier limit | % of limit | growth / 30 days | limit reached |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| resource | daily now | free-tier limit | % of limit | growth / 30 days | free-tier limit reached "
+            "| paid plan's included amount (a day) | paid plan's amount reached |", "|---|---|---|---|---|---|---|---|"]
     for name, p in plan.items():
         growth = "n/a" if p.get("growth_30d_percent") is None else f"{p['growth_30d_percent']}%"
+        paid = p.get("paid") or {}
         rows.append(f"| {name} | {number(p.get('daily'))} | {number(FREE_TIER_DAILY[name])} | {p.get('percent_of_limit', 'n/a')} "
-                    f"| {growth} | {p['reaches_limit']} |")
+                    f"| {growth} | {p['reaches_limit']} | {number(round(paid['limit'])) if paid else 'no limit'} "
+                    f"| {paid.get('reaches_limit', 'n/a') if paid else 'n/a'} |")
     method = ["- Daily rates are window totals divided by the days GraphQL covered; growth compounds the change "
               "from the oldest to the newest window to a 30-day rate; the limit date extrapolates that growth.",
               "- Workers traffic: three 30-day windows. D1, Workers AI and KV: GraphQL keeps only 31 days, so their "
               "trend comes from the two 15-day halves of the last 30 days."] + [f"- {n}" for n in notes]
     text = markdown(f"PRISM Capacity Planning - {win['run_date']}", (from_iso(win["capacity"][0]["start"]), end),
                     {"Projection": rows, "Method and data available": method})
-    return Report("capacity", win["month"], text, {"plan": plan, "alerted": sorted(over)}, alerts)
+    return Report("capacity", win["month"], text, {"plan": plan, "alerted": sorted(over)}, alerts, capacity_charts(figures, plan, end))
+
+
+def capacity_charts(figures: dict, plan: dict, end) -> list[dict]:
+    """Per resource: the measured daily rates, the projection at the measured growth, its limits and
+    the date it reaches the free-tier limit."""
+    from prism_cloudflare.capacity import capacity_series, window_rates
+
+    series, charts = capacity_series(figures), []
+    for name, p in plan.items():
+        points = window_rates(series.get(name, []))
+        projected = projection_series(points, p, end)
+        limits = {"free tier": FREE_TIER_DAILY[name]} | ({"paid plan": round(p["paid"]["limit"])} if p.get("paid") else {})
+        reached = p["reaches_limit"]
+        markers = [(from_iso(reached + "T00:00:00+00:00"), f"free tier {reached}")] if reached[:2] == "20" else []
+        title = f"{name}: daily rate and projection"
+        charts.append(chart(title, line_chart(title, {"measured": points, "projected": projected}, "a day", limits=limits,
+                                              dashed={"projected"}, markers=markers),
+                            [(f"{t:%Y-%m-%d}", f"{v:,.0f} a day") for t, v in points]
+                            + [("free-tier limit reached", reached)]
+                            + ([("paid plan's amount reached", p["paid"]["reaches_limit"])] if p.get("paid") else [])))
+    return charts

@@ -2,7 +2,9 @@
 
 Every alert is logged. It also goes to Slack (an incoming-webhook connection `prism_slack`, type
 `slackwebhook`) and to e-mail (an SMTP connection `prism_smtp` with extra `{"to": [...]}`) when
-those connections exist. A channel that fails is logged; it never hides the others.
+those connections exist. A channel that fails is logged; it never hides the others. An alert sent
+from a running task is also recorded for the dashboard (dashboard_records). A failure alert can run
+one of the guide's troubleshooting investigations and carry its findings (troubleshooting).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ def _connection(conn_id: str):
 
 
 def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn_id: str = SLACK_CONN,
-               smtp_conn_id: str = SMTP_CONN) -> list[str]:
-    """Send an alert on every configured channel. Returns the channels that took it."""
+               smtp_conn_id: str = SMTP_CONN, investigations: list[str] | None = None, ti=None) -> list[str]:
+    """Send an alert on every configured channel. Returns the channels that took it. `investigations`
+    names the troubleshooting investigations whose findings the body carries (for the dashboard)."""
     text = f"[PRISM {severity.upper()}] {subject}" + (f"\n{body}" if body else "")
     log.warning("ALERT %s", text)
     sent = ["log"]
@@ -48,22 +51,33 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
             sent.append("email")
         except Exception as exc:  # noqa: BLE001
             log.error("e-mail alert failed: %s", exc)
+    from prism_cloudflare.dashboard_records import now_iso, record
+
+    record("alert", {"at": now_iso(), "severity": severity, "subject": subject, "body": body[:6000],
+                     "investigations": investigations or [], "channels": sent}, ti=ti, append=True)
     return sent
 
 
 class PrismAlertNotifier(BaseNotifier):
-    """Use as on_failure_callback (or any callback): alerts with the DAG, task, run and error."""
+    """Use as on_failure_callback (or any callback): alerts with the DAG, task, run and error, and with
+    the findings of `investigation` (a troubleshooting investigation) when one is named."""
 
     template_fields = ("subject",)
 
-    def __init__(self, subject: str = "", severity: str = "error"):
+    def __init__(self, subject: str = "", severity: str = "error", investigation: str | None = None):
         super().__init__()
         self.subject = subject
         self.severity = severity
+        self.investigation = investigation
 
     def notify(self, context) -> None:
         ti = context.get("ti") or context.get("task_instance")
         exc = context.get("exception")
         subject = self.subject or f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed"
         body = f"run {context.get('run_id')}" + (f"\n{type(exc).__name__}: {exc}" if exc else "")
-        send_alert(subject, body, self.severity)
+        if self.investigation:
+            from prism_cloudflare.troubleshooting import alert
+
+            alert(subject, body, self.severity, [self.investigation], ti=ti)
+        else:
+            send_alert(subject, body, self.severity, ti=ti)

@@ -9,23 +9,57 @@ from __future__ import annotations
 
 from prism_cloudflare.analytics_windows import FREE_TIER_DAILY
 from prism_cloudflare.calendar_windows import from_iso
+from prism_cloudflare.html_reports import chart
 from prism_cloudflare.reports import Report, checklist_item, markdown, result_rows
+from prism_cloudflare.svg_charts import bar_chart
 
 # The daily limits the scaling review checks (KV deletes and lists stay out of it).
 SCALING_RESOURCES = ("worker_requests", "ai_neurons", "d1_rows_read", "d1_rows_written", "kv_reads", "kv_writes")
 FLAGGED = "- [!]"
 
 
-def checklist(win: dict, title: str, sections: dict[str, list[str]], captured: dict) -> Report:
+def checklist(win: dict, title: str, sections: dict[str, list[str]], captured: dict, figures: dict | None = None) -> Report:
     """The review of the quarter in `win` (calendar_windows.quarterly_windows()); one alert lists the
-    items that need attention."""
+    items that need attention. `figures` feed its charts (review_charts())."""
     flagged = [line for lines in sections.values() for line in lines if line.startswith(FLAGGED)]
     alerts = [{"subject": f"quarterly review {win['label']}: {len(flagged)} item(s) need attention",
                "body": "\n".join(flagged), "severity": "warning"}] if flagged else []
     quarter = win["previous_quarter"]
     text = markdown(f"PRISM Quarterly Review {win['label']}: {title}", (from_iso(quarter["start"]), from_iso(quarter["end"])),
                     sections, captured=captured)
-    return Report("review", win["label"], text, {"flagged": flagged, "items": sum(len(v) for v in sections.values())}, alerts)
+    return Report("review", win["label"], text, {"flagged": flagged, "items": sum(len(v) for v in sections.values())}, alerts,
+                  review_charts(sections, figures or {}))
+
+
+def review_charts(sections: dict[str, list[str]], figures: dict) -> list[dict]:
+    """The checklist's items by outcome, and what the quarter's figures hold: Worker requests per
+    month (`monthly_traffic`), PRISM's usage log per month (`usage_by_month`), security events by type
+    (`security_events`), backup sets by status (`backups`)."""
+    items = [line for lines in sections.values() for line in lines]
+    outcome = [("done", sum(i.startswith("- [x]") for i in items)), ("needs attention", sum(i.startswith(FLAGGED) for i in items)),
+               ("not done", sum(i.startswith("- [ ]") for i in items))]
+    charts = [chart("Checklist items", bar_chart("Checklist items", outcome, "items",
+                                                 colors={"done": "#16a34a", "needs attention": "#dc2626", "not done": "#9ca3af"}), outcome)]
+    traffic = [(m["label"], m["requests"]) for m in figures.get("monthly_traffic") or [] if m.get("available")]
+    if traffic:
+        charts.append(chart("Worker requests per month", bar_chart("Worker requests per month", traffic, "requests"), traffic))
+    usage = [(m["month"], m["requests"]) for m in result_rows(figures.get("usage_by_month"))]
+    if usage:
+        charts.append(chart("PRISM requests per month (usage log)", bar_chart("PRISM requests per month (usage log)", usage,
+                                                                              "requests"), usage))
+    events = [(r["type"], r["events"]) for r in result_rows(figures.get("security_events"))]
+    if events:
+        charts.append(chart("Security events by type", bar_chart("Security events by type", events, "events"), events))
+    backups = figures.get("backups")
+    if backups:
+        sets = backups.get("daily", []) + backups.get("monthly", [])
+        by_status: dict[str, int] = {}
+        for entry in sets:
+            by_status[_set_status(entry).split(" ")[0]] = by_status.get(_set_status(entry).split(" ")[0], 0) + 1
+        bars = sorted(by_status.items())
+        charts.append(chart("Backup sets of the quarter by status", bar_chart("Backup sets of the quarter by status", bars, "sets",
+                                                                              colors={"verified": "#16a34a", "failed": "#dc2626"}), bars))
+    return charts
 
 
 def npm_audit_item(npm: dict | None) -> str:

@@ -1,7 +1,9 @@
-"""Reports: Markdown written to the backup bucket under reports/, keyed by DAG and period.
+"""Reports: Markdown, and for reports with charts an HTML page beside it, written to the backup
+bucket under reports/, keyed by DAG and period.
 
 A report names the window it covers and, for point-in-time figures, when they were captured, so a
-report made in a backfill never passes for one made at the time.
+report made in a backfill never passes for one made at the time. Every published report is
+recorded for the dashboard, which links it; a `report_task` links it from the task too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from prism_cloudflare.config import runtime_config
-from prism_cloudflare.notifiers import send_alert
 
 REPORTS_PREFIX = "reports"
 
@@ -33,31 +34,56 @@ def markdown(title: str, window: tuple[datetime, datetime], sections: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def publish_report(bucket: str, key: str, text: str, aws_conn_id: str = "aws_default") -> str:
+def html_key(key: str) -> str:
+    """The HTML page beside a Markdown report: reports/<dag_id>/<period>/<name>.html"""
+    return key.rsplit(".", 1)[0] + ".html"
+
+
+def publish_report(bucket: str, key: str, text: str, aws_conn_id: str = "aws_default", title: str | None = None,
+                   has_html: bool = False) -> str:
+    """Write a report object and record it (a Markdown one, with whether an HTML page is beside it) for
+    the dashboard; its s3:// URL."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+    from prism_cloudflare.dashboard_records import now_iso, record
+
     S3Hook(aws_conn_id=aws_conn_id).load_string(text, key=key, bucket_name=bucket, replace=True)
+    if key.endswith(".md"):
+        record("report", {"at": now_iso(), "bucket": bucket, "key": key,
+                          "title": title or (text.partition("\n")[0].lstrip("# ") or key), "html": has_html}, append=True)
     return f"s3://{bucket}/{key}"
 
 
 @dataclass
 class Report:
     """A report ready to deliver: where it goes (reports/<dag_id>/<period>/<name>.md), its text, the
-    alerts its figures call for (send_alert keyword arguments) and what its task returns besides."""
+    alerts its figures call for (subject, body, severity, and the troubleshooting `investigations` to run) and what its task returns besides."""
 
     name: str
     period: str
     text: str
     summary: dict = field(default_factory=dict)
     alerts: list[dict] = field(default_factory=list)
+    charts: list[dict] = field(default_factory=list)  # html_reports.chart(): SVG for HTML, figures for Markdown
 
 
 def deliver(dag_id: str, report: Report) -> dict:
-    """Send the report's alerts, publish it to the config's bucket, and return its address with its summary."""
-    for alert in report.alerts:
-        send_alert(**alert)
-    url = publish_report(runtime_config()["backups"]["bucket"], report_key(dag_id, report.name, report.period), report.text)
-    return {"report": url, **report.summary}
+    """Send the report's alerts (with the findings of the investigations an alert names), publish it to
+    the config's bucket (Markdown, and HTML when it has charts), and return its addresses with its summary."""
+    from prism_cloudflare.troubleshooting import alert
+
+    for item in report.alerts:
+        alert(item["subject"], item.get("body", ""), item.get("severity", "error"), item.get("investigations", ()))
+    bucket, key = runtime_config()["backups"]["bucket"], report_key(dag_id, report.name, report.period)
+    urls = {}
+    if report.charts:
+        from prism_cloudflare.html_reports import chart_markdown, render
+
+        urls["report_html"] = publish_report(bucket, html_key(key), render(report.text, report.charts))
+        text = report.text + "\n".join(["", "## Charts (figures)", *chart_markdown(report.charts)]) + "\n"
+    else:
+        text = report.text
+    return {"report": publish_report(bucket, key, text, has_html=bool(urls)), **urls, **report.summary}
 
 
 # ---- building blocks of report text ------------------------------------------------------------

@@ -172,8 +172,15 @@ def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, al
     assert len(alerts) == 5, alerts
     assert any("Free tier usage at" in a for a in alerts)
     for metric in ("error rate (%)", "p95 latency (ms)", "failed authentication attempts", "rate-limit violations"):
-        assert sum(metric in a for a in alerts) == 1, (metric, alerts)
+        assert sum(metric in a.partition("\n")[0] for a in alerts) == 1, (metric, alerts)
     assert all(a.startswith("[PRISM WARNING]") for a in alerts)
+    # Each threshold's alert carries the findings of the guide's matching troubleshooting.
+    diagnosis = {"error rate (%)": "Diagnosis: high error rate", "p95 latency (ms)": "Diagnosis: slow performance",
+                 "rate-limit violations": "Diagnosis: resource exhaustion", "Free tier usage at": "Diagnosis: resource exhaustion",
+                 "failed authentication attempts": None}
+    for subject, finding in diagnosis.items():
+        (text,) = [a for a in alerts if subject in a.partition("\n")[0]]
+        assert (finding in text) if finding else ("Diagnosis:" not in text), (subject, text)
 
 
 def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch(server, s3, bucket, airflow_db, dag,

@@ -152,6 +152,18 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, c
     report = xcom(run, "day_1.performance_report.performance_report")
     assert report["requests"] == traffic["requests"] and report["p95_ms"] == traffic["wall_time_ms"]["p95"]
     assert alerts == []
+    # ... and as HTML with charts of the month's days, each day's figures GraphQL's for that day.
+    html = s3.read_key(f"reports/prism_monthly/{prev_start:%Y%m}/performance.html", bucket)
+    assert report["report_html"].endswith("performance.html") and html.count("<svg") == 2
+    days = WorkersAnalyticsHook().worker_daily(WORKER, prev_start, month_start(end))
+    assert sum(d["requests"] for d in days) == traffic["requests"]
+    for d in (days[0], days[-1]):
+        assert f"| {d['date']} | {d['requests']:,} requests, {d['errors']:,} errors |" in text
+        assert f"| {d['date']} | {d['p95_ms']} ms |" in text
+    assert f"Total requests: {traffic['requests']:,}" in html
+    # The task links its report in the UI (through the dashboard's app).
+    assert xcom(run, "day_1.performance_report.performance_report", key="_link_HtmlReportLink").endswith(
+        f"/prism-dashboard/reports/reports/prism_monthly/{prev_start:%Y%m}/performance.html")
 
 
 def test_monthly_retention_keeps_the_newest_verified_set_however_old(s3, bucket, dag):
@@ -205,6 +217,10 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     assert f"Unauthorized (401): {counts.get('unauthorized', 0)}" in report
     assert f"Forbidden (403): {counts.get('forbidden', 0)}" in report
     assert "`true` exited 0 (no findings)" in report
+    # The HTML report charts the events by type with the same counts.
+    html = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.html", bucket)
+    assert f"failed_login: {failed}</title>" in html and f"forbidden: {counts.get('forbidden', 0)}</title>" in html
+    assert f"| failed_login | {failed} |" in report
 
     # At the threshold: no alert; with the default Params the update and npm audit skip.
     alerts.clear()
@@ -371,6 +387,16 @@ def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, 
     assert capacity["alerted"] == [] and alerts == []
     cap_text = s3.read_key(f"reports/prism_monthly/{end:%Y%m}/capacity.md", bucket)
     assert "GraphQL keeps only 31 days" in cap_text and "| worker_requests |" in cap_text
+    # Each resource's trend and the projected date it reaches each limit, charted in the HTML report.
+    cap_html = s3.read_key(f"reports/prism_monthly/{end:%Y%m}/capacity.html", bucket)
+    assert cap_html.count("<svg") == len(FREE_TIER_DAILY)
+    requests_limit_date = plan["worker_requests"]["reaches_limit"]
+    assert f"| free-tier limit reached | {requests_limit_date} |" in cap_text
+    assert plan["d1_rows_read"]["paid"]["limit"] == 25_000_000_000 / 30.44
+    assert f"paid plan's amount reached | {plan['d1_rows_read']['paid']['reaches_limit']} |" in cap_text
+    if requests_limit_date.startswith("20"):
+        assert f"free tier {requests_limit_date}" in cap_html
+    assert xcom(run, "day_28.capacity_planning.capacity_report", key="_link_MarkdownReportLink").endswith("capacity.md")
 
     # With a lower free-tier threshold the same figures alert.
     configure({"backups": {"bucket": bucket}, "thresholds": {"free_tier_usage_percent": 1}})

@@ -21,6 +21,7 @@ from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
 from prism_cloudflare.scratch_restore import SCRATCH_PREFIX, scratch_name
+from prism_cloudflare.svg_charts import short_number
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
 
@@ -267,15 +268,24 @@ def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
             assert f"Failed logins in the quarter: {counts.get('failed_login', 0)} (threshold 300" in review, review
             assert "- [x] Vectorize claudes-companion: " in review and "384 dimensions, cosine (config: 384, cosine)" in review
             assert "- [x] KV namespaces:" in review and "- [ ] npm audit: skipped" in review
+            html = s3.read_key(f"reports/prism_quarterly/{end.year}Q1/review.html", bucket)
+            for kind, n in counts.items():  # the security events charted with the quarter's counts
+                assert f"{kind}: {short_number(n)}</title>" in html and f"| {kind} | {n} |" in review
         else:
+            html = s3.read_key(f"reports/prism_quarterly/{end.year}Q2/review.html", bucket)
             for month in xcom(run, "q2.performance_optimization.monthly_traffic"):
                 assert (f"{month['label']}: {month['requests']:,} requests" if month["available"]
                         else f"- [ ] {month['label']}: traffic unavailable") in review
+                if month["available"]:
+                    assert f"{month['label']}: {short_number(month['requests'])}</title>" in html
             usage = xcom(run, "q2.scaling_review.recent_usage")
             if usage["available"]:
                 assert f"- Window: {usage['window']['start']} to {usage['window']['end']}" in review
             else:  # the 30 days before the run are older than GraphQL's 31 days of D1/AI/KV analytics
                 assert "- [ ] Usage of the last 30 days: unavailable: GraphQL keeps 31 days" in review
+        items = review.count("- [x]"), review.count("- [!]"), review.count("- [ ]")
+        assert f"| done | {items[0]} |" in review and f"| needs attention | {items[1]} |" in review
+        assert f"| not done | {items[2]} |" in review and "<svg" in html
     assert alerts == []
 
 

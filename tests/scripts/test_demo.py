@@ -30,7 +30,7 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # the first start fills the dashboard with demo runs
         while time.monotonic() < deadline:
             line = demo.stdout.readline()
             if not line:
@@ -48,6 +48,15 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         pools = requests.get(f"{ui}/api/v2/pools/cloudflare_heavy", timeout=10,
                              headers={"Authorization": f"Bearer {token.json()['access_token']}"})
         assert pools.status_code == 200 and pools.json()["slots"] == 3
+        # The dashboard, in the UI's navigation, holds the demo runs' data; without a login it holds nothing.
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        plugins = requests.get(f"{ui}/api/v2/plugins", headers=auth, timeout=10).json()["plugins"]
+        (view,) = [v for p in plugins for v in p["external_views"] if v["name"] == "PRISM Dashboard"]
+        assert view["url_route"] == "prism-dashboard" and view["href"] == "/prism-dashboard/"
+        data = requests.get(f"{ui}/prism-dashboard/data.json", headers=auth, timeout=30).json()
+        assert len(data["health"]) >= 5 and data["usage"]["requests"]["total"] > 0
+        assert set(data["backups"]) >= {"daily", "monthly"} and len(data["reports"]) >= 5
+        assert requests.get(f"{ui}/prism-dashboard/data.json", timeout=10).status_code == 401
         lf = json.loads((tmp_path / "demo" / "localflare" / "localflare.json").read_text())
         assert requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"] == "healthy"
         dbs = requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",

@@ -21,15 +21,18 @@ query($account: string!, $script: string!, $start: Time!, $end: Time!) {
       dimensions { status }
     } } } }"""
 
-WORKER_HOURLY = """
+# Requests, errors and p95 per time bucket: DIM is datetimeHour (per hour) or date (per UTC day).
+_WORKER_SERIES = """
 query($account: string!, $script: string!, $start: Time!, $end: Time!) {
   viewer { accounts(filter: {accountTag: $account}) {
     workersInvocationsAdaptive(limit: 10000, filter: {scriptName: $script, datetime_geq: $start, datetime_lt: $end},
-                               orderBy: [datetimeHour_ASC]) {
+                               orderBy: [DIM_ASC]) {
       sum { requests errors }
       quantiles { wallTimeP95 }
-      dimensions { datetimeHour }
+      dimensions { DIM }
     } } } }"""
+WORKER_HOURLY = _WORKER_SERIES.replace("DIM", "datetimeHour")
+WORKER_DAILY = _WORKER_SERIES.replace("DIM", "date")
 
 USAGE = """
 query($account: string!, $db: string!, $start: Time!, $end: Time!) {
@@ -105,6 +108,12 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
     def worker_hourly(self, script: str, start: datetime, end: datetime) -> list[dict]:
         groups = self._account(WORKER_HOURLY, {"script": script, "start": _iso(start), "end": _iso(end)})["workersInvocationsAdaptive"]
         return [{"hour": g["dimensions"]["datetimeHour"], "requests": g["sum"]["requests"], "errors": g["sum"]["errors"],
+                 "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1)} for g in groups]
+
+    def worker_daily(self, script: str, start: datetime, end: datetime) -> list[dict]:
+        """Per UTC day of [start, end): requests, errors and wall-time p95 (ms)."""
+        groups = self._account(WORKER_DAILY, {"script": script, "start": _iso(start), "end": _iso(end)})["workersInvocationsAdaptive"]
+        return [{"date": g["dimensions"]["date"], "requests": g["sum"]["requests"], "errors": g["sum"]["errors"],
                  "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1)} for g in groups]
 
     def usage(self, database_id: str, start: datetime, end: datetime) -> dict:

@@ -118,7 +118,7 @@ class CloudflareBaseHook(BaseHook):
                 raise _Transport(exc, applied="NewConnectionError" not in str(exc)) from None
             except requests.Timeout as exc:
                 raise _Transport(exc, applied=True) from None
-            self.budget.observe(resp.headers)
+            self.budget.observe(resp.headers, resp.status_code)
             if resp.status_code >= 400 or expect_json:
                 _raise_for_envelope(resp, method, path, expect_json)
             return resp

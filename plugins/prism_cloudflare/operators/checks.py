@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from prism_cloudflare.dashboard_records import health_snapshot, record
 from prism_cloudflare.errors import CloudflareError
 from prism_cloudflare.runtime import in_backfill
 
@@ -49,9 +50,22 @@ class CloudflareHealthCheckOperator(BaseOperator):
         failed = {k: v["detail"] for k, v in results.items() if not v["ok"]}
         for name, res in results.items():
             self.log.info("%-9s %s (%.0f ms) %s", name, "ok" if res["ok"] else "FAILED", res["ms"], res["detail"])
+        # Recorded before a failure too: the dashboard shows what failed and when.
+        record("health", health_snapshot(results, self._budget()), ti=context.get("ti"))
         if failed:
             raise AirflowException("health check failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
         return results
+
+    def _budget(self):
+        """The API budget the checks' requests observed (None when no API check ran)."""
+        if not set(self.checks) - {"worker"}:
+            return None
+        try:
+            from prism_cloudflare.hooks.cloudflare import CloudflareBaseHook
+
+            return CloudflareBaseHook(self.cloudflare_conn_id, priority="monitor").budget
+        except Exception:  # noqa: BLE001 - no connection: nothing was observed
+            return None
 
     def _run(self, name: str) -> dict:
         started = time.monotonic()

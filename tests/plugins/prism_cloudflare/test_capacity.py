@@ -94,3 +94,16 @@ def test_monthly_growth_uses_complete_months_of_the_usage_log():
     # A month with no neurons says nothing about their growth: the trend starts in November.
     assert plan["ai_neurons"]["daily"] == 100.0 and plan["ai_neurons"]["growth_month_percent"] == 0.0
     assert plan["ai_neurons"]["reaches_limit"] == "not at this growth (flat or shrinking)"
+
+
+def test_projection_series_runs_from_the_run_date_to_past_the_limit_date():
+    from prism_cloudflare.capacity import projection_series
+
+    end = datetime(2026, 3, 28, tzinfo=timezone.utc)
+    points = [(end - timedelta(days=45), 50_000.0), (end - timedelta(days=15), 55_000.0)]
+    plan = project(points, 100_000, end)
+    series = projection_series(points, plan, end)
+    assert series[0] == (end, 55_000.0) and all(b[1] > a[1] for a, b in zip(series, series[1:]))
+    reached = datetime.fromisoformat(plan["reaches_limit"] + "T00:00:00+00:00")
+    assert series[-1][0] <= reached + timedelta(days=30) < series[-1][0] + timedelta(days=30) and series[-1][1] >= 100_000 * 0.9
+    assert projection_series(points[:1], project(points[:1], 100_000, end), end) == []  # no trend, no projection

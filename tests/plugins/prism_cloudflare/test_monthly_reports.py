@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from prism_cloudflare import monthly_reports
@@ -81,7 +82,7 @@ def test_log_review_alerts_when_the_month_to_date_crosses_a_threshold():
     hot = monthly_reports.log_review(WIN, {**THRESHOLDS, "p95_latency_ms": 100}, TRAFFIC, None)
     assert hot.summary["findings"] == ["p95 latency 200.0 ms is above 100 ms"]
     assert hot.alerts == [{"subject": "monthly log review (2026-03 to date): p95 latency 200.0 ms is above 100 ms",
-                           "severity": "warning"}]
+                           "severity": "warning", "investigations": ["slow_performance"]}]
     gone = monthly_reports.log_review(WIN, THRESHOLDS, {"available": False, "note": "unavailable: old"}, None)
     assert gone.alerts == [] and "- Traffic figures unavailable: old" in gone.text
 
@@ -93,7 +94,8 @@ def test_resources_compare_storage_with_the_free_tier():
             "deployments": [{"id": "d1", "created_on": "2026-03-01", "versions": [{"version_id": "v9"}]}]}
     report = monthly_reports.resources(WIN, cf, 80, live, LABELS)
     assert report.summary["percent_of_free_tier"] == {"d1_database_bytes": 90.0, "vectorize_stored_dimensions": 7.68}
-    assert report.alerts == [{"subject": "free-tier storage above 80%: {'d1_database_bytes': 90.0}", "severity": "warning"}]
+    assert report.alerts == [{"subject": "free-tier storage above 80%: {'d1_database_bytes': 90.0}", "severity": "warning",
+                              "investigations": ["resource_exhaustion"]}]
     assert report.summary["latest_deployment"] == "d1" and "Captured at 2026-03-28T03:05:00" in report.text
     assert monthly_reports.resources(WIN, cf, 95, {**live, "deployments": []}, LABELS).alerts == []
 
@@ -117,5 +119,41 @@ def test_capacity_alerts_for_resources_near_their_daily_limit():
     report = monthly_reports.capacity(WIN, figures, 80)
     assert report.summary["alerted"] == ["worker_requests"]  # 82,000 a day of 100,000
     assert report.alerts[0]["subject"] == "free-tier daily usage at or above 80%: worker_requests 82.0%"
+    assert report.alerts[0]["investigations"] == ["resource_exhaustion"]
     assert "| worker_requests | 82,000 | 100,000 | 82.0 |" in report.text and "- gone" in report.text
     assert monthly_reports.capacity(WIN, figures, 90).alerts == []
+
+    # The growth trend of each resource, charted with its projection to the limit date.
+    plan = report.summary["plan"]["worker_requests"]
+    growth = (82_000 / 80_000) ** (30 / 60) - 1  # window middles 60 days apart
+    reached = (END + timedelta(days=30 * math.log(100_000 / 82_000) / math.log(1 + growth))).date().isoformat()
+    assert plan["growth_30d_percent"] == round(100 * growth, 2) and plan["reaches_limit"] == reached
+    assert "paid" not in plan  # Workers Paid sets no request limit
+    chart = next(c for c in report.charts if c["title"].startswith("worker_requests"))
+    assert "<svg" in chart["svg"] and f"free tier {reached}" in chart["svg"] and 'stroke-dasharray="6 4"' in chart["svg"]
+    assert ("free-tier limit reached", reached) in chart["table"]
+    assert [row for row in chart["table"] if row[1].endswith("a day")] == [
+        ("2026-01-12", "80,000 a day"), ("2026-02-11", "80,000 a day"), ("2026-03-13", "82,000 a day")]
+    assert len(report.charts) == len(plan_names := report.summary["plan"]) and "kv_writes" in plan_names
+
+
+def test_performance_charts_requests_errors_and_p95_per_day():
+    daily = [{"date": "2026-02-01", "requests": 4000, "errors": 8, "p95_ms": 310.5},
+             {"date": "2026-02-02", "requests": 4200, "errors": 12, "p95_ms": 1200.0}]
+    metrics = {"tokens": {"saved": 1, "cost_saved_usd": 0.0}, "cache": {"hit_rate": 72.0},
+               "window": {"start": "x", "end": "y"}, "labels": LABELS}
+    report = monthly_reports.performance({**TRAFFIC, "daily": daily}, metrics, WIN["previous_month"], THRESHOLDS)
+    volume, p95 = report.charts
+    assert volume["table"] == [("2026-02-01", "4,000 requests, 8 errors"), ("2026-02-02", "4,200 requests, 12 errors")]
+    assert p95["table"] == [("2026-02-01", "310.5 ms"), ("2026-02-02", "1200.0 ms")]
+    assert "target 1.0k" in p95["svg"]  # the p95 target drawn as a line
+    assert monthly_reports.performance(TRAFFIC, metrics, WIN["previous_month"], THRESHOLDS).charts == []
+
+
+def test_security_charts_events_by_type():
+    events = rows({"type": "failed_login", "events": 150}, {"type": "rate_limited", "events": 30})
+    report = monthly_reports.security(WIN, THRESHOLDS, events, None, None)
+    (chart,) = report.charts
+    assert chart["table"] == [("failed_login", 150), ("api_key_abuse", 0), ("unauthorized", 0), ("forbidden", 0),
+                              ("rate_limited", 30)]
+    assert "failed_login: 150" in chart["svg"] and "#dc2626" in chart["svg"]  # above the threshold: red

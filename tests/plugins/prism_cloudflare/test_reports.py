@@ -53,3 +53,23 @@ def test_deliver_alerts_publishes_and_returns_the_summary(s3, alerts, monkeypatc
     assert alerts == ["[PRISM WARNING] over the limit"]
     assert deliver("prism_monthly", Report("x", "1", "y")) == {"report": f"s3://{bucket}/reports/prism_monthly/1/x.md"}
     assert len(alerts) == 1
+
+
+def test_deliver_publishes_html_with_charts_beside_the_markdown(s3, alerts, monkeypatch):
+    from prism_cloudflare.html_reports import chart
+    from prism_cloudflare.svg_charts import bar_chart
+
+    bucket = f"reports-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(bucket_name=bucket)
+    monkeypatch.setenv("AIRFLOW_VAR_PRISM_CONFIG", json.dumps({"backups": {"bucket": bucket}}))
+    bars = [("failed_login", 150), ("forbidden", 25)]
+    report = Report("security", "20260307", "# PRISM Security Audit\n\n## Failed logins\n\n- 150\n", {},
+                    charts=[chart("Events by type", bar_chart("Events by type", bars), bars)])
+    out = deliver("prism_monthly", report)
+    assert out == {"report": f"s3://{bucket}/reports/prism_monthly/20260307/security.md",
+                   "report_html": f"s3://{bucket}/reports/prism_monthly/20260307/security.html"}
+    html = s3.read_key("reports/prism_monthly/20260307/security.html", bucket)
+    assert html.startswith("<!doctype html>") and "<h1>PRISM Security Audit</h1>" in html and "<svg" in html
+    assert "failed_login: 150" in html and "<li>150</li>" in html
+    md = s3.read_key("reports/prism_monthly/20260307/security.md", bucket)
+    assert md.startswith("# PRISM Security Audit") and "| failed_login | 150 |" in md and "<svg" not in md

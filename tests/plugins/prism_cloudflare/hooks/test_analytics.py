@@ -140,3 +140,15 @@ def test_graphql_returns_data_and_raises_on_errors(cf):
     with pytest.raises(GraphQLError, match="not authorized"):
         hook.graphql("query($a: string!) { viewer { accounts(filter: {accountTag: $a}) { __typename } } }",
                      {"a": "f" * 32})
+
+
+def test_worker_daily_splits_a_window_into_utc_days_that_add_up(cf):
+    hook = WorkersAnalyticsHook()
+    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)  # the last UTC midnight
+    start = end - timedelta(days=3)
+    days = hook.worker_daily(SCRIPT, start, end)
+    assert [d["date"] for d in days] == [(start + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(3)]
+    for d in days:
+        day = datetime.fromisoformat(d["date"]).replace(tzinfo=timezone.utc)
+        traffic = hook.worker_traffic(SCRIPT, day, day + timedelta(days=1))
+        assert (d["requests"], d["errors"]) == (traffic["requests"], traffic["errors"]) and d["p95_ms"] > 0
