@@ -57,6 +57,11 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         assert len(data["health"]) >= 5 and data["usage"]["requests"]["total"] > 0
         assert set(data["backups"]) >= {"daily", "monthly"} and len(data["reports"]) >= 5
         assert requests.get(f"{ui}/prism-dashboard/data.json", timeout=10).status_code == 401
+        # Every DAG but the two destructive manual ones ran once against the stand-ins.
+        fill = (tmp_path / "demo" / "fill.log").read_text()
+        for dag_id in ("prism_health_monitor", "prism_daily", "prism_weekly", "prism_monthly", "prism_quarterly",
+                       "prism_index_incremental"):
+            assert re.search(rf"^{dag_id}\s.*\ssuccess\s", fill, re.M), (dag_id, fill)
         lf = json.loads((tmp_path / "demo" / "localflare" / "localflare.json").read_text())
         assert requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"] == "healthy"
         dbs = requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",
