@@ -174,7 +174,7 @@ with prism_dag(
         from prism_cloudflare.hooks.kv import KVHook
         from prism_cloudflare.hooks.vectorize import VectorizeHook
         from prism_cloudflare.hooks.worker import PrismWorkerHook
-        from prism_cloudflare.recovery import query_back, report, sample_vectors, table_counts
+        from prism_cloudflare.recovery import query_back, quick_check, report, sample_vectors, table_counts
         from prism_cloudflare.reports import publish_report
 
         cf = runtime_config()["cloudflare"]
@@ -183,7 +183,7 @@ with prism_dag(
         if "d1" in request["targets"]:
             counts = table_counts(D1Hook(), request["database_id"])
             figures["d1_tables"] = counts
-            check = [next(iter(r.values())) for r in D1Hook().rows(request["database_id"], "PRAGMA quick_check")]
+            check = quick_check(D1Hook(), request["database_id"])
             figures["d1_quick_check"] = check
             if check != ["ok"]:
                 problems.append(f"d1: quick_check says {check}")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import re
 from collections import Counter
 from pathlib import Path
 
-from prism_cloudflare.sqldump import split_statements, unquote_ident
+from prism_cloudflare.sqldump import inserted_table, split_statements
 
-_INSERT_TABLE = re.compile(r'^\s*INSERT\s+INTO\s+("(?:[^"]|"")+"|\w+)', re.I)
 
 
 class _Hashing:
@@ -71,9 +69,9 @@ def gzip_sql_dump(src: str | os.PathLike, dest: str | os.PathLike) -> dict:
     rows: Counter = Counter()
     with open(src, encoding="utf-8") as fh, GzipArtifact(dest) as art:
         for stmt in split_statements(fh):
-            m = _INSERT_TABLE.match(stmt)
-            if m:
-                rows[unquote_ident(m.group(1))] += 1
+            table = inserted_table(stmt)
+            if table:
+                rows[table] += 1
             art.write(stmt.encode() + b"\n")
         return {**art.close(), "rows": dict(rows)}
 

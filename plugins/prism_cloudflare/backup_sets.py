@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from prism_cloudflare.sqldump import split_statements, unquote_ident
+from prism_cloudflare.sqldump import inserted_table, split_statements
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ MANIFEST = "manifest.json"
 OBJECTS = {"d1": "d1.sql.gz", "vectorize": "vectors.ndjson.gz", "kv": "kv.ndjson.gz"}
 PERIOD_FORMATS = {"daily": "%Y%m%d", "monthly": "%Y%m", "safety": "%Y%m%dT%H%M%SZ"}
 STAGING = "staging/"
-_INSERT = re.compile(r'^\s*INSERT\s+INTO\s+("(?:[^"]|"")+"|\w+)', re.I)
 # Accepted as restorable: a test-restored set, or a disaster recovery's own safety backup (read back
 # and hashed when taken; there is no time for a test restore in the middle of an incident).
 RESTORABLE = {"daily": {"verified"}, "monthly": {"verified"}, "safety": {"verified", "checksummed"}}
@@ -95,9 +94,8 @@ def count_content(kind: str, path: Path, dimensions: int | None = None) -> dict:
         if kind == "d1":
             rows: dict[str, int] = {}
             for stmt in split_statements(line.decode("utf-8") for line in fh):
-                m = _INSERT.match(stmt)
-                if m:
-                    table = unquote_ident(m.group(1))
+                table = inserted_table(stmt)
+                if table:
                     rows[table] = rows.get(table, 0) + 1
             return {"rows": rows}
         count = 0

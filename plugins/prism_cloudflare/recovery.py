@@ -80,6 +80,11 @@ def table_counts(hook: D1Hook, db: str) -> dict[str, int]:
     return {name: hook.rows(db, f"SELECT COUNT(*) AS n FROM {quote_ident(name)}")[0]["n"] for name, _ in user_tables(hook, db)}
 
 
+def quick_check(hook: D1Hook, db: str) -> list[str]:
+    """`PRAGMA quick_check`'s verdict: ["ok"] when the database is sound."""
+    return [next(iter(r.values())) for r in hook.rows(db, "PRAGMA quick_check")]
+
+
 def clear_database(hook: D1Hook, db: str) -> list[str]:
     """Drop every user table (views, indexes and triggers go with them), children before parents,
     in one transaction with foreign keys deferred."""

@@ -30,6 +30,7 @@ from prism_cloudflare.errors import CloudflareError, CloudflareNotFound
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
+from prism_cloudflare.recovery import quick_check, table_counts
 from prism_cloudflare.sqldump import quote_ident, split_statements
 
 log = logging.getLogger(__name__)
@@ -111,18 +112,16 @@ def verify_d1(hook: D1Hook, dump_gz: Path, manifest: dict, scratch: str, source_
     try:
         expected = manifest["d1"]["tables"]
         tables = oracle.tables()
-        counts = {}
+        counts = table_counts(hook, db)
         for table, kind in tables.items():
-            restored = hook.rows(db, f"SELECT COUNT(*) AS n FROM {quote_ident(table)}")[0]["n"]
-            in_file = oracle.count(table)
-            counts[table] = restored
+            restored, in_file = counts.get(table, 0), oracle.count(table)
             if restored != in_file:
                 problems.append(f"d1: {table} has {restored} rows restored, the dump holds {in_file}")
             if kind == "table" and in_file != expected.get(table, 0):
                 problems.append(f"d1: {table} holds {in_file} rows in the dump, the manifest says {expected.get(table, 0)}")
         for table in set(expected) - set(tables):
             problems.append(f"d1: the manifest lists {table} ({expected[table]} rows), the restore has no such table")
-        check = [next(iter(r.values())) for r in hook.rows(db, "PRAGMA quick_check")]
+        check = quick_check(hook, db)
         if check != ["ok"]:
             problems.append(f"d1: quick_check of the restored database: {check}")
         sampled = differs_in_source = 0

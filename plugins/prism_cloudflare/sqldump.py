@@ -36,6 +36,15 @@ def unquote_ident(name: str) -> str:
     return name
 
 
+_INSERT_TABLE_RE = re.compile(r'^\s*INSERT\s+INTO\s+("(?:[^"]|"")+"|\w+)', re.I)
+
+
+def inserted_table(stmt: str) -> str | None:
+    """The table an INSERT statement fills (None for any other statement): a dump's row count."""
+    m = _INSERT_TABLE_RE.match(stmt)
+    return unquote_ident(m.group(1)) if m else None
+
+
 # ---- statement splitting -------------------------------------------------------------------
 
 def split_statements(lines: Iterable[str]) -> Iterator[str]:
