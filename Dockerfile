@@ -14,6 +14,11 @@ RUN pip install --no-cache-dir \
       -r /opt/airflow/prism-requirements/requirements.txt \
       -c /opt/airflow/prism-requirements/requirements.lock
 
+# The `cloudflare` connection type (form fields, `airflow connections test`): a provider distribution
+# in this repo, no dependencies; the hook it names lives in plugins/.
+COPY --chown=airflow:0 providers/cloudflare-connection/ /opt/airflow/prism-requirements/cloudflare-connection/
+RUN pip install --no-cache-dir --no-deps /opt/airflow/prism-requirements/cloudflare-connection
+
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/

@@ -8,11 +8,15 @@ UV_VERSION := 0.13.8
 
 venv: $(VENV)/.installed
 
-# The lock pins every package, transitive ones included; uv installs exactly that set.
-$(VENV)/.installed: requirements.lock
+# The lock pins every package, transitive ones included; uv installs exactly that set. Then the
+# in-repo provider that registers the `cloudflare` connection type (no dependencies; kept out of the
+# lock because pip refuses a path as a constraint, and the Dockerfile uses the lock as constraints).
+CF_PROVIDER := providers/cloudflare-connection
+$(VENV)/.installed: requirements.lock $(CF_PROVIDER)/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e $(CF_PROVIDER)
 	@touch $@
 
 # Two workers (the tests mostly wait on local servers), then the OpenAPI check of every exchange

@@ -10,8 +10,13 @@ task group per procedure. A run at 09:00 on day D covers the data interval [D-1 
 | `log_review` | for the run's window: Worker traffic from GraphQL Analytics (the real mechanism behind the guide's `wrangler tail --since 24h`, which does not exist) and D1 `security_events`; error rate, p95, failed auth and rate-limit violations against the thresholds; Markdown report `reports/prism_daily/YYYYMMDD/log_review.md` | runs for the window |
 | `resource_usage` | D1 info (size, tables), KV namespaces, Vectorize indexes with their info, the latest Worker deployment | runs, labelled with the logical date and the capture time |
 | `daily_backup` | a backup set: D1 (`d1.sql.gz`), Vectorize (`vectors.ndjson.gz`) and KV (`kv.ndjson.gz`) exported to staging, read back and hashed, promoted to `s3://<backups.bucket>/daily/YYYYMMDD/` with `manifest.json` written last, then **verified** by a test restore into scratch resources (`verify`, `drop_scratch`) | skipped (a live export cannot stand for a past date) |
-| `backup_retention` | daily sets older than `backups.daily_retention_days` and disaster recovery's safety sets older than `backups.safety_retention_days` deleted | runs for the window |
+| `backup_retention` | after `daily_backup` proved today's set restorable: daily sets older than `backups.daily_retention_days`, disaster recovery's safety sets older than `backups.safety_retention_days` and stale staging deleted; when today's backup failed or did not run it deletes nothing and refuses, saying why (so the run stays failed) | runs for the window (no backup is taken) |
 | `log_rotation` | application logs in the bucket: `logs/*.log` older than `retention.log_gzip_after_days` gzipped to `logs/archive/`, archives older than `retention.log_archive_delete_after_days` deleted | runs for the window |
+
+**Deletes are guarded.** `backup_retention` and `log_rotation` refuse a run whose window ends in
+the future (more than `deletion_guard.CLOCK_SLACK`, 10 minutes, after the wall clock): such a date
+would make every real backup and log "old". They run in the one-slot pool `prism_deletes`, so no two
+runs (scheduled, manual or backfill) delete at the same time.
 
 **Dates.** YYYYMMDD is the date of the end of the run's data interval (the time it stands for):
 the 09:00 run on 1 Nov writes `daily/20261101/`, as the guide's `date +%Y%m%d` at 09:00 would.
@@ -30,8 +35,10 @@ scaled to the window's length.
 **Retention** keeps `backups.daily_retention_days` (30) counted back from the run's date: a set
 `daily/YYYYMMDD/` more than that many days before it is deleted when it is complete (it has a
 manifest). A set without a manifest (an interrupted backup) is left alone and reported, and the
-newest **verified** set is never deleted, whatever its age. The `dry_run` Param lists what would go
-and deletes nothing.
+newest **verified** set is never deleted, whatever its age. Only canonical names are sets
+(`daily/YYYYMMDD/` of a real date); anything else under `daily/` is reported (`not_periods`), never
+deleted nor counted. A set dated after the run's date is never deleted and never counts as the newest
+verified one. The `dry_run` Param lists what would go and deletes nothing.
 
 **Log rotation** compares against the window end, never now: a log is archived when its
 LastModified is more than 7 days before the window end; an archive is deleted when the log it holds
@@ -50,6 +57,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from prism_cloudflare.config import runtime_config, schedule
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.pools import DELETES_POOL
 from prism_cloudflare.notifiers import PrismAlertNotifier
 from prism_cloudflare.backup_tasks import backup_set
 from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
@@ -204,43 +212,53 @@ with prism_dag(
     # ---- 4. Daily backup and retention (guide: Backup Procedures / Automated Daily Backups) ----
     backup = backup_set("daily_backup", "daily", tooltip="D1, Vectorize and KV to daily/YYYYMMDD/, verified by a test restore")
 
-    @task(task_id="backup_retention")
+    # all_done: it runs whatever became of the backup; after a failed one it refuses (deletes nothing,
+    # says why), which also keeps the run failed: Airflow judges a run by its last tasks.
+    @task(task_id="backup_retention", trigger_rule="all_done", pool=DELETES_POOL)
     def retention(params=None, **context) -> dict:
         """Delete complete daily sets older than `backups.daily_retention_days` (from the run's date),
         never the newest verified one, and staging left by interrupted runs. `dry_run` deletes nothing.
-        Independent of today's backup (the rules keep what must be kept), so a failed backup still
-        fails the run instead of hiding behind a successful retention."""
-        from prism_cloudflare.backup_retention import apply_retention
+        Refuses a window ending in the future; runs only after today's backup proved restorable."""
+        from prism_cloudflare.backup_retention import apply_retention, require_good_backup
+        from prism_cloudflare.deletion_guard import refuse_future_window
 
+        refuse_future_window("daily and safety backup sets and staging", window(context)[1])
         backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
+        basis = require_good_backup(context, "daily_backup", "daily", _s3(), backups["bucket"])
+        log.info("retention after: %s", basis)
         result = apply_retention(_s3(), backups["bucket"], "daily", _day(context), backups["daily_retention_days"],
                                  dry_run=dry_run)
+        result["after"] = basis
         # disaster recovery's safety sets: the same rules, their own window
         result["safety"] = apply_retention(_s3(), backups["bucket"], "safety", _day(context),
                                            backups["safety_retention_days"], dry_run=dry_run)
         return result
 
-    retention()
+    backup >> retention()
 
     # ---- 5. Log rotation in the bucket (guide: Log Rotation / Application Logs) ----------------
     with TaskGroup("log_rotation", tooltip="gzip logs/*.log into logs/archive/, delete old archives"):
 
-        @task
+        @task(pool=DELETES_POOL)
         def archive_logs(**context) -> dict:
             """Gzip each `logs/**.log` last modified more than `retention.log_gzip_after_days` before the
             window end into `logs/archive/<name>.gz`, verify the archive, then delete the original."""
+            from prism_cloudflare.deletion_guard import refuse_future_window
             from prism_cloudflare.log_rotation import archive_logs as archive
 
+            refuse_future_window("or archive logs", window(context)[1])
             config = runtime_config()
             cutoff = window(context)[1] - timedelta(days=config["retention"]["log_gzip_after_days"])
             return archive(_s3(), config["backups"]["bucket"], cutoff)
 
-        @task
+        @task(pool=DELETES_POOL)
         def delete_old_archives(**context) -> dict:
             """Delete `logs/archive/*.gz` whose log was last modified more than
             `retention.log_archive_delete_after_days` before the window end."""
+            from prism_cloudflare.deletion_guard import refuse_future_window
             from prism_cloudflare.log_rotation import delete_old_archives as delete_old
 
+            refuse_future_window("log archives", window(context)[1])
             config = runtime_config()
             cutoff = window(context)[1] - timedelta(days=config["retention"]["log_archive_delete_after_days"])
             return delete_old(_s3(), config["backups"]["bucket"], cutoff)

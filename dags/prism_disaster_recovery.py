@@ -23,10 +23,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, TaskGroup, TriggerRule, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from prism_cloudflare.backup_tasks import backup_set
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.param_checks import BACKUP_DATE_PATTERN, ISO_WITH_ZONE_PATTERN, exact_word
+from prism_cloudflare.pools import HEAVY_POOL
 from prism_cloudflare.recovery import CONFIRMATION, TARGETS
 
 DAG_ID = "prism_disaster_recovery"
@@ -59,20 +61,20 @@ with prism_dag(
         "source": Param("s3", type="string", enum=["s3", "time_travel"], title="Restore from",
                         description="s3: a verified backup set in the bucket (D1, Vectorize, KV). "
                                     "time_travel: D1's own point-in-time restore (D1 only)."),
-        "backup_date": Param(None, type=["null", "string"], pattern=r"^(\d{8}|\d{6}|safety-\d{8}T\d{6}Z)$",
+        "backup_date": Param(None, type=["null", "string"], pattern=BACKUP_DATE_PATTERN, maxLength=32,
                              title="Backup", description="For source s3: YYYYMMDD (a daily backup), YYYYMM (a monthly "
                                                          "one) or safety-YYYYMMDDTHHMMSSZ (the safety backup an earlier "
-                                                         "recovery took: its undo). It must exist and be verified."),
-        "timestamp": Param(None, type=["null", "string"],
-                           pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
+                                                         "recovery took: its undo), a real date, not in the future. "
+                                                         "It must exist and be verified."),
+        "timestamp": Param(None, type=["null", "string"], pattern=ISO_WITH_ZONE_PATTERN, maxLength=40,
                            title="Time Travel timestamp", description="For source time_travel: ISO 8601 with a zone "
                                                                       "(2026-11-28T09:00:00Z), inside the Time Travel window."),
         "targets": Param(list(TARGETS), type="array", minItems=1, uniqueItems=True,
                          items={"type": "string", "enum": list(TARGETS)}, title="Targets",
                          description="What to restore. Time Travel restores d1 only."),
-        "confirm": Param("", type="string", maxLength=32, title="Confirmation",
-                         description=f"Type {CONFIRMATION} (capital letters): the restore replaces the live data. "
-                                     "A safety backup is taken first."),
+        "confirm": Param("", type="string", maxLength=32, pattern=exact_word(CONFIRMATION), title="Confirmation",
+                         description=f"Type {CONFIRMATION} (exactly that word, in capital letters; \"restore\" is "
+                                     "refused): the restore replaces the live data. A safety backup is taken first."),
     },
 ) as dag:
 
@@ -86,7 +88,8 @@ with prism_dag(
         from prism_cloudflare.errors import CloudflareError
         from prism_cloudflare.hooks.d1 import D1Hook
         from prism_cloudflare.hooks.kv import KVHook
-        from prism_cloudflare.recovery import RecoveryInputError, check_params
+        from prism_cloudflare.recovery import RecoveryInputError, check_params, check_restorable
+        from prism_cloudflare.refusals import refuse
 
         config = runtime_config()
         cf, bucket = config["cloudflare"], config["backups"]["bucket"]
@@ -97,14 +100,13 @@ with prism_dag(
             request["namespace_id"] = KVHook().find_namespace(cf["kv_namespace"])
             if request["source"] == "s3":
                 cadence, period, manifest = require_restorable(_s3(), bucket, request["backup_id"])
-                missing = [t for t in request["targets"] if t not in {o["kind"] for o in manifest["objects"]}]
-                if missing:
-                    raise RecoveryInputError(f"backup {request['backup_id']} has no {missing} (absent when it was taken)")
+                # Every target proven restorable first: the restores run in parallel and replace live data.
+                check_restorable(cadence, period, manifest, request["targets"])
                 request.update(prefix=prefix(cadence, period), manifest=manifest)
             else:
                 request["bookmark"] = D1Hook().get_bookmark(request["database_id"], request["timestamp"])
         except (RecoveryInputError, BackupSetError, CloudflareError, LookupError) as exc:
-            raise AirflowFailException(f"refusing to restore: {exc}. Nothing was changed.") from None
+            raise refuse("to restore", str(exc)) from None
         print(f"restoring {request['targets']} from {request.get('backup_id') or request.get('timestamp')}")
         return request
 
@@ -119,7 +121,7 @@ with prism_dag(
 
     with TaskGroup("restore", tooltip="D1, Vectorize, KV in place") as restore:
 
-        @task(pool="cloudflare_heavy")
+        @task(pool=HEAVY_POOL)
         def d1(request: dict) -> dict:
             import tempfile
             from pathlib import Path
@@ -134,7 +136,7 @@ with prism_dag(
             with tempfile.TemporaryDirectory(prefix="dr-d1-") as tmp:
                 return restore_d1_from_dump(hook, request["database_id"], _download(request, "d1", tmp), Path(tmp))
 
-        @task(pool="cloudflare_heavy")
+        @task(pool=HEAVY_POOL)
         def vectorize(request: dict) -> dict:
             import tempfile
 
@@ -147,7 +149,7 @@ with prism_dag(
                 return restore_vectorize(VectorizeHook(), runtime_config()["cloudflare"]["vectorize_index"],
                                          _download(request, "vectorize", tmp), request["manifest"]["vectorize"])
 
-        @task(pool="cloudflare_heavy")
+        @task(pool=HEAVY_POOL)
         def kv(request: dict) -> dict:
             import tempfile
 

@@ -7,7 +7,8 @@ The guide's **Index Updates: Incremental Index Update**.
 2. `last_update`: `MAX(created_at)` over documents (`include/sql/index/last_update.sql`); the `since`
    param overrides it. With no documents at all, everything is indexed.
 3. `update_repo` (mapped over the repos): PRISM's indexer `--since <last update>`, then its embedder
-   `--since <last update>`.
+   `--since <last update>`. With no indexer in the config (none in the shipped config), the run skips
+   at `validate_params`, naming the keys to set.
 4. `summary`: what each repo took, logged and returned.
 
 Embedders run one at a time (Vectorize mutation ids are not ordered, so concurrent writers could
@@ -19,10 +20,9 @@ from airflow.sdk import Param, task, task_group
 from prism_cloudflare.dags import prism_dag
 from prism_cloudflare.indexing import index_then_embed
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.param_checks import ISO_WITH_ZONE_PATTERN, REPO_PATTERN
 
 DB = "{{ prism().cloudflare.d1_database }}"
-REPO_PATTERN = r"^[\w.-]+/[\w.-]+$"
-TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
 
 with prism_dag(
@@ -30,34 +30,40 @@ with prism_dag(
     doc_md=__doc__,
     tags=["index", "manual"],
     params={
-        "repos": Param([], type="array", items={"type": "string", "pattern": REPO_PATTERN}, uniqueItems=True,
-                       title="Repositories",
+        "repos": Param([], type="array", items={"type": "string", "pattern": REPO_PATTERN, "maxLength": 201},
+                       uniqueItems=True, maxItems=100, title="Repositories",
                        description="owner/name of the repos to update, each one of indexing.repos; empty: all of them."),
-        "since": Param(None, type=["null", "string"], pattern=TIME_PATTERN, title="Since (UTC)",
-                       description="Index what changed after this time (ISO 8601, e.g. 2026-11-01 00:00:00) instead "
-                                   "of the last update, MAX(documents.created_at). Empty: the last update."),
+        "since": Param(None, type=["null", "string"], pattern=ISO_WITH_ZONE_PATTERN, maxLength=40, title="Since",
+                       description="Index what changed after this time (ISO 8601 with a zone, e.g. "
+                                   "2026-11-01T00:00:00Z; a real time, not in the future) instead of the last update, "
+                                   "MAX(documents.created_at). Empty: the last update."),
     },
 ) as dag:
 
     @task(retries=0)
     def validate_params(**context) -> list[str]:
-        from datetime import datetime
-
-        from airflow.sdk.exceptions import AirflowFailException
+        from datetime import datetime, timezone
 
         from prism_cloudflare.config import runtime_config
+        from prism_cloudflare.indexing import skip_without_indexer
+        from prism_cloudflare.param_checks import parse_iso_with_zone, shown
+        from prism_cloudflare.refusals import refuse
 
         params = context["params"]
         configured = runtime_config()["indexing"]["repos"]
-        unknown = sorted(set(params.get("repos") or []) - set(configured))
+        asked = params.get("repos") or []
+        if not isinstance(asked, list) or not all(isinstance(r, str) for r in asked):
+            raise refuse("to index", f"repos must be a list of owner/name, not {shown(asked)}")
+        unknown = sorted(set(asked) - set(configured))
         if unknown:
-            raise AirflowFailException(f"not in indexing.repos {configured}: {unknown}; nothing was changed")
-        if params.get("since"):
+            raise refuse("to index", f"not in indexing.repos {configured}: {shown(unknown)}")
+        if params.get("since") is not None:
             try:
-                datetime.fromisoformat(params["since"].replace("Z", "+00:00"))
+                parse_iso_with_zone("since", params["since"], datetime.now(timezone.utc))
             except ValueError as exc:
-                raise AirflowFailException(f"since={params['since']!r} is not a time: {exc}; nothing was changed") from None
-        return [r for r in configured if r in (params.get("repos") or configured)]
+                raise refuse("to index", str(exc)) from None
+        skip_without_indexer(runtime_config())  # no indexer configured: nothing runs, the skip names the keys
+        return [r for r in configured if r in (asked or configured)]
 
     repos = validate_params()
     last_update = D1SqlOperator(task_id="last_update", sql="index/last_update.sql", database=DB)

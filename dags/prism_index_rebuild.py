@@ -14,7 +14,8 @@ verified backup of what is about to go.
    the Vectorize index is deleted and recreated with `cloudflare.vectorize_dimensions` and
    `vectorize_metric` (the guide's 384/cosine) and its metadata indexes.
 4. `reindex`: for each repo in `indexing.repos` (mapped), PRISM's indexer then its embedder, both
-   with `--rebuild`.
+   with `--rebuild`. With no indexer in the config (`indexing.indexer_command` / `embedder_command`,
+   none in the shipped config), `validate_params` refuses: a rebuild that cannot reindex never clears.
 5. `verify_counts`: chunks in D1 == the index's `vectorCount`, and no chunk without a vector.
 
 Restore from the pre-rebuild backup with `prism_disaster_recovery` if the rebuild goes wrong.
@@ -27,9 +28,11 @@ from datetime import timedelta
 from airflow.sdk import Param, TaskGroup, task, task_group
 
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.pools import HEAVY_POOL
 from prism_cloudflare.indexing import index_then_embed
 from prism_cloudflare.operators.backup import D1BackupOperator, VectorizeBackupOperator
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.param_checks import ONE_LINE_PATTERN, exact_word
 
 DB = "{{ prism().cloudflare.d1_database }}"
 INDEX = "{{ prism().cloudflare.vectorize_index }}"
@@ -45,30 +48,42 @@ with prism_dag(
     dagrun_timeout=timedelta(hours=12),
     task_defaults={"execution_timeout": timedelta(hours=3)},
     params={
-        "confirm": Param("", type="string", maxLength=32, title="Confirmation",
-                         description="Type REBUILD (capital letters) to clear every document, chunk and vector and "
-                                     "rebuild them. Anything else stops the run before anything changes."),
-        "reason": Param("", type="string", maxLength=500, title="Reason",
-                        description="Why the index is rebuilt (logged with the run, for the maintenance record)."),
+        "confirm": Param("", type="string", maxLength=32, pattern=exact_word(CONFIRMATION), title="Confirmation",
+                         description=f"Type {CONFIRMATION} (exactly that word, in capital letters; \"rebuild\" is "
+                                     "refused) to clear every document, chunk and vector and rebuild them. Anything "
+                                     "else stops the run before anything changes."),
+        "reason": Param("", type="string", maxLength=500, pattern=ONE_LINE_PATTERN, title="Reason",
+                        description="Why the index is rebuilt, on one line (logged with the run, for the maintenance "
+                                    "record)."),
     },
 ) as dag:
 
     @task(retries=0)
     def validate_params(**context) -> list[str]:
         """The typed confirmation, and the config; returns the repos to reindex."""
-        from airflow.sdk.exceptions import AirflowFailException
+        import re
 
         from prism_cloudflare.config import runtime_config
+        from prism_cloudflare.indexing import missing_indexer
+        from prism_cloudflare.param_checks import shown
+        from prism_cloudflare.refusals import refuse
 
         params = context["params"]
         if params.get("confirm") != CONFIRMATION:
-            raise AirflowFailException(f"refusing to rebuild: the run conf must have confirm={CONFIRMATION!r} (got "
-                                       f"{params.get('confirm')!r}); nothing was changed")
+            raise refuse("to rebuild", f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to clear "
+                                       f"and rebuild the index; got {shown(params.get('confirm'))}")
+        reason = params.get("reason")
+        if reason is not None and not (isinstance(reason, str) and len(reason) <= 500
+                                       and re.search(ONE_LINE_PATTERN, reason)):
+            raise refuse("to rebuild", f"reason must be one line of text, at most 500 characters; got {shown(reason)}")
         config = runtime_config()  # a bad config fails here too, before anything changes
+        missing = missing_indexer(config)  # a rebuild that cannot reindex must not clear
+        if missing:
+            raise refuse("to rebuild", missing)
         cf = config["cloudflare"]
         print(f"rebuilding {cf['d1_database']} documents and Vectorize {cf['vectorize_index']} "
               f"({cf['vectorize_dimensions']} dims, {cf['vectorize_metric']}) for {config['indexing']['repos']}; "
-              f"reason: {params.get('reason') or '(none given)'}")
+              f"reason: {shown(reason) if reason else '(none given)'}")
         return config["indexing"]["repos"]
 
     repos = validate_params()
@@ -122,7 +137,7 @@ with prism_dag(
     with TaskGroup("clear_index", tooltip="Manual Index Rebuild: steps 1-3") as clear:
         clear_documents = D1SqlOperator(task_id="clear_documents", sql="index/clear_documents.sql", database=DB)
 
-        @task(pool="cloudflare_heavy")
+        @task(pool=HEAVY_POOL)
         def recreate_vectorize(recorded: dict) -> dict:
             """Delete the index and create it again with the config's dimensions and metric."""
             from prism_cloudflare.config import runtime_config

@@ -8,10 +8,10 @@ unless the Param `run_day` names the day whose tasks it should run.
 
 | day | group | what it does |
 |---|---|---|
-| 1 | `day_1.backup_verification`, `day_1.monthly_retention` | a full backup set (backup_tasks.backup_set): `plan` names it `monthly/YYYYMM/` (the run's month); `d1` (in `backups.d1_export_mode`), `vectorize` and `kv` export to `staging/monthly/YYYYMM/<token>/`; `finalize` reads every staged object back (size, sha256, content counted), promotes the set to `s3://{bucket}/monthly/YYYYMM/` and writes `manifest.json` last (status `checksummed`); `verify` restores it into scratch resources (`prism-verify-<token>`) and compares, records `verified` or `failed` in the manifest and publishes `reports/backups/monthly/YYYYMM/verification.md`; a mismatch fails the run and alerts; `drop_scratch`, a teardown, deletes the scratch resources again. `monthly_retention` (independent of this month's backup) deletes complete monthly sets older than `backups.monthly_retention_months` counted from the run's month, never the newest verified one; sets without a manifest are left for a person. |
+| 1 | `day_1.backup_verification`, `day_1.monthly_retention` | a full backup set (backup_tasks.backup_set): `plan` names it `monthly/YYYYMM/` (the run's month); `d1` (in `backups.d1_export_mode`), `vectorize` and `kv` export to `staging/monthly/YYYYMM/<token>/`; `finalize` reads every staged object back (size, sha256, content counted), promotes the set to `s3://{bucket}/monthly/YYYYMM/` and writes `manifest.json` last (status `checksummed`); `verify` restores it into scratch resources (`prism-verify-<token>`) and compares, records `verified` or `failed` in the manifest and publishes `reports/backups/monthly/YYYYMM/verification.md`; a mismatch fails the run and alerts; `drop_scratch`, a teardown, deletes the scratch resources again. `monthly_retention` runs after `verify` proved this month's set restorable (after a failed backup it deletes nothing and refuses, saying why, so the run stays failed; in a backfill, where no backup is taken, it counts from the window) and deletes complete monthly sets older than `backups.monthly_retention_months` counted from the run's month, never the newest verified one; sets without a manifest, or not named as a real month, are left for a person. It refuses a window ending in the future and runs in the one-slot pool `prism_deletes`. |
 | 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics, totals and per day), tokens saved and cost (the Worker's `/metrics?period=30d`, point-in-time, labelled with its capture time), recommendations → `reports/prism_monthly/YYYYMM/performance.md` and `.html` with charts of requests, errors and p95 per day (YYYYMM = the month covered). |
-| 7 | `day_7.dependency_update` | off by default (Param `run_dependency_update`): `npm update`, `npm audit`, `npm test` in `npm_project_dir`, and the deploy command only when the tests pass. |
-| 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm audit` when an npm project is given → `reports/prism_monthly/YYYYMMDD/security.md` and `.html` with a chart of events by type. |
+| 7 | `day_7.dependency_update` | off by default (Param `run_dependency_update`): the config's `npm.update_command`, `npm.audit_command`, `npm.test_command` in `npm.project_dir`, and `npm.deploy_command` only when the tests pass. The commands come only from the deployment's config, never from a trigger; each child gets PATH, HOME, LANG, LC_*, TMPDIR and the names in `npm.env`, nothing else (no AIRFLOW*, no AWS_*), and its output is redacted. |
+| 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm.audit_command` when `npm.project_dir` is set → `reports/prism_monthly/YYYYMMDD/security.md` and `.html` with a chart of events by type. |
 | 15 | `day_15.index_optimization` | what D1 allows: `PRAGMA optimize`/`ANALYZE`, `PRAGMA quick_check`, and the query plan of the chunk lookup. D1 refuses VACUUM and does not document REINDEX: reported as unsupported, never run. |
 | 15 | `day_15.performance_optimization` | slow queries (the 7 days before the run), cache effectiveness, index usage → `reports/prism_monthly/YYYYMMDD/optimization.md`. The calendar's day-15 cache cleanup is `prism_weekly`'s. |
 | 21 | `day_21.log_review` | the month to date: error rate and p95 (GraphQL), failed auth and rate-limit events; alerts above the thresholds → `log_review.md`. |
@@ -45,12 +45,13 @@ from prism_cloudflare.analytics_windows import daily_traffic_in, traffic_in, usa
 from prism_cloudflare.backup_tasks import backup_set
 from prism_cloudflare.calendar_windows import MONTHLY_CALENDAR as CALENDAR, calendar_branch, from_iso, monthly_run_windows
 from prism_cloudflare.capacity import capacity_figures
-from prism_cloudflare.commands import command_param
 from prism_cloudflare.config import runtime_config, schedule
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.pools import DELETES_POOL
 from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from prism_cloudflare.refusals import refuse
 from prism_cloudflare.report_links import report_task
 from prism_cloudflare.reports import deliver, pulled
 from prism_cloudflare.resource_inventory import live_resources
@@ -82,13 +83,6 @@ with prism_dag(
                                      "Empty: the run's own day; a day not on the calendar runs nothing."),
         "run_dependency_update": Param(False, type="boolean",
                                        description="Day 7: update the npm dependencies, test, and deploy when the tests pass. Off by default."),
-        "npm_project_dir": Param(None, type=["null", "string"], pattern=r"^/.+",
-                                 description="Absolute path of PRISM's npm project (for the dependency update and npm audit). "
-                                             "Empty: no npm project; those steps skip."),
-        "npm_update_command": command_param(["npm", "update"], "The update command, as an argument list."),
-        "npm_audit_command": command_param(["npm", "audit", "--audit-level=moderate"], "The audit command; non-zero means findings."),
-        "npm_test_command": command_param(["npm", "test"], "The test command; the deploy runs only when it exits 0."),
-        "npm_deploy_command": command_param(["npm", "run", "deploy"], "The deploy command."),
     },
 ) as dag:
 
@@ -116,17 +110,27 @@ with prism_dag(
         monthly_backup = backup_set("backup_verification", "monthly",
                                     tooltip="a full backup set to monthly/YYYYMM/, verified by a test restore")
 
-        @task
+        # all_done: it runs whatever became of the backup; after a failed one it refuses (deletes nothing,
+        # says why, keeps the run failed). On another calendar day it skips, by the check below.
+        @task(trigger_rule="all_done", pool=DELETES_POOL)
         def monthly_retention(**context) -> dict:
             """Delete complete monthly sets older than backups.monthly_retention_months (from the run's
-            month), never the newest verified one. Independent of this month's backup."""
-            from prism_cloudflare.backup_retention import apply_retention
+            month), never the newest verified one. Refuses a window ending in the future; runs only
+            after this month's backup proved restorable."""
+            from prism_cloudflare.backup_retention import apply_retention, require_good_backup
+            from prism_cloudflare.deletion_guard import refuse_future_window
 
+            w = monthly_run_windows(context)
+            if ((context.get("params") or {}).get("run_day") or w["day"]) != 1:  # calendar_day's own rule
+                raise AirflowSkipException("this run does not follow day 1 of the calendar: no monthly retention")
+            end = from_iso(w["end"])
+            refuse_future_window("monthly backup sets and staging", end)
             cfg = runtime_config()["backups"]
-            run_date = from_iso(monthly_run_windows(context)["end"]).date()
-            return apply_retention(s3_hook(), cfg["bucket"], "monthly", run_date, cfg["monthly_retention_months"])
+            basis = require_good_backup(context, "day_1.backup_verification", "monthly", s3_hook(), cfg["bucket"])
+            result = apply_retention(s3_hook(), cfg["bucket"], "monthly", end.date(), cfg["monthly_retention_months"])
+            return {**result, "after": basis}
 
-        monthly_retention()
+        monthly_backup >> monthly_retention()
 
         with TaskGroup("performance_report"):
             @task
@@ -155,33 +159,36 @@ with prism_dag(
         with TaskGroup("dependency_update"):
             @task
             def enabled(**context) -> str:
-                """Off by default; on, it needs an npm project. Checked before anything changes."""
+                """Off by default; on, it needs the config's npm project. Checked before anything changes."""
                 params = context["params"]
                 if not params["run_dependency_update"]:
                     raise AirflowSkipException("the dependency update is off (Param run_dependency_update is false, the "
-                                               "default): trigger a run with run_dependency_update=true and npm_project_dir")
+                                               "default): set npm.project_dir in the config and trigger a run with "
+                                               "run_dependency_update=true")
                 if in_backfill(context):
                     raise AirflowSkipException("the dependency update deploys the present, so it is skipped inside a backfill")
-                directory = commands.npm_project(params)
+                action = "to update the npm dependencies"
+                directory = commands.npm_project(runtime_config(), action)
                 if not directory:
-                    raise AirflowException("run_dependency_update is true but npm_project_dir is empty")
+                    raise refuse(action, "run_dependency_update is true but npm.project_dir is not set in the config "
+                                         "(include/prism.config.json or the prism_config Variable)")
                 return directory
 
             @task(retries=0)
-            def npm_step(project: str, param: str, gate: bool, **context) -> dict:
-                """One step of the update; with gate=True a non-zero exit fails it (and stops the deploy)."""
-                result = commands.run_command(context["params"][param], project)
+            def npm_step(project: str, step: str, gate: bool) -> dict:
+                """The config's npm.<step>_command; with gate=True a non-zero exit fails it (and stops the deploy)."""
+                result = commands.run_step(runtime_config(), step, project)
                 if gate and result["returncode"] != 0:
                     raise AirflowException(f"{' '.join(result['command'])} exited {result['returncode']}: "
-                                           f"{'tests failed after the dependency update; not deploying' if param == 'npm_test_command' else 'stopping'}"
+                                           f"{'tests failed after the dependency update; not deploying' if step == 'test' else 'stopping'}"
                                            f"\n{result['output'][-1500:]}")
                 return result
 
             npm_dir = enabled()
-            update = npm_step.override(task_id="npm_update")(npm_dir, "npm_update_command", True)
-            audit = npm_step.override(task_id="npm_audit")(npm_dir, "npm_audit_command", False)
-            tests = npm_step.override(task_id="npm_test")(npm_dir, "npm_test_command", True)
-            deploy = npm_step.override(task_id="deploy")(npm_dir, "npm_deploy_command", True)
+            update = npm_step.override(task_id="npm_update")(npm_dir, "update", True)
+            audit = npm_step.override(task_id="npm_audit")(npm_dir, "audit", False)
+            tests = npm_step.override(task_id="npm_test")(npm_dir, "test", True)
+            deploy = npm_step.override(task_id="deploy")(npm_dir, "deploy", True)
             update >> audit >> tests >> deploy
 
         with TaskGroup("security_audit"):
@@ -191,8 +198,8 @@ with prism_dag(
                                   parameters=w["sql_last_30_days"])
 
             @task
-            def npm_audit(**context) -> dict:
-                return commands.npm_audit(context["params"])
+            def npm_audit() -> dict:
+                return commands.npm_audit(runtime_config())
 
             @report_task(trigger_rule="none_failed_min_one_success")
             def security_report(**context) -> dict:

@@ -10,9 +10,9 @@ the quarter before (the run's data interval, a `CronTriggerTimetable` with a thr
 
 | quarter | group | checklist |
 |---|---|---|
-| Q1 | `q1.architecture_review`, `q1.security_audit` | D1 size, tables and rows; the Vectorize index against the config (dimensions, metric); KV namespaces; Worker versions deployed in the quarter. Security events by type; failed logins against `thresholds.failed_logins_per_month` × 3; `npm audit` when an npm project is given. |
+| Q1 | `q1.architecture_review`, `q1.security_audit` | D1 size, tables and rows; the Vectorize index against the config (dimensions, metric); KV namespaces; Worker versions deployed in the quarter. Security events by type; failed logins against `thresholds.failed_logins_per_month` × 3; the config's `npm.audit_command` when `npm.project_dir` is set (never from a Param). |
 | Q2 | `q2.performance_optimization`, `q2.scaling_review` | Requests, error rate and p95 per month (GraphQL), slow queries over the quarter, cache effectiveness. The last 30 days of D1/AI/KV usage against the free-tier daily limits. |
-| Q3 | `q3.dependency_audit`, `q3.backup_testing` | `npm audit` (skipped without an npm project). The backup sets (`daily/YYYYMMDD/`, `monthly/YYYYMM/`) of the quarter in the bucket, each complete (it has its `manifest.json`) or not and its verification status, and the months without a complete monthly set. A **restore drill** of an existing backup: `pick_set` takes the newest complete daily set (else the newest monthly one); `restore_drill` reads its objects back against the manifest (size, sha256, content counted), restores it into scratch resources (`prism-verify-<token>`: a new D1 database and a new index) and compares them with the backup, and records the result in the set's manifest (`verified` or `failed`, method "quarterly restore drill"); a set that does not restore as its manifest says fails the drill and the run. `drop_scratch`, a teardown, deletes the scratch resources even when the drill fails, and does not decide the run's state. No complete set at all is flagged, not a crash. The review is written whatever became of the drill. |
+| Q3 | `q3.dependency_audit`, `q3.backup_testing` | the config's `npm.audit_command` (skipped without `npm.project_dir`). The backup sets (`daily/YYYYMMDD/`, `monthly/YYYYMM/`) of the quarter in the bucket, each complete (it has its `manifest.json`) or not and its verification status, and the months without a complete monthly set. A **restore drill** of an existing backup: `pick_set` takes the newest complete daily set (else the newest monthly one); `restore_drill` reads its objects back against the manifest (size, sha256, content counted), restores it into scratch resources (`prism-verify-<token>`: a new D1 database and a new index) and compares them with the backup, and records the result in the set's manifest (`verified` or `failed`, method "quarterly restore drill"); a set that does not restore as its manifest says fails the drill and the run. `drop_scratch`, a teardown, deletes the scratch resources even when the drill fails, and does not decide the run's state. No complete set at all is flagged, not a crash. The review is written whatever became of the drill. |
 | Q4 | `q4.yearly_review`, `q4.capacity_planning` | PRISM's usage log per month over the year (D1), Worker traffic per month where GraphQL still has it (92 days). Growth per month of requests and neurons, and the date each would reach its free-tier daily limit. |
 
 Items needing attention are marked `[!]` and alerted (one alert per review). GraphQL keeps 92 days
@@ -37,7 +37,6 @@ from prism_cloudflare.backup_inventory import backups_of_quarter, bucket_sets, n
 from prism_cloudflare.backup_sets import run_token
 from prism_cloudflare.calendar_windows import QUARTERLY_CALENDAR as QUARTERS, calendar_branch, from_iso, quarterly_run_windows
 from prism_cloudflare.capacity import monthly_growth
-from prism_cloudflare.commands import command_param
 from prism_cloudflare.config import runtime_config, schedule
 from prism_cloudflare.dashboard_records import backup_snapshot, record
 from prism_cloudflare.dags import prism_dag
@@ -81,9 +80,6 @@ with prism_dag(
     params={
         "quarter": Param(None, type=["null", "integer"], enum=[None, 1, 2, 3, 4],
                          description="Run this quarter's review items instead of the run date's (a manual run). Empty: the run's own quarter."),
-        "npm_project_dir": Param(None, type=["null", "string"], pattern=r"^/.+",
-                                 description="Absolute path of PRISM's npm project, for npm audit. Empty: npm audit skips."),
-        "npm_audit_command": command_param(["npm", "audit", "--audit-level=moderate"], "The audit command; non-zero means findings."),
         "run_restore_drill": Param(True, type="boolean", description="Q3: run the restore drill into scratch resources."),
     },
 ) as dag:
@@ -99,9 +95,9 @@ with prism_dag(
         return calendar_branch(QUARTERS, w["quarter"], context["params"].get("quarter"), "quarter", w["run_date"], "q%d")
 
     @task
-    def npm_audit(**context) -> dict:
-        """`npm audit` in the configured project; skipped when there is none."""
-        return commands.npm_audit(context["params"])
+    def npm_audit() -> dict:
+        """The config's npm.audit_command in npm.project_dir; skipped when there is none. Never from a Param."""
+        return commands.npm_audit(runtime_config())
 
     @task
     def monthly_traffic(**context) -> list[dict]:
@@ -221,10 +217,11 @@ with prism_dag(
                     result = scratch_restore.restore_and_compare(
                         s3, bucket, base, manifest, chosen["token"], source_db=D1Hook().find_database(cf["d1_database"]),
                         source_index=cf["vectorize_index"], source_namespace=KVHook().find_namespace(cf["kv_namespace"]))
-                status = "failed" if result["problems"] else "verified"
+                status = result.get("status") or ("failed" if result["problems"] else "verified")  # partial: KV not restorable
                 figures = {k: result.get(k) for k in ("problems", "notes", "d1", "vectorize", "kv")}
                 backup_sets.set_verification(s3, bucket, cadence, period, status,
-                                             {"method": "quarterly restore drill", "dag_run": context["run_id"], **figures})
+                                             {"method": "quarterly restore drill", "dag_run": context["run_id"], **figures,
+                                              **{k: result[k] for k in ("restorable", "restorable_reasons") if k in result}})
                 outcome = {**backup_sets.summary(manifest), "cadence": cadence, "status": status,
                            "kv_keys": manifest.get("kv", {}).get("key_count"), **figures}
                 # Pushed before a failure too: the review reports what the drill found either way.

@@ -6,7 +6,7 @@ week the run covers (its data interval: the 7 days before the run's Sunday 02:00
 
 | group | guide procedure | what it does |
 |---|---|---|
-| `index_update` | Weekly: 1. Index Updates | for each repo in `indexing.repos` (mapped): PRISM's indexer, then its embedder (`indexing.indexer_command` / `embedder_command`, run in `indexing.working_dir`); then the new-documents count for the window, published to `reports/prism_weekly/<YYYYMMDD>/index_update.md` |
+| `index_update` | Weekly: 1. Index Updates | for each repo in `indexing.repos` (mapped): PRISM's indexer, then its embedder (`indexing.indexer_command` / `embedder_command`, run in `indexing.working_dir`; the shipped config names none, so the updates skip, naming the keys to set); then the new-documents count for the window, published to `reports/prism_weekly/<YYYYMMDD>/index_update.md` |
 | `cache_cleanup` | Weekly: 2. Cache Cleanup | deletes `cache_metadata` rows with `hit_count < retention.cache_low_hit_count` created before window end − `cache_low_hit_age_days`, and rows that expired before the window end |
 | `database_cleanup` | Database Cleanup: Cleanup Orphaned Data | orphaned chunks (and their vectors in Vectorize), orphaned relationships, expired cache, `usage_log` older than `retention.usage_log_days` before the window end; logs and returns the rows deleted |
 | `optimize` | Weekly: 3. Database Vacuum; Database Cleanup: Optimize Database | `PRAGMA optimize` + `ANALYZE`, `PRAGMA quick_check` (alert and fail when not `ok`), the guide's `EXPLAIN QUERY PLAN` check; `VACUUM` and `REINDEX` are reported as unsupported on D1, not run |
@@ -25,6 +25,7 @@ from airflow.sdk import CronTriggerTimetable, TaskGroup, task, task_group
 
 from prism_cloudflare.config import schedule
 from prism_cloudflare.dags import prism_dag
+from prism_cloudflare.pools import DELETES_POOL, HEAVY_POOL
 from prism_cloudflare.indexing import index_then_embed
 from prism_cloudflare.operators.d1_sql import D1SqlOperator
 
@@ -48,11 +49,14 @@ with prism_dag(
 
     @task(multiple_outputs=True)
     def cutoffs(**context) -> dict:
-        """The run's window and every cutoff derived from it and the config's retention."""
+        """The run's window and every cutoff derived from it and the config's retention. Every
+        cleanup's cutoff comes from here: a window ending in the future is refused, so none runs."""
         from prism_cloudflare.config import runtime_config
+        from prism_cloudflare.deletion_guard import refuse_future_window
         from prism_cloudflare.runtime import in_backfill, sql_time, window
 
         start, end = window(context, default=PERIOD)
+        refuse_future_window("cache, orphaned and usage_log rows", end)
         retention = runtime_config()["retention"]
         out = {"start": sql_time(start), "end": sql_time(end), "period": end.strftime("%Y%m%d"),
                "cache_min_hits": retention["cache_low_hit_count"],
@@ -71,12 +75,15 @@ with prism_dag(
             from airflow.sdk.exceptions import AirflowSkipException
 
             from prism_cloudflare.config import runtime_config
+            from prism_cloudflare.indexing import skip_without_indexer
             from prism_cloudflare.runtime import in_backfill
 
             if in_backfill(context):
                 raise AirflowSkipException("inside a backfill: the indexer reads the repositories as they are now, "
                                            "not as they were in the window; the report still counts the window")
-            return runtime_config()["indexing"]["repos"]
+            config = runtime_config()
+            skip_without_indexer(config)  # the shipped config names none: the report still counts the window
+            return config["indexing"]["repos"]
 
         @task_group
         def update_repo(repo: str):
@@ -112,9 +119,9 @@ with prism_dag(
         report(new_documents.output, bounds)
 
     with TaskGroup("cache_cleanup", tooltip="Weekly: Cache Cleanup") as cache_cleanup:
-        low_hits = D1SqlOperator(task_id="low_hits", sql="cleanup/cache_low_hits.sql", database=DB,
+        low_hits = D1SqlOperator(task_id="low_hits", pool=DELETES_POOL, sql="cleanup/cache_low_hits.sql", database=DB,
                                  parameters=[bounds["cache_min_hits"], bounds["cache_created_before"]])
-        expired = D1SqlOperator(task_id="expired", sql="cleanup/cache_expired.sql", database=DB,
+        expired = D1SqlOperator(task_id="expired", pool=DELETES_POOL, sql="cleanup/cache_expired.sql", database=DB,
                                 parameters=[bounds["end"]])
 
         @task
@@ -127,10 +134,10 @@ with prism_dag(
         summary(low_hits=low_hits.output, expired=expired.output)
 
     with TaskGroup("database_cleanup", tooltip="Database Cleanup: Cleanup Orphaned Data") as database_cleanup:
-        orphan_chunks = D1SqlOperator(task_id="orphan_chunks", sql="weekly/orphan_chunks.sql", database=DB,
+        orphan_chunks = D1SqlOperator(task_id="orphan_chunks", pool=DELETES_POOL, sql="weekly/orphan_chunks.sql", database=DB,
                                       max_xcom_rows=100_000, max_xcom_bytes=8 << 20)
 
-        @task(pool="cloudflare_heavy")
+        @task(pool=HEAVY_POOL)
         def orphan_vectors(deleted: dict) -> int:
             """The deleted chunks' vectors, so search never returns a chunk that is gone."""
             from airflow.sdk.exceptions import AirflowException
@@ -150,10 +157,10 @@ with prism_dag(
             print(f"deleted {len(ids)} vectors of orphaned chunks from {index}; {info['vectorCount']} vectors remain")
             return len(ids)
 
-        relationships = D1SqlOperator(task_id="orphan_relationships", sql="cleanup/orphan_relationships.sql", database=DB)
-        expired_cache = D1SqlOperator(task_id="expired_cache", sql="cleanup/cache_expired.sql", database=DB,
+        relationships = D1SqlOperator(task_id="orphan_relationships", pool=DELETES_POOL, sql="cleanup/orphan_relationships.sql", database=DB)
+        expired_cache = D1SqlOperator(task_id="expired_cache", pool=DELETES_POOL, sql="cleanup/cache_expired.sql", database=DB,
                                       parameters=[bounds["end"]])
-        usage_log = D1SqlOperator(task_id="usage_log", sql="cleanup/usage_log.sql", database=DB,
+        usage_log = D1SqlOperator(task_id="usage_log", pool=DELETES_POOL, sql="cleanup/usage_log.sql", database=DB,
                                   parameters=[bounds["usage_oldest_kept"]])
 
         @task

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from .app import API_PREFIX, Config, LocalFlare
+from .permissions import PERMISSIONS, parse_token
 from .ratelimit import parse_rate
 
 
@@ -23,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--public-url", default="", help="base URL clients use, if not http://HOST:PORT")
         p.add_argument("--account-id", default="0123456789abcdef0123456789abcdef")
         p.add_argument("--api-token", default="", help="default: a random token kept in DATA_DIR/api-token")
+        p.add_argument("--token", action="append", default=[], metavar="NAME=PERMISSIONS",
+                       help="a restricted token (repeatable): bearer token NAME holding only the comma-separated "
+                            f"permission groups ('all' for every one) of: {', '.join(PERMISSIONS)}")
         p.add_argument("--seed", choices=["demo", "none"], default="none" if name == "serve" else "demo")
         p.add_argument("--scale", type=int, default=1, help="multiply the demo data (1667 gives over 1M vectors)")
         p.add_argument("--seed-anchor", type=date.fromisoformat, default=None, help="the seed's 'today' (YYYY-MM-DD)")
@@ -42,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_config(args) -> Config:
     limit, window = parse_rate(args.rate_limit)
+    tokens = dict(parse_token(spec) for spec in args.token)
     glimit, gwindow = parse_rate(args.graphql_rate_limit)
     return Config(
         data_dir=args.data_dir, host=args.host, port=args.port, public_url=args.public_url.rstrip("/"),
@@ -50,13 +55,17 @@ def make_config(args) -> Config:
         export_min_seconds=args.export_min_seconds, export_poll_timeout=args.export_poll_timeout,
         signed_url_ttl=args.signed_url_ttl, time_travel=not args.no_time_travel,
         time_travel_days=args.time_travel_days, get_by_ids_max=args.get_by_ids_max,
-        record_path=args.record, faults=args.faults,
+        record_path=args.record, faults=args.faults, tokens=tokens,
     )
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = make_config(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = make_config(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     lf = LocalFlare(cfg)
     if args.seed == "demo":
         from .seed import seed_demo

@@ -25,6 +25,7 @@ from .d1 import D1
 from .faults import FaultBook, make_fault, parse_spec, sleep_ms
 from .graphql_api import GraphQLService
 from .kv import KV
+from .permissions import ALL, required
 from .ratelimit import RateLimiter
 from .vectorize import Vectorize
 from .workers import PrismWorker, Workers
@@ -55,6 +56,8 @@ class Config:
     get_by_ids_max: int = 100
     record_path: str = ""
     faults: str = ""
+    # restricted tokens: bearer token -> the permission groups it holds (permissions.py)
+    tokens: dict = field(default_factory=dict)
     # PRISM's resource names, for the Worker stand-in and the analytics
     d1_name: str = "claudes-friend-db"
     index_name: str = "claudes-companion"
@@ -179,9 +182,14 @@ class LocalFlare:
         self._count(f"route:{route_key}")
         self._count("requests")
         try:
-            self._auth(headers, params, path)
+            self._auth(headers, params, path, method, template)
         except CFError as err:
             self._count("auth_errors")
+            if err.code == 10000 and err.status == 403 and path == "/graphql":
+                # GraphQL answers in its own shape, not the v4 envelope.
+                return self._finish(request, body, JSONResponse(
+                    {"data": None, "errors": [{"message": "not authorized for that account",
+                                               "extensions": {"code": "authz"}}]}, status_code=403))
             return self._finish(request, body, fail_response(err))
         allowed, rl_headers = self.limiter.check(self.cfg.api_token)
         if not allowed:
@@ -214,20 +222,34 @@ class LocalFlare:
                 return template, handler, {k: unquote(v) for k, v in m.groupdict().items()}
         return None, None, {}
 
-    def _auth(self, headers: dict, params: dict, path: str) -> None:
+    def _permissions(self, token: str) -> frozenset | None:
+        """The permission groups the token holds; None for an unknown token."""
+        if hmac.compare_digest(token.encode(), self.cfg.api_token.encode()):
+            return ALL
+        for name, perms in self.cfg.tokens.items():
+            if hmac.compare_digest(token.encode(), name.encode()):
+                return perms
+        return None
+
+    def _auth(self, headers: dict, params: dict, path: str, method: str = "GET", template: str = "") -> None:
         auth = headers.get("authorization", "")
         if not auth:
             raise CFError(400, 10000, "Authentication error")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise CFError(400, 6003, "Invalid request headers")
-        if not hmac.compare_digest(token.strip().encode(), self.cfg.api_token.encode()):
+        perms = self._permissions(token.strip())
+        if perms is None:
             if path == "/user/tokens/verify":
                 raise CFError(401, 1000, "Invalid API Token")
             raise CFError(403, 10000, "Authentication error")
         account = params.get("account_id")
         if account is not None and account != self.cfg.account_id:
             raise CFError(403, 9109, "Unauthorized to access requested resource")
+        need = required(method, template or path)
+        if need is not None and need not in perms:
+            self._count("permission_denied")
+            raise CFError(403, 10000, "Authentication error")
 
     def _inject(self, route: str) -> Response | None:
         fault = self.faults.take("latency", route)

@@ -22,6 +22,7 @@ KINDS = {
     "url_expiry": {"seconds": 1.0},
     "error_rate": {"rate": 0.05, "start": "", "end": ""},
     "worker_unhealthy": {"count": -1},
+    "worker_metrics": {"count": -1, "set": "{}"},  # a JSON object merged into /worker/metrics (any values)
 }
 
 

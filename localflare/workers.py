@@ -42,7 +42,13 @@ class Workers:
             ("POST", "/accounts/{account_id}/ai/run/{model_name:path}", self.ai_run),
             ("GET", "/user/tokens/verify", self.verify_token),
             ("GET", "/accounts/{account_id}/tokens/verify", self.verify_token),
+            ("GET", "/accounts/{account_id}", self.account),
         ]
+
+    def account(self, req: Req):
+        # Account Details: auth already checked that the id is this server's account.
+        return ok({"id": self.cfg.account_id, "name": "localflare account", "type": "standard",
+                   "settings": {"enforce_twofactor": False}, "created_on": "2024-01-01T00:00:00Z"})
 
     def _script(self, name: str) -> dict:
         script = self.scripts().get(name)
@@ -92,6 +98,14 @@ class Workers:
 
     def verify_token(self, req: Req):
         return ok({"id": "localflare-token", "status": "active"}, messages=[{"code": 10000, "message": "This API Token is valid and active", "type": None}])
+
+
+def _merge(into: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 class PrismWorker:
@@ -157,7 +171,7 @@ class PrismWorker:
         # A quarter of the requests are searches; each one the cache misses queries the index (this month, UTC).
         month_start = datetime.fromtimestamp(now, timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         month = traffic.records(month_start.timestamp(), now, now, self.graphql.error_windows())
-        return JSONResponse({
+        body = {
             "period": period or "24h",
             "window": {"start": iso(now - seconds), "end": iso(now)},
             "requests": {"total": total, "errors": errors,
@@ -177,7 +191,11 @@ class PrismWorker:
             "tokens": {"saved": saved, "cost_saved_usd": round(saved * traffic.COST_PER_TOKEN_USD, 2)},
             "cache": {"hits": hits, "misses": misses, "hit_rate": round(100 * hits / (hits + misses), 2) if hits + misses else 0.0,
                       "entries": entries, "size_bytes": size, "evictions": sum(r["kv_deletes"] for r in recs)},
-        })
+        }
+        override = self.faults.take("worker_metrics")
+        if override is not None:  # a Worker answering what it likes: hostile strings, wrong types
+            _merge(body, json.loads(override.opts["set"]))
+        return JSONResponse(body)
 
     def _cache_table(self) -> tuple[int, int]:
         db = self.d1.find_by_name(self.cfg.d1_name)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from stack import BUCKET, ROOT, S3Server, airflow_env, stop_group, testing
+from stack import BUCKET, POOLS_FILE, ROOT, S3Server, airflow_env, stop_group, testing
 
 
 def main() -> int:
@@ -66,8 +66,8 @@ def main() -> int:
         airflow = subprocess.Popen(["airflow", "standalone"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         wait_for(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", airflow, 300)
-        # Heavy Cloudflare tasks run in this pool; a task in a missing pool is never scheduled.
-        subprocess.run(["airflow", "pools", "set", "cloudflare_heavy", "3", "Heavy Cloudflare API work"],
+        # The bundle's pools (include/pools.json); a task in a missing pool is never scheduled.
+        subprocess.run(["airflow", "pools", "import", str(POOLS_FILE)],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         # The health monitor keeps the dashboard live: every 5 minutes from now on.
         subprocess.run(["airflow", "dags", "unpause", "prism_health_monitor"], env=env, check=False,

@@ -29,11 +29,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from stack import BUCKET, ROOT, S3Server, airflow_env, stop_group, testing
+from stack import BUCKET, POOLS_FILE, ROOT, S3Server, airflow_env, stop_group, testing
 
 PG_URL = os.environ.get("PRISM_E2E_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("PRISM_E2E_REDIS", "redis://127.0.0.1:6379/9")
-POOL = ("cloudflare_heavy", "3", "Heavy Cloudflare API work")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
 # localflare timings: quick enough for a test, still asynchronous like the real service.
 LOCALFLARE_ARGS = ("--seed", "demo", "--mutation-lag", "0.2", "--export-min-seconds", "0.3")
@@ -210,7 +209,7 @@ class DistributedStack:
             self._create_database()
             self.env = self._environment()
             self.airflow("db", "migrate")
-            self.airflow("pools", "set", *POOL)
+            self.airflow("pools", "import", str(POOLS_FILE))
             logs = self.dir / "logs"
             logs.mkdir(exist_ok=True)
             commands = {

@@ -6,17 +6,15 @@ Ports: LOCALFLARE_PORT (8788) and S3_PORT (5056), apart from `make demo`'s.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
-from stack import BUCKET, ROOT, airflow_env, testing
+from stack import BUCKET, POOLS_FILE, ROOT, airflow_env, testing
 
 STATE = ROOT / ".local"
 
@@ -73,10 +71,15 @@ def main(argv: list[str]) -> int:
         return 0
     lf, s3 = ensure_stand_ins()
     env = airflow_env(STATE / "airflow", lf, s3)
-    if not (STATE / "airflow" / "airflow.db").exists():
+    fresh = not (STATE / "airflow" / "airflow.db").exists()
+    if fresh:
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-m", "airflow", "pools", "set", "cloudflare_heavy", "3", "Heavy Cloudflare API work"],
+    # (Re)load the pools when the file changed since the last import: an existing home gets new pools too.
+    stamp = STATE / "airflow" / "pools.imported"
+    if fresh or not stamp.exists() or stamp.stat().st_mtime < POOLS_FILE.stat().st_mtime:
+        subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)],
                        env=env, check=True, stdout=subprocess.DEVNULL)
+        stamp.touch()
     return subprocess.run([sys.executable, "-m", "airflow", *argv], env=env).returncode
 
 

@@ -38,6 +38,7 @@ SCRIPT = ACCT + "/workers/scripts/{script_name}"
 # kv.py and workers.py). Operations the spec has but localflare does not serve (KV namespace rename,
 # deployment and version uploads, the POST form of metadata_index/list) are left out on purpose.
 SERVED = {
+    ACCT: ("get",),  # Account Details: the connection test and the preflight prove the account id
     D1: ("get", "post"),
     D1 + "/{database_id}": ("get", "delete"),
     D1 + "/{database_id}/query": ("post",),

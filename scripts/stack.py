@@ -22,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 from localflare import testing  # noqa: E402
 
 BUCKET = "prism-backups"
+# Every pool the bundle uses (`airflow pools import` format); all setup paths load this one file.
+POOLS_FILE = ROOT / "include" / "pools.json"
 
 
 class S3Server:
@@ -63,7 +65,7 @@ class S3Server:
 
 def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int = 8080) -> dict:
     """Environment for any `airflow` command: this bundle, SQLite, connections to the stand-ins."""
-    cloudflare = {"conn_type": "generic", "password": lf.token,
+    cloudflare = {"conn_type": "cloudflare", "password": lf.token,
                   "extra": {"account_id": lf.account_id, "base_url": lf.api_url}}
     worker = {"conn_type": "http", "host": lf.worker_url}
     aws = {"conn_type": "aws", "login": "testing", "password": "testing",
@@ -80,9 +82,13 @@ def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int 
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # `airflow connections test` and the UI's button (Airflow 3 ships them Disabled).
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(cloudflare),
         "AIRFLOW_CONN_PRISM_WORKER": json.dumps(worker),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        # The stand-ins get the demo indexer; the shipped config has none (a real account must not).
+        "PRISM_CONFIG_OVERLAY": str(ROOT / "include" / "prism.demo.json"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     return env

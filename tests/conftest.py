@@ -17,6 +17,9 @@ os.environ["AIRFLOW_HOME"] = os.environ.get("PRISM_TEST_AIRFLOW_HOME") or tempfi
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+# The tests' own config layer: the demo indexer (the shipped config has none). Tests of the production
+# default delete it with monkeypatch.
+os.environ.setdefault("PRISM_CONFIG_OVERLAY", str(ROOT / "include" / "prism.demo.json"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "plugins"))
 
@@ -81,7 +84,7 @@ def connect_airflow(monkeypatch, server, conn_id: str = "cloudflare_default", **
     """Point an Airflow connection (through its AIRFLOW_CONN_ variable) at a localflare server."""
     import json
 
-    conn = {"conn_type": "generic", "password": server.token,
+    conn = {"conn_type": "cloudflare", "password": server.token,
             "extra": {"account_id": server.account_id, "base_url": server.api_url, **extra}}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": server.worker_url}))

@@ -120,7 +120,12 @@ def test_image_is_built_from_the_dockerfile_with_the_lock(services):
         assert services[name]["build"] == {"context": ".", "target": "stand-ins"}, name
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    assert not ignored & {"dags", "plugins", "include", "localflare", "requirements.txt", "requirements.lock"}
+    assert not ignored & {"dags", "plugins", "include", "localflare", "requirements.txt", "requirements.lock", "providers"}
+    # The cloudflare connection type's provider is installed into the image.
+    assert re.search(r"^COPY .*providers/cloudflare-connection/ (\S+)$", dockerfile, re.M)
+    assert re.search(r"^RUN pip install --no-cache-dir --no-deps /opt/airflow/prism-requirements/cloudflare-connection$",
+                     dockerfile, re.M)
+    assert environment(services["airflow-worker"])["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
 
 
 # ---- the environment every component shares ----------------------------------------------------
@@ -153,7 +158,7 @@ def test_urls_point_at_the_services(services):
 
 
 def test_production_values_replace_the_local_defaults():
-    env = {"AIRFLOW_JWT_SECRET": "s3cret", "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": "generic://:token@/?account_id=abc",
+    env = {"AIRFLOW_JWT_SECRET": "s3cret", "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": "cloudflare://:token@/?account_id=abc",
            "PRISM_SCHEDULES": '{"prism_daily": "0 6 * * *"}', "AIRFLOW_UID": "1000"}
     services = load(env)["services"]
     for name in AIRFLOW:
@@ -222,9 +227,16 @@ def test_init_migrates_and_creates_the_pool(services):
     init = services["airflow-init"]
     script = "\n".join(command(init))
     assert environment(init)["_AIRFLOW_DB_MIGRATE"] == "true"
-    assert 'airflow pools set cloudflare_heavy 3 "Heavy Cloudflare API work"' in script
-    sources = [*(ROOT / "dags").glob("*.py"), *(ROOT / "plugins").rglob("*.py")]
-    assert any('"cloudflare_heavy"' in path.read_text() for path in sources)  # the pool the bundle uses
+    # the pools come from their one definition, mounted where the init container reads it
+    assert "airflow pools import /opt/airflow/include/pools.json" in script
+    assert "airflow pools set" not in script
+    assert "./include:/opt/airflow/include" in init["volumes"]
+    pools = __import__("json").loads((ROOT / "include" / "pools.json").read_text())
+    assert {name: p["slots"] for name, p in pools.items()} == {"cloudflare_heavy": 3, "prism_deletes": 1}
+    # no pool name is spelled out in the bundle but in its constants module
+    sources = [*(ROOT / "dags").glob("*.py"), *(ROOT / "plugins").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    spelled = [p.name for p in sources for name in pools if f'"{name}"' in p.read_text()]
+    assert spelled == ["pools.py", "pools.py"], spelled
     assert "simple_auth_manager_passwords.json" in script
 
 
@@ -240,7 +252,7 @@ def test_local_profile_is_what_the_default_connections_point_at(services):
     assert option(lf, "--seed") == "demo" and option(lf, "--public-url") == f"http://localflare:{port}"
 
     cloudflare = connection(env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
-    assert cloudflare.conn_type == "generic" and cloudflare.password == option(lf, "--api-token")
+    assert cloudflare.conn_type == "cloudflare" and cloudflare.password == option(lf, "--api-token")
     assert cloudflare.extra_dejson == {"account_id": option(lf, "--account-id"),
                                        "base_url": f"http://localflare:{port}/client/v4"}
     worker = connection(env["AIRFLOW_CONN_PRISM_WORKER"])

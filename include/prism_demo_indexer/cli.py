@@ -1,5 +1,11 @@
 """`index` and `embed`: what PRISM's `npm run index` and `npm run embed` do, against D1, Workers AI
-and Vectorize through the bundle's hooks (so the connection, retries and budget are the hooks')."""
+and Vectorize through the bundle's hooks (so the retries and budget are the hooks').
+
+Run by the index DAGs, it gets no Airflow connection: the DAG passes CLOUDFLARE_API_TOKEN,
+CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_BASE_URL and PRISM_CLOUDFLARE_BUDGET (JSON), as wrangler takes
+them. Without CLOUDFLARE_API_TOKEN it uses the Airflow connection PRISM_CLOUDFLARE_CONN_ID
+(cloudflare_default), e.g. when run by hand in an Airflow environment.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +38,22 @@ def _defaults() -> dict:
             "index": os.environ.get("PRISM_VECTORIZE_INDEX") or cf.get("vectorize_index", "claudes-companion"),
             "model": os.environ.get("PRISM_EMBEDDING_MODEL") or cf.get("embedding_model", "@cf/baai/bge-small-en-v1.5"),
             "conn_id": os.environ.get("PRISM_CLOUDFLARE_CONN_ID", "cloudflare_default")}
+
+
+def _connect_from_environment(settings: dict) -> None:
+    """With CLOUDFLARE_API_TOKEN set: a connection of this process's own for the hooks, from the
+    variables the DAG passed; and an Airflow home of its own, so Airflow's import touches nothing of
+    the worker's (its config holds secrets) nor the user's home."""
+    token = os.environ.get("CLOUDFLARE_API_TOKEN")
+    if not token:
+        return
+    extra = {"account_id": os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""),
+             "base_url": os.environ.get("CLOUDFLARE_API_BASE_URL") or "https://api.cloudflare.com/client/v4"}
+    if os.environ.get("PRISM_CLOUDFLARE_BUDGET"):
+        extra["budget"] = json.loads(os.environ["PRISM_CLOUDFLARE_BUDGET"])
+    os.environ.setdefault("AIRFLOW_HOME", str(Path(tempfile.gettempdir()) / "prism-demo-indexer-airflow"))
+    os.environ["AIRFLOW_CONN_PRISM_DEMO_INDEXER"] = json.dumps({"conn_type": "generic", "password": token, "extra": extra})
+    settings["conn_id"] = "prism_demo_indexer"
 
 
 def _sql_time(value: datetime) -> str:
@@ -145,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", args.repo):
         parser.error(f"--repo must be owner/name, not {args.repo!r}")
+    _connect_from_environment(settings)
     started = time.monotonic()
     summary = (index if args.command == "index" else embed)(args, settings)
     summary["seconds"] = round(time.monotonic() - started, 2)

@@ -1,14 +1,19 @@
 """Which backup sets the bucket holds (`daily/YYYYMMDD/`, `monthly/YYYYMM/`; see backup_sets): per
 period, complete or not (a manifest or none) and how far verified. The quarterly review reports the
-sets of the quarter it covers, and its restore drill tests the newest complete set."""
+sets of the quarter it covers, and its restore drill tests the newest complete set.
+
+Only canonical periods are sets (backup_sets.is_period); anything else under a cadence prefix is a
+stray (`non_periods`), reported, never counted as newest. A set dated after now is not "newest"
+either: its name, not its content, claims that date."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
-from prism_cloudflare.backup_sets import PERIOD_FORMATS, list_sets
+from prism_cloudflare.backup_sets import PERIOD_FORMATS, is_period, list_sets
+from prism_cloudflare.deletion_guard import wall_clock
 
 CADENCES = ("daily", "monthly")  # safety sets belong to a disaster recovery, not to the schedule
 
@@ -42,10 +47,23 @@ def quarter_sets(sets: dict[str, dict[str, dict | None]], start: datetime, end: 
     return out
 
 
-def newest_complete(sets: dict[str, dict[str, dict | None]]) -> tuple[str, str] | None:
-    """(cadence, period) of the newest complete daily set, else of the newest complete monthly set."""
+def non_periods(s3, bucket: str, cadence: str) -> list[str]:
+    """What lies directly under `{cadence}/` that is not a canonical period's prefix: prefixes such as
+    `daily/2026011/` or `daily/20261101x/`, and loose objects such as `daily/readme.txt`."""
+    root = f"{cadence}/"
+    subs = [sub for sub in s3.list_prefixes(bucket, prefix=root, delimiter="/") or []
+            if not is_period(cadence, sub[len(root):].rstrip("/"))]
+    loose = [key for key in s3.list_keys(bucket, prefix=root, delimiter="/") or [] if key != root]
+    return sorted({*subs, *loose})
+
+
+def newest_complete(sets: dict[str, dict[str, dict | None]], today: date | None = None) -> tuple[str, str] | None:
+    """(cadence, period) of the newest complete daily set, else of the newest complete monthly set;
+    only canonical periods dated no later than `today` (default: the UTC date now)."""
+    today = today or wall_clock().date()
     for cadence in CADENCES:
-        complete = [p for p, manifest in sets.get(cadence, {}).items() if manifest is not None]
+        complete = [p for p, manifest in sets.get(cadence, {}).items() if manifest is not None
+                    and is_period(cadence, p) and datetime.strptime(p, PERIOD_FORMATS[cadence]).date() <= today]
         if complete:
             return cadence, max(complete)  # periods sort as they date
     return None

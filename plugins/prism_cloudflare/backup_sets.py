@@ -13,7 +13,10 @@ old objects, then the copies (hashed again in place), and the new manifest last.
 this order is what makes a backup atomic to its readers: no manifest, no backup.
 
 The manifest's `verification` says how far the set has been proven: `checksummed` (every object read
-back and hashed), then `verified` or `failed` after a test restore into scratch resources.
+back and hashed), then `verified` or `failed` after a test restore into scratch resources, or
+`partial` when D1 and Vectorize restored but KV cannot (a snapshot taken without values).
+`restorable` ({d1, vectorize, kv: bool}, with `restorable_reasons`) says what recovery may restore
+from the set: written by the manifest's builder from the content, then by the test restore.
 """
 
 from __future__ import annotations
@@ -39,17 +42,36 @@ PERIOD_FORMATS = {"daily": "%Y%m%d", "monthly": "%Y%m", "safety": "%Y%m%dT%H%M%S
 STAGING = "staging/"
 # Accepted as restorable: a test-restored set, or a disaster recovery's own safety backup (read back
 # and hashed when taken; there is no time for a test restore in the middle of an incident).
-RESTORABLE = {"daily": {"verified"}, "monthly": {"verified"}, "safety": {"verified", "checksummed"}}
+# "partial": the test restore proved some kinds and others cannot restore (KV taken without values);
+# recovery may restore the proven kinds only (see `restorable`).
+RESTORABLE = {"daily": {"verified", "partial"}, "monthly": {"verified", "partial"},
+              "safety": {"verified", "partial", "checksummed"}}
+NO_KV_VALUES = "taken without values; backups.kv_include_values was false"
 
 
 class BackupSetError(RuntimeError):
     """A backup set is missing, incomplete, unverified or does not match its manifest."""
 
 
+# ASCII digits only, the whole string: strptime alone takes '2026011', Unicode digits and padding.
+PERIOD_PATTERNS = {"daily": r"[0-9]{8}", "monthly": r"[0-9]{6}", "safety": r"[0-9]{8}T[0-9]{6}Z"}
+
+
+def is_period(cadence: str, period) -> bool:
+    """True for a canonical period only: the exact text PERIOD_FORMATS writes for a real date."""
+    if not isinstance(period, str) or not re.fullmatch(PERIOD_PATTERNS[cadence], period):
+        return False
+    try:
+        return datetime.strptime(period, PERIOD_FORMATS[cadence]).strftime(PERIOD_FORMATS[cadence]) == period
+    except ValueError:
+        return False
+
+
 def prefix(cadence: str, period: str) -> str:
     if cadence not in PERIOD_FORMATS:
         raise ValueError(f"unknown backup cadence {cadence!r}; expected one of {sorted(PERIOD_FORMATS)}")
-    datetime.strptime(period, PERIOD_FORMATS[cadence])  # raises on a malformed period
+    if not is_period(cadence, period):
+        raise ValueError(f"{period!r} is not a {cadence} period (a real date as {PERIOD_FORMATS[cadence]}, ASCII digits)")
     return f"{cadence}/{period}/"
 
 
@@ -181,7 +203,32 @@ def build_manifest(cadence: str, period: str, results: dict[str, dict], labels: 
                          "values_included": result["values_included"],
                          "vanished_during_snapshot": result.get("vanished_during_snapshot", 0)}
     out["objects"] = objects
+    out["restorable"], out["restorable_reasons"] = _restorable_by_content(out)
     return out
+
+
+def _restorable_by_content(manifest: dict) -> tuple[dict[str, bool], dict[str, str]]:
+    """What the objects of a set can restore at all, before any test restore."""
+    kinds = {o["kind"] for o in manifest.get("objects") or []}
+    ok, reasons = {}, {}
+    for kind in OBJECTS:
+        if kind not in kinds:
+            reasons[kind] = "absent when the set was taken"
+        elif kind == "kv" and (manifest.get("kv") or {}).get("values_included") is not True:
+            reasons[kind] = NO_KV_VALUES
+        ok[kind] = kind not in reasons
+    return ok, reasons
+
+
+def restorable(manifest: dict) -> tuple[dict[str, bool], dict[str, str]]:
+    """({kind: can restore}, {kind: why not}) of a set. Manifests written before the `restorable`
+    field are judged by what they record (objects present, KV values included); their KV was never
+    test-restored, which the reason of a refused kind says."""
+    if isinstance(manifest.get("restorable"), dict):
+        ok = {kind: manifest["restorable"].get(kind) is True for kind in OBJECTS}
+        reasons = dict(manifest.get("restorable_reasons") or {})
+        return ok, {k: reasons.get(k) or "not proven restorable" for k, v in ok.items() if not v}
+    return _restorable_by_content(manifest)
 
 
 def _content_of(manifest: dict, kind: str) -> dict:
@@ -217,10 +264,19 @@ def write_manifest(s3, bucket: str, cadence: str, period: str, manifest: dict) -
 
 
 def set_verification(s3, bucket: str, cadence: str, period: str, status: str, details: dict) -> dict:
-    """Record a verification result in the set's manifest (a single PUT, so readers see old or new)."""
+    """Record a verification result in the set's manifest (a single PUT, so readers see old or new).
+    A `restorable` / `restorable_reasons` in `details` replaces the manifest's own; a failed
+    verification without them makes every kind unrestorable."""
     manifest = load_manifest(s3, bucket, cadence, period)
     if manifest is None:
         raise BackupSetError(f"no manifest at s3://{bucket}/{prefix(cadence, period)}: the set is not complete")
+    details = dict(details)
+    ok, reasons = details.pop("restorable", None), details.pop("restorable_reasons", None)
+    if ok is None and status == "failed":
+        ok = dict.fromkeys(OBJECTS, False)
+        reasons = dict.fromkeys(OBJECTS, "the set failed verification")
+    if ok is not None:
+        manifest["restorable"], manifest["restorable_reasons"] = ok, reasons or {}
     manifest["verification"] = {"status": status, "at": _now(), **details}
     write_manifest(s3, bucket, cadence, period, manifest)
     return manifest
@@ -273,7 +329,7 @@ def require_restorable(s3, bucket: str, backup_id: str, recheck: bool = True) ->
                              + ("has objects but no manifest (an interrupted backup)" if found else "does not exist"))
     status = (manifest.get("verification") or {}).get("status")
     if status not in RESTORABLE[cadence]:
-        raise BackupSetError(f"backup {backup_id!r} is {status or 'unverified'}, not {' or '.join(sorted(RESTORABLE[cadence]))}: "
+        raise BackupSetError(f"backup {backup_id!r} is {status or 'unverified'}, not {' or '.join(sorted(RESTORABLE[cadence] - {'partial'}))}: "
                              f"it has not been proven restorable ({where})")
     if recheck:
         problems = check_objects(s3, bucket, prefix(cadence, period), manifest)
@@ -287,11 +343,8 @@ def list_sets(s3, bucket: str, cadence: str) -> dict[str, dict | None]:
     out = {}
     for sub in s3.list_prefixes(bucket, prefix=f"{cadence}/", delimiter="/") or []:
         period = sub[len(cadence) + 1:].rstrip("/")
-        try:
-            prefix(cadence, period)
-        except ValueError:
-            continue
-        out[period] = load_manifest(s3, bucket, cadence, period)
+        if is_period(cadence, period):  # anything else is not a set (backup_inventory.non_periods reports it)
+            out[period] = load_manifest(s3, bucket, cadence, period)
     return out
 
 

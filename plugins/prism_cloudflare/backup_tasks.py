@@ -11,6 +11,7 @@ monthly sets, the time the run was made to run for safety sets.
 
 from __future__ import annotations
 
+import logging
 from datetime import timezone
 
 from airflow.sdk import TaskGroup, task
@@ -21,6 +22,7 @@ from prism_cloudflare.operators.backup import D1BackupOperator, KVBackupOperator
 
 CF = "{{ prism().cloudflare.%s }}"
 BUCKET = "{{ prism().backups.bucket }}"
+log = logging.getLogger(__name__)
 
 
 def set_period(cadence: str, context) -> str:
@@ -42,11 +44,15 @@ def backup_set(group_id: str, cadence: str, *, verify_restore: bool = True, miss
         @task
         def plan(**context) -> dict:
             from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.runtime import in_backfill
+            from prism_cloudflare.deletion_guard import refuse_future_window
+            from prism_cloudflare.runtime import in_backfill, window
 
             if in_backfill(context) and cadence != "safety":
                 raise AirflowSkipException("a backup exports the data as it is now; it cannot stand for a past "
                                            "date, so it is skipped inside a backfill")
+            if cadence != "safety":
+                # A set named after a future date would never count as the newest one, nor ever expire.
+                refuse_future_window("", window(context)[1], action=f"to take a {cadence} backup set")
             period = set_period(cadence, context)
             token = run_token(f"{context['dag'].dag_id}/{context['run_id']}")
             return {"bucket": runtime_config()["backups"]["bucket"], "cadence": cadence, "period": period,
@@ -57,8 +63,9 @@ def backup_set(group_id: str, cadence: str, *, verify_restore: bool = True, miss
                               bucket=BUCKET, key=staged + "d1.sql.gz")
         vectorize = VectorizeBackupOperator(task_id="vectorize", index=CF % "vectorize_index", bucket=BUCKET,
                                             key=staged + "vectors.ndjson.gz", missing_ok=missing_ok)
+        # A safety set is a recovery's undo: it keeps KV's values whatever kv_include_values says.
         kv = KVBackupOperator(task_id="kv", namespace=CF % "kv_namespace", bucket=BUCKET, key=staged + "kv.ndjson.gz",
-                              include_values="{{ prism().backups.kv_include_values }}")
+                              include_values=True if cadence == "safety" else "{{ prism().backups.kv_include_values }}")
 
         @task
         def finalize(spec: dict, d1: dict, vectorize: dict, kv: dict, **context) -> dict:
@@ -102,21 +109,26 @@ def backup_set(group_id: str, cadence: str, *, verify_restore: bool = True, miss
                     s3, spec["bucket"], prefix(spec["cadence"], spec["period"]), promoted, spec["token"],
                     source_db=D1Hook().find_database(cf["d1_database"]), source_index=cf["vectorize_index"],
                     source_namespace=KVHook().find_namespace(cf["kv_namespace"]))
-                status = "verified" if result["verified"] else "failed"
+                status = result["status"]
                 set_verification(s3, spec["bucket"], spec["cadence"], spec["period"], status,
                                  {"method": "test restore into scratch resources", "problems": result["problems"],
                                   "notes": result["notes"], "d1": result.get("d1"), "vectorize": result.get("vectorize"),
-                                  "kv": result.get("kv")})
+                                  "kv": result.get("kv"), "restorable": result["restorable"],
+                                  "restorable_reasons": result["restorable_reasons"]})
                 report = verification_report(spec, promoted, status, result)
                 url = publish_report(spec["bucket"], f"reports/backups/{spec['cadence']}/{spec['period']}/verification.md", report)
                 record("backup", backup_snapshot(spec["cadence"], promoted, status, "test restore into scratch resources",
                                                  url, result["problems"]))
-                if not result["verified"]:
+                if status == "partial":  # a configured choice (no KV values): said every run, not failed on
+                    log.warning("backup %s/%s is partial: it cannot restore %s", spec["cadence"], spec["period"],
+                                "; ".join(f"{k} ({why})" for k, why in result["restorable_reasons"].items()))
+                if status == "failed":
                     send_alert(f"{spec['cadence']} backup {spec['period']} FAILED verification",
                                "\n".join(result["problems"]) + f"\nreport: {url}")
                     raise AirflowException(f"backup {spec['cadence']}/{spec['period']} failed verification:\n  "
                                            + "\n  ".join(result["problems"]))
-                return {"status": status, "report": url, **{k: result.get(k) for k in ("d1", "vectorize", "kv", "notes")}}
+                return {"status": status, "report": url,
+                        **{k: result.get(k) for k in ("d1", "vectorize", "kv", "notes", "restorable", "restorable_reasons")}}
 
             @task
             def drop_scratch(spec: dict) -> list[str]:
@@ -145,8 +157,15 @@ def verification_report(spec: dict, manifest: dict, status: str, result: dict) -
         lines += [f"  - {t}: {n:,} rows" for t, n in sorted(d1["tables"].items())]
     if vec:
         lines.append(f"- Vectorize: {vec['vector_count']:,} vectors restored; {vec['vectors_sampled']} sampled vectors compared")
-    if kv:
-        lines.append(f"- KV: {manifest.get('kv', {}).get('key_count', 0):,} keys; {kv['keys_sampled']} sampled keys compared with the source")
+    if kv.get("keys_restored") is not None:
+        lines.append(f"- KV: {kv['keys_restored']:,} of {kv['keys_in_snapshot']:,} keys restored; "
+                     + ("every key" if kv["compared_every_key"] else f"{kv['keys_compared']} sampled keys")
+                     + " compared (value, metadata, expiration)")
+    elif kv:
+        lines.append(f"- KV: {manifest.get('kv', {}).get('key_count', 0):,} keys; not test-restored")
+    lines += ["", "## Restorable", ""] + [
+        f"- {kind}: {'yes' if ok else 'NO: ' + result.get('restorable_reasons', {}).get(kind, '')}"
+        for kind, ok in (result.get("restorable") or {}).items()]
     lines += ["", "## Problems", ""] + ([f"- {p}" for p in result["problems"]] or ["- none"])
     lines += ["", "## Notes", ""] + ([f"- {n}" for n in result["notes"]] or ["- none"])
     return "\n".join(lines) + "\n"

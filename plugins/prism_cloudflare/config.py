@@ -1,5 +1,6 @@
-"""PRISM's maintenance config: include/prism.config.json, optionally overridden by the Airflow
-Variable `prism_config` (JSON, deep-merged), validated before any task uses it.
+"""PRISM's maintenance config: include/prism.config.json, then the overlay file PRISM_CONFIG_OVERLAY
+names (if set), then the Airflow Variable `prism_config` (JSON), each deep-merged over the one before,
+validated before any task uses it.
 
 Reading the file is safe at parse time (no network, no DB). The Variable is read only inside tasks
 (`runtime_config`). Schedules come from the file's `schedules` or the PRISM_SCHEDULES environment
@@ -17,22 +18,40 @@ from typing import Any
 
 import jsonschema
 
-CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "prism.config.json"
+BUNDLE = Path(__file__).resolve().parents[2]
+CONFIG_PATH = BUNDLE / "include" / "prism.config.json"
 VARIABLE = "prism_config"
+# A deployment's own layer between the file and the Variable: a JSON file, absolute or relative to the
+# bundle. The demo, smoke, local and e2e stacks and the tests name include/prism.demo.json (the demo indexer).
+OVERLAY_ENV = "PRISM_CONFIG_OVERLAY"
 
 _positive = {"type": "number", "exclusiveMinimum": 0}
 _count = {"type": "integer", "minimum": 1}
+# A command is an argument list (never a shell string); `env` lists the extra variables its child gets.
+_command = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+_env_names = {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\Z"}, "uniqueItems": True}
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["indexing", "cloudflare", "backups", "thresholds", "retention"],
+    "required": ["indexing", "npm", "cloudflare", "backups", "thresholds", "retention"],
     "properties": {
         "indexing": {
-            "type": "object", "required": ["repos", "indexer_command", "embedder_command", "working_dir"],
+            # No indexer by default: a deployment (or the demo overlay) names its own; index tasks skip without.
+            "type": "object", "required": ["repos"], "additionalProperties": False,
             "properties": {
                 "repos": {"type": "array", "items": {"type": "string", "pattern": r"^[\w.-]+/[\w.-]+$"}, "minItems": 1},
-                "indexer_command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "embedder_command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "working_dir": {"type": "string", "minLength": 1},
+                "indexer_command": {"oneOf": [{"type": "null"}, _command]},
+                "embedder_command": {"oneOf": [{"type": "null"}, _command]},
+                "working_dir": {"type": ["string", "null"], "minLength": 1},
+                "env": _env_names,
+            },
+        },
+        "npm": {
+            "type": "object", "additionalProperties": False,
+            "required": ["project_dir", "update_command", "audit_command", "test_command", "deploy_command"],
+            "properties": {
+                "project_dir": {"type": ["string", "null"], "pattern": r"^/"},
+                **{f"{step}_command": _command for step in ("update", "audit", "test", "deploy")},
+                "env": _env_names,
             },
         },
         "cloudflare": {
@@ -44,7 +63,7 @@ SCHEMA: dict[str, Any] = {
                 "vectorize_dimensions": {"type": "integer", "minimum": 1, "maximum": 1536},
                 "vectorize_metric": {"enum": ["cosine", "euclidean", "dot-product"]},
                 "kv_namespace": {"type": "string", "minLength": 1},
-                "worker_name": {"type": "string", "minLength": 1},
+                "worker_name": {"type": "string", "pattern": r"\A[a-z0-9][a-z0-9_-]{0,62}\Z"},  # a Workers script name
                 "embedding_model": {"type": "string"},
             },
         },
@@ -106,9 +125,29 @@ def file_config(path: str = str(CONFIG_PATH)) -> dict:
         raise PrismConfigError(f"cannot read the PRISM config {path}: {exc}") from None
 
 
-def load_config(override: str | dict | None = None, path: str = str(CONFIG_PATH)) -> dict:
-    """The file's config with an override (a dict or JSON text) merged in, validated."""
+@lru_cache(maxsize=4)
+def _overlay(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PrismConfigError(f"cannot read the PRISM config overlay {path} ({OVERLAY_ENV}): {exc}") from None
+    if not isinstance(data, dict):
+        raise PrismConfigError(f"the PRISM config overlay {path} ({OVERLAY_ENV}) must be a JSON object")
+    return data
+
+
+def base_config(path: str = str(CONFIG_PATH)) -> dict:
+    """The file, with the overlay file named by PRISM_CONFIG_OVERLAY (if any) merged over it."""
     config = file_config(path)
+    overlay = os.environ.get(OVERLAY_ENV, "").strip()
+    if overlay:
+        config = _merge(config, _overlay(str(BUNDLE / overlay)))  # an absolute path stays as it is
+    return config
+
+
+def load_config(override: str | dict | None = None, path: str = str(CONFIG_PATH)) -> dict:
+    """The file's config (and the overlay) with an override (a dict or JSON text) merged in, validated."""
+    config = base_config(path)
     if override:
         if isinstance(override, str):
             try:
@@ -138,4 +177,4 @@ def schedule(dag_id: str, default: str | None) -> str | None:
             raise PrismConfigError(f"PRISM_SCHEDULES is not valid JSON: {exc}") from None
         if dag_id in overrides:
             return overrides[dag_id]
-    return (file_config().get("schedules") or {}).get(dag_id, default)
+    return (base_config().get("schedules") or {}).get(dag_id, default)

@@ -10,12 +10,35 @@ import pendulum
 
 from prism_cloudflare.config import runtime_config
 from prism_cloudflare.notifiers import PrismAlertNotifier
+from prism_cloudflare.refusals import refuse
 
 SQL_DIR = str(Path(__file__).resolve().parents[2] / "include" / "sql")
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 # `{{ prism().cloudflare.d1_database }}` in any templated field: the config as the task runs
 # (file + Variable), read at render time, never at parse time.
 MACROS = {"prism": runtime_config}
+
+
+def _shown(keys: list[str], limit: int = 20, width: int = 60) -> str:
+    # A key is whatever the trigger sent: cut long ones and long lists so the refusal stays one line.
+    cut = [k if len(k) <= width else k[:width] + "..." for k in keys[:limit]]
+    return repr(cut) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def refuse_unknown_conf(context) -> None:
+    """Every PRISM task's pre_execute: a run whose conf has a key the DAG declares no Param for runs nothing.
+
+    Airflow 3.3 merges each conf key into `params` (an undeclared key becomes a Param with no schema, so
+    trigger-time validation passes it) and offers no hook to refuse it when the run is made. So the check
+    is the first thing every task does, before its code runs. Every task, not one guard task: a task whose
+    trigger rule runs it after a failure (all_done, none_failed) refuses too."""
+    dag, run = context["dag"], context.get("dag_run")
+    conf = (getattr(run, "conf", None) or {}) if run is not None else {}
+    declared = set(dag.params)
+    unknown = sorted(str(k) for k in conf if k not in declared)
+    if unknown:
+        takes = f"its Params are {sorted(declared)}" if declared else "it takes no conf"
+        raise refuse("to run", f"unknown conf keys {_shown(unknown)} ({dag.dag_id} does not declare them; {takes})")
 
 
 def default_args(**overrides) -> dict:
@@ -28,6 +51,7 @@ def default_args(**overrides) -> dict:
         "retry_exponential_backoff": 2.0,
         "execution_timeout": timedelta(hours=1),
         "on_failure_callback": PrismAlertNotifier(),
+        "pre_execute": refuse_unknown_conf,
     }
     args.update(overrides)
     return args
@@ -37,7 +61,8 @@ def prism_dag(dag_id: str, *, doc_md: str, tags: list[str], dagrun_timeout: time
               task_defaults: dict | None = None, **kwargs):
     """A DAG with the bundle's shared settings: start date, no catchup (missed runs are backfilled on
     purpose), one run at a time (cleanups and retention must not race), the config macro and the SQL
-    templates. `task_defaults` override default_args(); `kwargs` go to DAG as they are (schedule, params)."""
+    templates. Every task refuses a run whose conf has keys the DAG declares no Param for
+    (refuse_unknown_conf). `task_defaults` override default_args(); `kwargs` go to DAG as they are (schedule, params)."""
     from airflow.sdk import DAG
 
     kwargs.setdefault("schedule", None)

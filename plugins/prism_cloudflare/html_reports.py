@@ -29,8 +29,13 @@ def chart_markdown(charts: list[dict]) -> list[str]:
     """The charts' figures as Markdown tables (the Markdown report carries the numbers, the HTML the pictures)."""
     lines: list[str] = []
     for c in charts:
-        lines += ["", f"**{c['title']}**", "", "| | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in c["table"]]
+        lines += ["", f"**{_cell(c['title'])}**", "", "| | value |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in c["table"]]
     return lines
+
+
+def _cell(value) -> str:
+    """One table cell on one line: a '|' or a line break in a label must not end the row or the table."""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def render(markdown_text: str, charts: list[dict]) -> str:

@@ -97,7 +97,7 @@ def security(win: dict, thresholds: dict, events: dict | None, abuse: dict | Non
         ],
         "npm audit": [f"- `{' '.join(npm['command'])}` exited {npm['returncode']}"
                       + (" (findings at or above the audit level)" if npm["returncode"] else " (no findings)")]
-        if npm else ["- Skipped: no npm project configured (Param npm_project_dir)."],
+        if npm else ["- Skipped: no npm project configured (npm.project_dir in the config)."],
     })
     bars = [(t, count[t]) for t in SECURITY_EVENT_TYPES]
     charts = [chart("Security events by type (30 days)", bar_chart("Security events by type (30 days)", bars, "events",

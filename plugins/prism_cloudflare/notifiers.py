@@ -18,6 +18,18 @@ SLACK_CONN = "prism_slack"
 SMTP_CONN = "prism_smtp"
 
 
+def slack_escape(text: str) -> str:
+    """Text for Slack's mrkdwn: &, < and > as Slack asks, so a value shows as itself."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def email_html(text: str) -> str:
+    """An alert as an HTML e-mail body: the text escaped, whitespace kept."""
+    from html import escape
+
+    return f'<pre style="white-space:pre-wrap">{escape(text)}</pre>'
+
+
 def _connection(conn_id: str):
     try:
         return BaseHook.get_connection(conn_id)
@@ -29,6 +41,10 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
                smtp_conn_id: str = SMTP_CONN, investigations: list[str] | None = None, ti=None) -> list[str]:
     """Send an alert on every configured channel. Returns the channels that took it. `investigations`
     names the troubleshooting investigations whose findings the body carries (for the dashboard)."""
+    from airflow.sdk.log import redact
+
+    # Every secret Airflow knows leaves here as ***, whatever put it in the text (an error, a finding).
+    subject, body = redact(str(subject)), redact(str(body))
     text = f"[PRISM {severity.upper()}] {subject}" + (f"\n{body}" if body else "")
     log.warning("ALERT %s", text)
     sent = ["log"]
@@ -36,7 +52,9 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
         try:
             from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-            SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).send(text=text)
+            # Slack's own escaping: no <link|label>, <!channel> or <@user> can come from a subject or body.
+            SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).send(text=slack_escape(text), unfurl_links=False,
+                                                                        unfurl_media=False)
             sent.append("slack")
         except Exception as exc:  # noqa: BLE001 - one channel failing must not hide the alert
             log.error("Slack alert failed: %s", exc)
@@ -47,7 +65,8 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
 
             to = smtp.extra_dejson.get("to") or []
             with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-                hook.send_email_smtp(to=to, subject=f"[PRISM {severity}] {subject}", html_content=f"<pre>{text}</pre>")
+                hook.send_email_smtp(to=to, subject=" ".join(f"[PRISM {severity}] {subject}".split())[:900],
+                                     html_content=email_html(text))
             sent.append("email")
         except Exception as exc:  # noqa: BLE001
             log.error("e-mail alert failed: %s", exc)
@@ -75,7 +94,10 @@ class PrismAlertNotifier(BaseNotifier):
         exc = context.get("exception")
         subject = self.subject or f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed"
         body = f"run {context.get('run_id')}" + (f"\n{type(exc).__name__}: {exc}" if exc else "")
-        if self.investigation:
+        from prism_cloudflare.refusals import Refused
+
+        # A refusal is bad input, not a service fault: nothing to investigate, and no API call to make.
+        if self.investigation and not isinstance(exc, Refused):
             from prism_cloudflare.troubleshooting import alert
 
             alert(subject, body, self.severity, [self.investigation], ti=ti)

@@ -64,7 +64,7 @@ def review_charts(sections: dict[str, list[str]], figures: dict) -> list[dict]:
 
 def npm_audit_item(npm: dict | None) -> str:
     if not npm:
-        return checklist_item(None, "npm audit: skipped, no npm project configured (Param npm_project_dir)")
+        return checklist_item(None, "npm audit: skipped, no npm project configured (npm.project_dir in the config)")
     return checklist_item(npm["returncode"] == 0, f"npm audit: `{' '.join(npm['command'])}` exited {npm['returncode']}")
 
 

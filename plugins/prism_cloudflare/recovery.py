@@ -9,14 +9,15 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from prism_cloudflare.backup_sets import read_vectors
+from prism_cloudflare.backup_sets import read_vectors, restorable
 from prism_cloudflare.errors import CloudflareNotFound
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
+from prism_cloudflare.param_checks import check_backup_date, parse_iso_with_zone, shown
 from prism_cloudflare.sqldump import _topological, quote_ident
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,27 @@ class RecoveryInputError(ValueError):
 # ---- input ---------------------------------------------------------------------------------------
 
 def check_params(params: dict, now: datetime, time_travel_days: int) -> dict:
-    """Cross-field checks the Param schema cannot express. Returns the normalised request."""
-    targets = list(dict.fromkeys(params.get("targets") or []))
+    """Cross-field checks the Param schema cannot express, and the calendar: every value is checked
+    again here, whatever reached the task. Returns the normalised request."""
+    raw_targets = params.get("targets")
+    if not isinstance(raw_targets, list) or not all(isinstance(t, str) for t in raw_targets):
+        raise RecoveryInputError(f"targets must be a non-empty subset of {list(TARGETS)}, not {shown(raw_targets)}")
+    targets = list(dict.fromkeys(raw_targets))
     if not targets or set(targets) - set(TARGETS):
-        raise RecoveryInputError(f"targets must be a non-empty subset of {list(TARGETS)}, not {params.get('targets')!r}")
+        raise RecoveryInputError(f"targets must be a non-empty subset of {list(TARGETS)}, not {shown(raw_targets)}")
     if params.get("confirm") != CONFIRMATION:
-        raise RecoveryInputError(f"type {CONFIRMATION} in `confirm` to restore over the live data "
-                                 f"(got {params.get('confirm')!r}); nothing was changed")
+        raise RecoveryInputError(f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to restore over "
+                                 f"the live data; got {shown(params.get('confirm'))}")
     source = params.get("source")
     if source == "s3":
         if not params.get("backup_date"):
             raise RecoveryInputError("source s3 needs backup_date: YYYYMMDD (daily), YYYYMM (monthly) or "
                                      "safety-YYYYMMDDTHHMMSSZ (the safety backup of an earlier recovery)")
-        return {"source": "s3", "backup_id": params["backup_date"], "targets": targets}
+        try:
+            backup_id = check_backup_date(params["backup_date"], now)
+        except ValueError as exc:
+            raise RecoveryInputError(str(exc)) from None
+        return {"source": "s3", "backup_id": backup_id, "targets": targets}
     if source == "time_travel":
         if targets != ["d1"]:
             raise RecoveryInputError("Time Travel restores D1 only: set targets to [\"d1\"], and restore Vectorize "
@@ -53,18 +62,26 @@ def check_params(params: dict, now: datetime, time_travel_days: int) -> dict:
         if not raw:
             raise RecoveryInputError("source time_travel needs timestamp (ISO 8601 with a zone, e.g. 2026-11-28T09:00:00Z)")
         try:
-            when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise RecoveryInputError(f"timestamp {raw!r} is not ISO 8601") from None
-        if when.tzinfo is None:
-            raise RecoveryInputError(f"timestamp {raw!r} has no time zone; add Z for UTC")
+            when = parse_iso_with_zone("timestamp", raw, now)
+        except ValueError as exc:
+            raise RecoveryInputError(str(exc)) from None
         earliest = now - timedelta(days=time_travel_days)
         if not earliest <= when <= now:
             raise RecoveryInputError(f"timestamp {when.isoformat()} is outside the Time Travel window "
                                      f"({earliest.isoformat(timespec='seconds')} to {now.isoformat(timespec='seconds')}, "
                                      f"{time_travel_days} days)")
-        return {"source": "time_travel", "timestamp": when.astimezone(timezone.utc).isoformat(), "targets": targets}
-    raise RecoveryInputError(f"source must be s3 or time_travel, not {source!r}")
+        return {"source": "time_travel", "timestamp": when.isoformat(), "targets": targets}
+    raise RecoveryInputError(f"source must be s3 or time_travel, not {shown(source)}")
+
+
+def check_restorable(cadence: str, period: str, manifest: dict, targets: list[str]) -> dict[str, bool]:
+    """Refuse (RecoveryInputError) unless the set can restore every requested target, so a restore
+    never starts one target that another cannot finish. Returns the set's `restorable`."""
+    ok, why = restorable(manifest)
+    cannot = [f"{t} ({why[t]})" for t in targets if not ok.get(t)]
+    if cannot:
+        raise RecoveryInputError(f"set {cadence}/{period} cannot restore {' or '.join(cannot)}")
+    return ok
 
 
 # ---- D1 ----------------------------------------------------------------------------------------
@@ -141,6 +158,11 @@ def restore_vectorize(hook: VectorizeHook, index: str, vectors_gz: Path, spec: d
 def restore_kv(hook: KVHook, namespace_id: str, kv_gz: Path) -> dict:
     """Write every key of the snapshot back, then delete the keys the snapshot does not have, so the
     namespace equals the snapshot (keys written since are in the safety backup)."""
+    with gzip.open(kv_gz, "rb") as fh:  # a key without a value stops the restore before the first write
+        for line in fh:
+            if line.strip() and "value_b64" not in (rec := json.loads(line)):
+                raise ValueError(f"the snapshot has no value for {rec['key']!r} (taken without values): "
+                                 "KV cannot be restored from it; nothing was written")
     with gzip.open(kv_gz, "rb") as fh:
         written = hook.restore_snapshot(namespace_id, fh)
     keep = set()

@@ -7,9 +7,16 @@
 * **Vectorize**: a new index with the manifest's dimensions and metric gets every vector (5,000 a
   request); its count must equal the manifest, and sampled vectors must equal the file's (values
   within 1e-6, metadata and namespace equal).
+* **KV**: a new namespace titled `prism-verify-<token>` gets every key through the restore's own
+  path (bulk writes, base64 values, metadata, expiration). The number of keys listed must equal the
+  snapshot's (less keys that expire meanwhile), and keys, values, metadata and expiration must equal
+  the snapshot's for every key up to 1,000 keys, else for 100 drawn evenly. A snapshot taken without
+  values cannot restore KV: the set is then `partial` (D1 and Vectorize proven), never `verified`.
 * **The source**: sampled rows, vectors and KV keys are also looked up in the live resources. The
   source keeps changing after the capture, so a difference there is reported, not failed on.
 
+The result says what the set can restore (`restorable`, with reasons) and its status: `verified`
+(all three), `partial` (some kinds cannot restore by how they were taken) or `failed`.
 Scratch resources are deleted in a `finally`, and `cleanup` deletes them again by name for a task
 whose worker died (the names derive from the run, so a teardown task can find them).
 """
@@ -18,14 +25,16 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import logging
 import random
 import sqlite3
 import tempfile
+import time
 from pathlib import Path
 
-from prism_cloudflare.backup_sets import OBJECTS, download_object, read_vectors
+from prism_cloudflare.backup_sets import NO_KV_VALUES, OBJECTS, download_object, read_vectors
 from prism_cloudflare.errors import CloudflareError, CloudflareNotFound
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
@@ -38,6 +47,10 @@ log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "prism-verify-"
 SAMPLE = 5  # rows per table, and vectors / keys in all
 TOLERANCE = 1e-6
+KV_COMPARE_ALL = 1000  # up to this many keys, every key is compared; above, KV_SAMPLE of them
+KV_SAMPLE = 100
+KV_PROBLEMS_SHOWN = 20
+KV_SETTLE_SECONDS, KV_SETTLE_STEP = 60, 10  # KV lists fresh writes late, at most about a minute
 _LIST_TABLES = "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual') " \
                "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name"
 
@@ -206,28 +219,148 @@ def verify_vectorize(hook: VectorizeHook, vectors_gz: Path, manifest: dict, scra
 
 # ---- KV ---------------------------------------------------------------------------------------
 
-def compare_kv(hook: KVHook, kv_gz: Path, namespace_id: str | None, rng: random.Random) -> dict:
-    """Sampled keys of the snapshot against the live namespace (informational: KV changes all day)."""
+def _kv_digest(rec: dict) -> dict:
+    """A snapshot record without its value (which may be 25 MiB): key, expiration, metadata, value hash."""
+    out = {"key": rec["key"], "expiration": rec.get("expiration"), "metadata": rec.get("metadata")}
+    if "value_b64" in rec:
+        value = base64.b64decode(rec["value_b64"], validate=True)
+        out["value"] = (len(value), hashlib.sha256(value).hexdigest())
+    return out
+
+
+def read_kv_snapshot(kv_gz: Path, rng: random.Random) -> dict:
+    """One pass over a KV snapshot: its record count, the keys without a value, and the records to
+    compare (every one up to KV_COMPARE_ALL, else KV_SAMPLE drawn evenly), as digests."""
+    pool: list[dict] = []
+    records = without_values = 0
     with gzip.open(kv_gz, "rb") as fh:
-        sample = _reservoir(fh, SAMPLE, rng)
-    differs = 0
-    if namespace_id and sample:
-        for rec in sample:
-            try:
-                value = hook.get_value(namespace_id, rec["key"])
-            except CloudflareNotFound:
-                differs += 1
+        for line in fh:
+            if not line.strip():
                 continue
-            if "value_b64" in rec and base64.b64decode(rec["value_b64"]) != value:
-                differs += 1
-    notes = [f"kv: {differs} of {len(sample)} sampled keys differ in the source now"] if differs else []
-    return {"problems": [], "notes": notes, "keys_sampled": len(sample), "keys_differing_in_source": differs}
+            rec = json.loads(line)
+            records += 1
+            without_values += "value_b64" not in rec
+            if len(pool) < KV_COMPARE_ALL:
+                pool.append(_kv_digest(rec))
+            elif (j := rng.randrange(records)) < KV_COMPARE_ALL:
+                pool[j] = _kv_digest(rec)
+    every = records <= KV_COMPARE_ALL
+    sample = pool if every else rng.sample(pool, KV_SAMPLE)  # a uniform draw of a uniform draw
+    return {"records": records, "without_values": without_values, "every_key": every, "sample": sample}
+
+
+def _short(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def compare_kv_namespace(hook: KVHook, namespace_id: str, kv_gz: Path, snapshot: dict, *, restored_at: float,
+                         skipped_expired: int = 0) -> dict:
+    """Problems where a namespace restored from `kv_gz` at `restored_at` differs from it: the count of
+    every key (keys the restore skipped or that expired since allowed for), and keys, values,
+    metadata and expiration of `snapshot`'s sample (every key when small)."""
+    problems: list[str] = []
+    want = {r["key"]: r for r in snapshot["sample"]}
+    seen: set[str] = set()
+    count = 0
+    for item in hook.list_keys(namespace_id):
+        count += 1
+        name = item["name"]
+        rec = want.get(name)
+        if rec is None:
+            if snapshot["every_key"]:
+                problems.append(f"kv: key {_short(name)} is in the restore, not in the snapshot")
+            continue
+        seen.add(name)
+        if item.get("metadata") != rec["metadata"]:
+            problems.append(f"kv: key {_short(name)} restored with metadata {_short(item.get('metadata'))}, "
+                            f"the snapshot holds {_short(rec['metadata'])}")
+        if item.get("expiration") != rec["expiration"]:
+            problems.append(f"kv: key {_short(name)} restored with expiration {item.get('expiration')}, "
+                            f"the snapshot holds {rec['expiration']}")
+    listed_at = time.time()
+
+    def gone_by_expiry(expiration) -> bool:  # skipped by the restore, or expired since
+        return expiration is not None and expiration <= listed_at + 60
+
+    for name, rec in want.items():
+        if name not in seen and not gone_by_expiry(rec["expiration"]):
+            problems.append(f"kv: key {_short(name)} is in the snapshot but was not restored")
+    values = hook.get_values(namespace_id, sorted(seen)) if seen else {}
+    for name in sorted(seen):
+        got, (size, digest) = values.get(name), want[name]["value"]
+        if got is None:
+            if not gone_by_expiry(want[name]["expiration"]):
+                problems.append(f"kv: key {_short(name)} is listed but has no value")
+        elif (len(got), hashlib.sha256(got).hexdigest()) != (size, digest):
+            problems.append(f"kv: key {_short(name)} restored with a different value ({len(got)} bytes, sha256 "
+                            f"{hashlib.sha256(got).hexdigest()[:12]}), the snapshot holds {size} bytes, sha256 {digest[:12]}")
+
+    most = snapshot["records"] - skipped_expired
+    if count != most:
+        # Keys expiring between the restore and the listing may be gone: count them, allow for them.
+        expired_since = 0
+        with gzip.open(kv_gz, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    exp = json.loads(line).get("expiration")
+                    expired_since += exp is not None and restored_at + 60 <= exp <= listed_at
+        if not most - expired_since <= count <= most:
+            problems.insert(0, f"kv: {count} keys restored, the snapshot holds {snapshot['records']} "
+                            f"({skipped_expired} skipped as expiring, {expired_since} expired since)")
+    if len(problems) > KV_PROBLEMS_SHOWN:  # an alert names some keys, not a thousand
+        problems = problems[:KV_PROBLEMS_SHOWN - 1] + [f"kv: ... and {len(problems) - KV_PROBLEMS_SHOWN + 1} more differences"]
+    return {"problems": problems, "keys_restored": count, "keys_compared": len(want)}
+
+
+def verify_kv(hook: KVHook, kv_gz: Path, manifest: dict, scratch: str, source_namespace: str | None,
+              rng: random.Random) -> dict:
+    """Restore the snapshot into a scratch namespace and compare (see compare_kv_namespace); a snapshot
+    without values cannot restore KV, which makes the set `partial`, not failed."""
+    spec = manifest.get("kv") or {}
+    snap = read_kv_snapshot(kv_gz, rng)
+    out = {"problems": [], "notes": [], "restorable": True, "keys_in_snapshot": snap["records"],
+           "compared_every_key": snap["every_key"], "keys_sampled": len(snap["sample"])}
+    if snap["records"] != spec.get("key_count"):
+        out["problems"].append(f"kv: the snapshot holds {snap['records']} keys, the manifest says {spec.get('key_count')}")
+    if spec.get("values_included") is not True:
+        out.update(restorable=False, restorable_reason=NO_KV_VALUES)
+        out["notes"].append(f"kv: not test-restored: the snapshot was {NO_KV_VALUES}, so KV cannot be restored from this set")
+    elif snap["without_values"]:
+        out["problems"].append(f"kv: {snap['without_values']} of {snap['records']} keys in the snapshot have no value, "
+                               "though the manifest says values were included")
+    if out["restorable"] and not out["problems"]:
+        ns = hook.create_namespace(scratch)["id"]
+        restored_at = time.time()
+        with gzip.open(kv_gz, "rb") as fh:
+            stats = hook.restore_snapshot(ns, fh, now=restored_at)
+        compared = compare_kv_namespace(hook, ns, kv_gz, snap, restored_at=restored_at,
+                                        skipped_expired=stats["skipped_expired"])
+        # KV is eventually consistent: a fresh write may list late. Look again before calling it a difference.
+        deadline = time.monotonic() + KV_SETTLE_SECONDS
+        while compared["problems"] and time.monotonic() < deadline:
+            time.sleep(KV_SETTLE_STEP)
+            compared = compare_kv_namespace(hook, ns, kv_gz, snap, restored_at=restored_at,
+                                            skipped_expired=stats["skipped_expired"])
+        out["problems"] += compared.pop("problems")
+        out.update(compared, written=stats["written"], skipped_expired=stats["skipped_expired"])
+    differs = 0
+    if source_namespace and snap["sample"]:
+        probe = snap["sample"][:SAMPLE]
+        live = hook.get_values(source_namespace, [r["key"] for r in probe])
+        for rec in probe:
+            got = live.get(rec["key"])
+            differs += got is None or ("value" in rec and (len(got), hashlib.sha256(got).hexdigest()) != rec["value"])
+        if differs:
+            out["notes"].append(f"kv: {differs} of {len(probe)} sampled keys differ in the source now")
+    out["keys_differing_in_source"] = differs
+    return out
 
 
 # ---- the whole test -----------------------------------------------------------------------------
 
 def cleanup(token: str, cloudflare_conn_id: str = "cloudflare_default") -> list[str]:
-    """Delete the scratch database and index of a run, if they exist. Returns what was deleted."""
+    """Delete the scratch database, index and KV namespace of a run, if they exist. Returns what was deleted."""
     name, deleted = scratch_name(token), []
     d1 = D1Hook(cloudflare_conn_id)
     for db in d1.list_databases(name):
@@ -240,19 +373,27 @@ def cleanup(token: str, cloudflare_conn_id: str = "cloudflare_default") -> list[
         deleted.append(f"vectorize:{name}")
     except CloudflareNotFound:
         pass
+    kv = KVHook(cloudflare_conn_id)
+    for ns in kv.list_namespaces():
+        if ns["title"] == name:
+            kv.delete_namespace(ns["id"])
+            deleted.append(f"kv:{name}")
     return deleted
 
 
 def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, *, source_db: str | None = None,
                  source_index: str | None = None, source_namespace: str | None = None,
                  cloudflare_conn_id: str = "cloudflare_default") -> dict:
-    """Restore the set under `base` into scratch resources and compare. Returns
-    {verified, problems, notes, d1, vectorize, kv}; scratch resources are gone afterwards."""
+    """Restore the set under `base` into scratch resources and compare. Returns {status, verified,
+    restorable, restorable_reasons, problems, notes, d1, vectorize, kv}; scratch resources are gone
+    afterwards."""
     rng = random.Random(token)
     scratch = scratch_name(token)
     cleanup(token, cloudflare_conn_id)  # a killed earlier try may have left them
     result: dict = {"scratch": scratch, "problems": [], "notes": []}
     kinds = {o["kind"] for o in manifest["objects"]}
+    proven: set[str] = set()
+    reasons = {kind: "absent when the set was taken" for kind in OBJECTS if kind not in kinds}
     try:
         with tempfile.TemporaryDirectory(prefix="backup-verify-") as tmp:
             work = Path(tmp)
@@ -265,6 +406,8 @@ def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, 
                 if (size, sha256) != (listed["bytes"], listed["sha256"]):
                     result["problems"].append(f"{kind}: s3://{bucket}/{base}{OBJECTS[kind]} is {size} bytes with sha256 "
                                               f"{sha256}, the manifest says {listed['bytes']} bytes, {listed['sha256']}")
+                    reasons[kind] = "its object does not match the manifest (changed in the bucket)"
+                    path.unlink()
                     continue
                 try:
                     if kind == "d1":
@@ -272,14 +415,26 @@ def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, 
                     elif kind == "vectorize":
                         part = verify_vectorize(VectorizeHook(cloudflare_conn_id), path, manifest, scratch, source_index, rng)
                     else:
-                        part = compare_kv(KVHook(cloudflare_conn_id), path, source_namespace, rng)
+                        part = verify_kv(KVHook(cloudflare_conn_id), path, manifest, scratch, source_namespace, rng)
                 except (CloudflareError, sqlite3.Error, ValueError, OSError) as exc:  # a restore that fails is a finding
                     part = {"problems": [f"{kind}: the test restore failed: {type(exc).__name__}: {exc}"], "notes": []}
                 path.unlink()
+                if part["problems"]:
+                    reasons.setdefault(kind, part["problems"][0].removeprefix(f"{kind}: "))
+                elif part.get("restorable") is False:
+                    reasons.setdefault(kind, part.get("restorable_reason") or "cannot restore")
+                else:
+                    proven.add(kind)
                 result["problems"] += part.pop("problems")
                 result["notes"] += part.pop("notes")
                 result[kind] = part
     finally:
         result["scratch_deleted"] = cleanup(token, cloudflare_conn_id)
-    result["verified"] = not result["problems"]
+    # A kind is restorable only when its test restore ran and found nothing; any problem fails the set.
+    result["restorable"] = {kind: kind in proven and not result["problems"] for kind in OBJECTS}
+    result["restorable_reasons"] = {kind: reasons.get(kind) or "the set failed verification"
+                                    for kind, ok in result["restorable"].items() if not ok}
+    result["status"] = ("failed" if result["problems"] or not proven
+                        else "verified" if all(result["restorable"].values()) else "partial")
+    result["verified"] = result["status"] == "verified"
     return result

@@ -13,13 +13,17 @@ HISTORY = timedelta(hours=24)
 CADENCES = ("daily", "monthly", "safety")
 
 
-def _records(session, kind: str, since: datetime | None = None, limit: int = 500) -> list[dict]:
-    """[{dag_id, run_id, task_id, timestamp, value}] of one kind, newest first."""
+def _records(session, kind: str, since: datetime | None = None, limit: int = 500,
+             dag_ids: list[str] | None = None) -> list[dict]:
+    """[{dag_id, run_id, task_id, timestamp, value}] of one kind, newest first; of `dag_ids` only
+    (the DAGs the reader was authorised for) when given, else of every prism_ DAG."""
     from sqlalchemy import select
 
     from airflow.models.xcom import XComModel
 
-    query = select(XComModel).where(XComModel.key == PREFIX + kind, XComModel.dag_id.like("prism_%"))
+    query = select(XComModel).where(XComModel.key == PREFIX + kind)
+    query = query.where(XComModel.dag_id.in_(dag_ids) if dag_ids is not None
+                        else XComModel.dag_id.startswith("prism_", autoescape=True))
     if since is not None:
         query = query.where(XComModel.timestamp >= since)
     rows = session.scalars(query.order_by(XComModel.timestamp.desc()).limit(limit)).all()
@@ -34,7 +38,7 @@ def _flat(records: list[dict]) -> list[dict]:
     return sorted(items, key=lambda i: i.get("at") or "", reverse=True)
 
 
-def health_history(session, since: datetime) -> list[dict]:
+def health_history(session, since: datetime, dag_ids: list[str] | None = None) -> list[dict]:
     """The health monitor's runs since `since`, oldest first: the state of each check and of the usage
     thresholds. A run whose check task died before recording still shows with its task state."""
     from sqlalchemy import select
@@ -44,8 +48,11 @@ def health_history(session, since: datetime) -> list[dict]:
     tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == HEALTH_DAG, TaskInstance.task_id == HEALTH_TASK,
                                                      TaskInstance.start_date >= since)
                           .order_by(TaskInstance.start_date)).all()
-    health = {r["run_id"]: r["value"] for r in _records(session, "health", since, limit=2000) if r["dag_id"] == HEALTH_DAG}
-    usage = {r["run_id"]: r["value"] for r in _records(session, "usage", since, limit=2000)}
+    if dag_ids is not None and HEALTH_DAG not in dag_ids:
+        return []
+    health = {r["run_id"]: r["value"] for r in _records(session, "health", since, limit=2000, dag_ids=dag_ids)
+              if r["dag_id"] == HEALTH_DAG}
+    usage = {r["run_id"]: r["value"] for r in _records(session, "usage", since, limit=2000, dag_ids=dag_ids)}
     out = []
     for ti in tis:
         snap, use = health.get(ti.run_id), usage.get(ti.run_id)
@@ -62,9 +69,9 @@ def health_history(session, since: datetime) -> list[dict]:
     return out
 
 
-def backups(session) -> dict[str, dict]:
+def backups(session, dag_ids: list[str] | None = None) -> dict[str, dict]:
     """backup_standing() of the recorded verifications."""
-    return backup_standing([r["value"] for r in _records(session, "backup", limit=1000)])
+    return backup_standing([r["value"] for r in _records(session, "backup", limit=1000, dag_ids=dag_ids)])
 
 
 def backup_standing(records: list[dict]) -> dict[str, dict]:
@@ -84,18 +91,18 @@ def backup_standing(records: list[dict]) -> dict[str, dict]:
     return out
 
 
-def dashboard(session, now: datetime | None = None) -> dict:
-    """Everything the page shows."""
+def dashboard(session, now: datetime | None = None, dag_ids: list[str] | None = None) -> dict:
+    """Everything the page shows; with `dag_ids`, read from those DAGs' records only."""
     now = now or datetime.now(timezone.utc)
     since = now - HISTORY
-    usage = _records(session, "usage", limit=1)
-    health = health_history(session, since)
+    usage = _records(session, "usage", limit=1, dag_ids=dag_ids)
+    health = health_history(session, since, dag_ids)
     reports = []
-    for item in _flat(_records(session, "report", limit=300)):
+    for item in _flat(_records(session, "report", limit=300, dag_ids=dag_ids)):
         if item["key"] not in {r["key"] for r in reports}:
             reports.append(item)
     return {"now": now.isoformat(timespec="seconds"), "health": health,
             "latest_health": next((h for h in reversed(health) if h["state"] in ("success", "failed")), None),
             "usage": usage[0]["value"] if usage else None, "usage_run": usage[0]["run_id"] if usage else None,
-            "backups": backups(session), "reports": reports[:25],
-            "alerts": _flat(_records(session, "alert", since=now - timedelta(days=7), limit=300))[:15]}
+            "backups": backups(session, dag_ids), "reports": reports[:25],
+            "alerts": _flat(_records(session, "alert", since=now - timedelta(days=7), limit=300, dag_ids=dag_ids))[:15]}

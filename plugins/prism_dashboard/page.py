@@ -1,30 +1,30 @@
 """The dashboard page: data.dashboard()'s figures as one HTML page with inline SVG charts (pure: no
-I/O, every value escaped)."""
+I/O). The page is a Jinja2 template with autoescaping (templates/dashboard.html.j2): every value the
+DAGs recorded, even a "number" the Worker sent as text, reaches the page as escaped text. Only the
+charts are markup, and svg_charts escapes what goes into them.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
+from pathlib import Path
 from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from prism_cloudflare.plan_limits import API_REQUESTS_PER_WINDOW
 from prism_cloudflare.svg_charts import line_chart, status_strip
 
-STYLE = """
-:root{color-scheme:light}body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:1rem 1.25rem;
-color:#111827;background:#f9fafb}h1{font-size:1.35rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:0 0 .6rem}
-.sub{color:#6b7280;font-size:.85rem;margin-bottom:1rem}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1rem}
-.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:.9rem 1rem}.kpis{display:flex;flex-wrap:wrap;gap:1.2rem;margin-bottom:.6rem}
-.kpi b{display:block;font-size:1.35rem}.kpi>span{color:#6b7280;font-size:.78rem}table{border-collapse:collapse;width:100%;font-size:.85rem}
-td,th{border-bottom:1px solid #f3f4f6;padding:.3rem .4rem;text-align:left}.detail{overflow-wrap:anywhere}th{color:#6b7280;font-weight:600}
-.badge{display:inline-block;border-radius:999px;padding:.1rem .6rem;font-weight:600;font-size:.85rem;color:#fff}
-.healthy,.verified,.ok{background:#16a34a}.degraded,.warning{background:#d97706}.unhealthy,.failed,.error{background:#dc2626}
-.none,.checksummed{background:#9ca3af}.bar{background:#e5e7eb;border-radius:4px;height:8px;min-width:80px}
-.bar i{display:block;height:8px;border-radius:4px;background:#2563eb}.bar i.hot{background:#dc2626}
-details pre{white-space:pre-wrap;font-size:.78rem;background:#f3f4f6;padding:.5rem;border-radius:4px}
-.muted{color:#6b7280}a{color:#1d4ed8}.wide{grid-column:span 2}@media (max-width:960px){.wide{grid-column:auto}}
-.kpi .badge{font-size:1rem;padding:.15rem .8rem}
-"""
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Badge colours by state; any other state (a value from a record) gets the neutral class.
+BADGE_CLASSES = {"healthy", "verified", "ok", "degraded", "warning", "unhealthy", "failed", "error", "none", "checksummed"}
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _n(v, digits: int = 0) -> str:
@@ -32,12 +32,14 @@ def _n(v, digits: int = 0) -> str:
         return "n/a"
     if isinstance(v, float) and digits:
         return f"{v:,.{digits}f}"
-    return f"{v:,.0f}" if isinstance(v, (int, float)) else escape(str(v))
+    return f"{v:,.0f}" if _is_num(v) else str(v)
 
 
 def _bytes(v) -> str:
     if v is None:
         return "n/a"
+    if not _is_num(v):
+        return str(v)
     for unit in ("B", "KB", "MB", "GB"):
         if v < 1000 or unit == "GB":
             return f"{v:,.1f} {unit}" if unit != "B" else f"{v:,} B"
@@ -45,10 +47,15 @@ def _bytes(v) -> str:
     return str(v)
 
 
-def _age(since: str | None, now: datetime) -> str:
+def _age(since, now: datetime) -> str:
     if not since:
         return "n/a"
-    seconds = (now - datetime.fromisoformat(since)).total_seconds()
+    try:
+        seconds = (now - datetime.fromisoformat(str(since))).total_seconds()
+    except (TypeError, ValueError):
+        return "n/a"
+    if seconds < -300:  # captured "after" now: a clock or a record is wrong; no age to show
+        return "in the future"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
@@ -56,140 +63,130 @@ def _age(since: str | None, now: datetime) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _badge(state: str) -> str:
-    return f'<span class="badge {escape(state)}">{escape(state)}</span>'
+def _badge(state) -> dict:
+    text = str(state)
+    return {"text": text, "css": text if text in BADGE_CLASSES else "none"}
 
 
-def _bar(percent: float | None) -> str:
-    if percent is None:
-        return ""
-    return f'<div class="bar" title="{percent}%"><i class="{"hot" if percent >= 80 else ""}" style="width:{min(percent, 100):.1f}%"></i></div>'
+def _bar(percent) -> dict | None:
+    if not _is_num(percent):
+        return None
+    return {"title": f"{percent}%", "css": "hot" if percent >= 80 else "", "width": f"{max(0.0, min(percent, 100)):.1f}"}
 
 
-def _kpi(value: str, label: str, test_id: str) -> str:
-    return f'<div class="kpi"><b data-testid="{test_id}">{value}</b><span>{escape(label)}</span></div>'
+def _text(v, limit: int | None = None) -> str:
+    s = "" if v is None else str(v)
+    return s[:limit] if limit else s
 
 
-def health_card(data: dict) -> str:
+def _points(hourly: list, field: str) -> list[tuple[datetime, float]]:
+    """(hour, value) of the hours whose time parses and whose value is a number: a chart draws figures only."""
+    out = []
+    for h in hourly if isinstance(hourly, list) else []:
+        try:
+            when = datetime.fromisoformat(str(h["hour"]).replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        value = h.get(field)
+        if _is_num(value) and when.tzinfo is not None:
+            out.append((when, float(value)))
+    return out
+
+
+def _health(data: dict) -> dict:
     history, latest = data["health"], data["latest_health"]
-    status = latest["status"] if latest else "none"
-    failed = sum(h["status"] == "unhealthy" for h in history)
-    checks = "".join(f"<tr><td>{escape(name)}</td><td>{_badge('ok' if c['ok'] else 'failed')}</td><td>{c['ms']:.0f} ms</td>"
-                     f"<td class='muted detail'>{escape(str(c['detail']))[:140]}</td></tr>" for name, c in (latest or {}).get("checks", {}).items())
     strip = status_strip("Health over the last 24 hours (one mark a run, oldest first)",
-                         [(h["status"], f"{h['at']}: {h['status']}" + (f" ({', '.join(h['crossed'])})" if h["crossed"] else ""))
+                         [(str(h["status"]), f"{h['at']}: {h['status']}" + (f" ({', '.join(map(str, h['crossed']))})" if h["crossed"] else ""))
                           for h in history])
-    return (f'<section class="card" id="health"><h2>Health status</h2><div class="kpis">'
-            + _kpi(_badge(status), "now" + (f" (checked {latest['at']})" if latest else ""), "health-status")
-            + _kpi(str(len(history)), "checks in 24 h", "health-runs") + _kpi(str(failed), "failed", "health-failed")
-            + f"</div>{strip}<table><tr><th>check</th><th>result</th><th>time</th><th>detail</th></tr>{checks}</table></section>")
+    checks = [{"name": _text(name), "result": _badge("ok" if c.get("ok") else "failed"),
+               "ms": f"{c['ms']:.0f}" if _is_num(c.get("ms")) else _text(c.get("ms")), "detail": _text(c.get("detail"), 140)}
+              for name, c in ((latest or {}).get("checks") or {}).items()]
+    return {"status": _badge(latest["status"] if latest else "none"),
+            "when": "now" + (f" (checked {latest['at']})" if latest else ""), "runs": str(len(history)),
+            "failed": str(sum(h["status"] == "unhealthy" for h in history)), "strip": Markup(strip), "checks": checks}
 
 
-def requests_card(usage: dict | None) -> str:
-    if not usage:
-        return '<section class="card" id="requests"><h2>Requests</h2><p class="muted">No usage recorded yet.</p></section>'
+def _requests(usage: dict) -> dict:
     req, perf, hourly = usage["requests"], usage["performance"], usage.get("hourly") or []
-    times = [(datetime.fromisoformat(h["hour"].replace("Z", "+00:00")), h) for h in hourly]
-    chart = line_chart("P95 latency per hour (ms)", {"p95": [(t, h["p95_ms"]) for t, h in times]}, "ms")
-    volume = line_chart("Requests and errors per hour", {"requests": [(t, h["requests"]) for t, h in times],
-                                                         "errors": [(t, h["errors"]) for t, h in times]}, "per hour")
-    return ('<section class="card" id="requests"><h2>Requests (last 24 h)</h2><div class="kpis">'
-            + _kpi(_n(req["total"]), "requests", "requests-total") + _kpi(f"{req['success_rate']}%", "success rate", "success-rate")
-            + _kpi(f"{req['error_rate']}%", "error rate", "error-rate") + _kpi(f"{perf['p95_latency_ms']} ms", "p95 latency", "p95")
-            + _kpi(f"{perf['p50_latency_ms']} / {perf['p99_latency_ms']} ms", "p50 / p99", "p50-p99")
-            + f"</div>{chart}{volume}<p class=muted>Window {escape(usage['window']['start'])} to {escape(usage['window']['end'])} "
-            f"(the Worker's /metrics), captured {escape(usage['captured_at'])}.</p></section>")
+    chart = line_chart("P95 latency per hour (ms)", {"p95": _points(hourly, "p95_ms")}, "ms")
+    volume = line_chart("Requests and errors per hour", {"requests": _points(hourly, "requests"),
+                                                         "errors": _points(hourly, "errors")}, "per hour")
+    return {"total": _n(req.get("total")), "success_rate": f"{req.get('success_rate')}%", "error_rate": f"{req.get('error_rate')}%",
+            "p95": f"{perf.get('p95_latency_ms')} ms", "p50_p99": f"{perf.get('p50_latency_ms')} / {perf.get('p99_latency_ms')} ms",
+            "latency_chart": Markup(chart), "volume_chart": Markup(volume),
+            "start": _text(usage["window"]["start"]), "end": _text(usage["window"]["end"]), "captured_at": _text(usage.get("captured_at"))}
 
 
-def resources_card(usage: dict | None) -> str:
-    if not usage:
-        return ""
-    rows = "".join(
-        f"<tr data-resource=\"{escape(r['name'])}\"><td>{escape(r['label'])}</td><td class=muted>{escape(r['counted'])}</td>"
-        f"<td>{_bytes(r['used']) if r['name'].endswith('bytes') else _n(r['used'])}</td>"
-        f"<td>{_bytes(r['free_limit']) if r['name'].endswith('bytes') else _n(r['free_limit'])}</td>"
-        f"<td>{_n(r['free_percent'], 1) if r['free_percent'] is not None else 'n/a'}%{_bar(r['free_percent'])}</td>"
-        f"<td>{(_bytes(r['paid_limit']) if r['name'].endswith('bytes') else _n(r['paid_limit'])) if r['paid_limit'] else 'no limit'}</td>"
-        f"<td>{(_n(r['paid_percent'], 2) + '%') if r['paid_percent'] is not None else ''}</td></tr>" for r in usage["limits"])
-    d1, vec = usage["d1"], usage["vectorize"]
-    return ('<section class="card wide" id="resources"><h2>Resource usage against the plan limits</h2>'
-            "<table><tr><th>resource</th><th>counted</th><th>used</th><th>free tier</th><th>% of free tier</th>"
-            f"<th>Workers Paid includes</th><th>% of paid</th></tr>{rows}</table>"
-            f"<p class=muted>D1 {escape(str(d1['name']))}: {d1['num_tables']} tables, {_bytes(d1['file_size'])}. Vectorize: "
-            f"{_n(vec['vectors'])} vectors of {vec['dimensions']} dimensions. Paid amounts per day are the monthly allowance / 30.44.</p></section>")
-
-
-def cache_tokens_card(usage: dict | None) -> str:
-    if not usage:
-        return ""
-    cache, tokens = usage["cache"], usage["tokens"]
-    return ('<section class="card" id="cache"><h2>Cache performance and token savings (last 24 h)</h2><div class="kpis">'
-            + _kpi(f"{cache['hit_rate']}%", "cache hit rate", "cache-hit-rate")
-            + _kpi(_n(cache["entries"]), "entries", "cache-entries") + _kpi(_bytes(cache["size_bytes"]), "cache size", "cache-size")
-            + _kpi(_n(cache["evictions"]), "evictions", "cache-evictions")
-            + "</div><div class=\"kpis\">" + _kpi(_n(tokens["saved"]), "tokens saved", "tokens-saved")
-            + _kpi(f"${tokens['cost_saved_usd']:,.2f}", "cost saved", "cost-saved")
-            + f"</div><p class=muted>{_n(cache['hits'])} hits, {_n(cache['misses'])} misses.</p></section>")
-
-
-def budget_card(usage: dict | None) -> str:
+def _budget(usage: dict | None) -> dict | None:
     budget = (usage or {}).get("api_budget")
     if not budget:
-        return ('<section class="card" id="budget"><h2>Cloudflare API budget</h2><p class="muted">Not observed yet.</p></section>')
-    percent = round(100 * budget["used"] / (budget["limit"] or API_REQUESTS_PER_WINDOW), 1)
-    return ('<section class="card" id="budget"><h2>Cloudflare API budget</h2><div class="kpis">'
-            + _kpi(f"{_n(budget['used'])} / {_n(budget['limit'])}", f"requests used in the current {budget['window_seconds'] // 60}-minute window",
-                   "api-budget")
-            + _kpi(_n(budget["remaining"]), "remaining", "api-remaining") + _kpi(str(budget["rate_limited_responses"]), "429s seen", "api-429")
-            + f"</div>{_bar(percent)}<p class=muted>As Cloudflare's x-ratelimit headers said at {escape(str(budget['observed_at']))}; "
-            "the whole account shares 1,200 requests per 5 minutes. Viewing this page spends none of it.</p></section>")
+        return None
+    used, limit, window = budget.get("used"), budget.get("limit"), budget.get("window_seconds")
+    percent = round(100 * used / (limit or API_REQUESTS_PER_WINDOW), 1) if _is_num(used) and (limit is None or _is_num(limit)) else None
+    minutes = f"{window // 60}-minute" if _is_num(window) else f"{window}"
+    return {"used_of_limit": f"{_n(used)} / {_n(limit)}", "window_label": f"requests used in the current {minutes} window",
+            "remaining": _n(budget.get("remaining")), "rate_limited": _text(budget.get("rate_limited_responses")),
+            "bar": _bar(percent), "observed_at": _text(budget.get("observed_at"))}
 
 
-def backups_card(backups: dict, now: datetime) -> str:
-    rows = []
+def _resources(usage: dict) -> dict:
+    def amount(r: dict, key: str) -> str:
+        return _bytes(r[key]) if str(r.get("name", "")).endswith("bytes") else _n(r[key])
+
+    rows = [{"name": _text(r.get("name")), "label": _text(r.get("label")), "counted": _text(r.get("counted")),
+             "used": amount(r, "used"), "free_limit": amount(r, "free_limit"),
+             "free_percent": (_n(r["free_percent"], 1) if r.get("free_percent") is not None else "n/a") + "%",
+             "bar": _bar(r.get("free_percent")),
+             "paid_limit": amount(r, "paid_limit") if r.get("paid_limit") else "no limit",
+             "paid_percent": (_n(r["paid_percent"], 2) + "%") if r.get("paid_percent") is not None else ""}
+            for r in usage.get("limits") or []]
+    d1, vec = usage.get("d1") or {}, usage.get("vectorize") or {}
+    return {"rows": rows, "d1_name": _text(d1.get("name")), "d1_tables": _text(d1.get("num_tables")), "d1_size": _bytes(d1.get("file_size")),
+            "vectors": _n(vec.get("vectors")), "dimensions": _text(vec.get("dimensions"))}
+
+
+def _cache(usage: dict) -> dict:
+    cache, tokens = usage["cache"], usage["tokens"]
+    cost = tokens.get("cost_saved_usd")
+    return {"hit_rate": f"{cache.get('hit_rate')}%", "entries": _n(cache.get("entries")), "size": _bytes(cache.get("size_bytes")),
+            "evictions": _n(cache.get("evictions")), "tokens_saved": _n(tokens.get("saved")),
+            "cost_saved": f"${cost:,.2f}" if _is_num(cost) else f"${cost}", "hits": _n(cache.get("hits")), "misses": _n(cache.get("misses"))}
+
+
+def _backups(backups: dict, now: datetime) -> list[dict]:
+    def row(s: dict) -> dict:
+        return {"period": _text(s.get("period")), "captured_at": _text(s.get("captured_at")), "age": _age(s.get("captured_at"), now),
+                "size": _bytes(s.get("bytes")), "status": _badge(s.get("status")), "method": _text(s.get("method")),
+                "problems": _text("; ".join(map(str, s.get("problems") or [])), 200)}
+
+    out = []
     for cadence, entry in backups.items():
         last, latest = entry["last_verified"], entry["latest"]
-        if last:
-            rows.append(f"<tr data-cadence=\"{cadence}\"><td>{cadence}</td><td>{escape(last['period'])}</td>"
-                        f"<td>{escape(last['captured_at'])}</td><td data-testid=\"rpo-{cadence}\">{_age(last['captured_at'], now)}</td>"
-                        f"<td>{_bytes(last['bytes'])}</td><td>{_badge(last['status'])} <span class=muted>{escape(last['method'])}</span></td></tr>")
-        else:
-            rows.append(f"<tr data-cadence=\"{cadence}\"><td>{cadence}</td><td colspan=4>no verified set</td><td></td></tr>")
-        if latest is not last and latest["status"] != "verified":
-            rows.append(f"<tr><td></td><td>{escape(latest['period'])}</td><td>{escape(latest['captured_at'])}</td><td></td>"
-                        f"<td>{_bytes(latest['bytes'])}</td><td>{_badge(latest['status'])} latest attempt: "
-                        f"{escape('; '.join(latest.get('problems') or []))[:200]}</td></tr>")
-    body = ("<table><tr><th>cadence</th><th>last verified set</th><th>captured</th><th>age (RPO)</th><th>size</th><th>verification</th></tr>"
-            + "".join(rows) + "</table>") if rows else '<p class="muted">No backup verified yet.</p>'
-    return f'<section class="card wide" id="backups"><h2>Backups</h2>{body}</section>'
+        out.append({"cadence": _text(cadence), "last": row(last) if last else None,
+                    "attempt": row(latest) if latest is not last and latest["status"] != "verified" else None})
+    return out
 
 
-def reports_card(reports: list[dict]) -> str:
-    def link(key: str, label: str) -> str:
-        return f'<a href="reports/{quote(key)}" target="_blank" rel="noopener">{label}</a>'
+def _reports(reports: list[dict]) -> list[dict]:
+    out = []
+    for r in reports:
+        key = str(r.get("key") or "")
+        # A relative link under the dashboard's reports/ route: quote() leaves no ':' so no scheme can form.
+        out.append({"title": _text(r.get("title")), "dag_id": _text(r.get("dag_id")), "at": _text(r.get("at")),
+                    "markdown_href": "reports/" + quote(key),
+                    "html_href": "reports/" + quote(key[:-3] + ".html") if r.get("html") and key.endswith(".md") else None})
+    return out
 
-    rows = "".join(f"<tr><td>{escape(r['title'])}</td><td class=muted>{escape(r['dag_id'])}</td><td class=muted>{escape(r['at'])}</td>"
-                   f"<td>{link(r['key'], 'Markdown')}" + (f" · {link(r['key'][:-3] + '.html', 'HTML')}" if r.get("html") else "")
-                   + "</td></tr>" for r in reports)
-    body = f"<table><tr><th>report</th><th>DAG</th><th>published</th><th></th></tr>{rows}</table>" if reports else \
-        '<p class="muted">No report published yet.</p>'
-    return f'<section class="card wide" id="reports"><h2>Reports</h2>{body}</section>'
 
-
-def alerts_card(alerts: list[dict]) -> str:
-    items = "".join(f"<details><summary>{_badge(a['severity'])} {escape(a['at'])} {escape(a['subject'])}"
-                    + (f" <span class=muted>(diagnosis: {escape(', '.join(a['investigations']))})</span>" if a.get("investigations") else "")
-                    + f"</summary><pre>{escape(a.get('body') or '')}</pre></details>" for a in alerts)
-    return f'<section class="card" id="alerts"><h2>Recent alerts (7 days)</h2>{items or "<p class=muted>None.</p>"}</section>'
+def _alerts(alerts: list[dict]) -> list[dict]:
+    return [{"severity": _badge(a.get("severity")), "at": _text(a.get("at")), "subject": _text(a.get("subject")),
+             "investigations": ", ".join(map(str, a.get("investigations") or [])), "body": _text(a.get("body"))} for a in alerts]
 
 
 def render(data: dict) -> str:
     now = datetime.fromisoformat(data["now"])
     usage = data["usage"]
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"60\">"
-            f"<title>PRISM dashboard</title><style>{STYLE}</style></head><body><h1>PRISM dashboard</h1>"
-            f"<div class=\"sub\">As the PRISM DAGs recorded it, read from Airflow's metadata DB at {escape(data['now'])}; "
-            "this page never calls Cloudflare. It refreshes every minute.</div><div class=\"grid\">"
-            + health_card(data) + requests_card(usage) + budget_card(usage) + resources_card(usage) + cache_tokens_card(usage)
-            + backups_card(data["backups"], now) + alerts_card(data["alerts"]) + reports_card(data["reports"])
-            + "</div></body></html>")
+    return _env.get_template("dashboard.html.j2").render(
+        now=data["now"], health=_health(data), requests=_requests(usage) if usage else None, budget=_budget(usage),
+        resources=_resources(usage) if usage else None, cache=_cache(usage) if usage else None,
+        backups=_backups(data["backups"], now), alerts=_alerts(data["alerts"]), reports=_reports(data["reports"]))

@@ -311,6 +311,8 @@ def drive_workers_ai_and_token(call: Client, lf) -> None:
     fails(call("POST", run, json={"text": 42}), 400, 5006)
 
     assert ok(call("GET", "/user/tokens/verify"))["status"] == "active"
+    account = ok(call("GET", "/accounts/{acct}"))  # Account Details: how the connection test proves the id
+    assert account["id"] == lf.account_id and account["name"]
     fails(Client(lf, token="not-the-token")("GET", "/user/tokens/verify"), 401, 1000)
 
 

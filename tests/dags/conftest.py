@@ -36,3 +36,19 @@ def server(lf_fresh, connect):
     server = lf_fresh()
     connect(server, budget={"bulk_rps": 0})
     return server
+
+
+@pytest.fixture(scope="module")
+def dr():
+    """prism_disaster_recovery as the bundle defines it (retries off)."""
+    from dagtest import load_dag
+
+    return load_dag("prism_disaster_recovery")
+
+
+@pytest.fixture(scope="module")
+def daily():
+    """prism_daily as the bundle defines it (retries off)."""
+    from dagtest import load_dag
+
+    return load_dag("prism_daily")

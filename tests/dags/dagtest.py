@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -42,3 +43,12 @@ def run_only(dag, *patterns: str, **kwargs):
     (A partial_subset cannot be dag.test()ed: the run's task instances come from the bundle's DAG.)"""
     others = [t for t in dag.task_ids if not any(re.search(p, t) for p in patterns)]
     return dag.test(mark_success_pattern="|".join(re.escape(t) for t in others), **kwargs)
+
+
+def recent(day: int) -> datetime:
+    """The latest `day` of a month at 03:00 UTC that ended at least an hour ago (a monthly slot)."""
+    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    d = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    while d.day != day or d > now:
+        d -= timedelta(days=1)
+    return d

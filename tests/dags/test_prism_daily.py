@@ -53,6 +53,27 @@ def prefixes(s3, bucket: str) -> set[str]:
     return set(s3.list_prefixes(bucket, prefix="daily/", delimiter="/") or [])
 
 
+class RunXCom:
+    """What a task's `ti.xcom_pull` answers, read from a finished run's real XComs."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def xcom_pull(self, task_ids: str):
+        return xcom(self.run, task_ids)
+
+
+# A run whose backup verified (its verify task's XCom), for calling retention as it runs then.
+VERIFIED_TODAY = SimpleNamespace(xcom_pull=lambda task_ids: {"status": "verified"} if task_ids == "daily_backup.verify" else None)
+
+
+def manual_context(dag, logical: datetime, ti=None, **extra) -> dict:
+    """A manual run's context for the window ending at `logical` (as dag.test() makes it)."""
+    run = SimpleNamespace(run_type="manual", logical_date=logical, run_after=logical)
+    return {"dag_run": run, "data_interval_start": logical - timedelta(days=1), "data_interval_end": logical,
+            "params": {"dry_run": False}, "dag": dag, "ti": ti, "run_id": "manual__test", **extra}
+
+
 # ---------------------------------------------------------------------------------------------
 def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
     from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
@@ -130,12 +151,14 @@ def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
     assert not [db for db in d1.list_databases() if db["name"].startswith("prism-verify-")]
     assert s3.check_for_key(f"reports/backups/daily/{day:%Y%m%d}/verification.md", bucket)
 
-    # retention: only the old complete backups went
+    # retention: after today's set was verified (pgBackRest's order), only the old complete backups went
     kept_now = prefixes(s3, bucket)
     assert kept_now == {*kept, partial, prefix, "daily/not-a-date/"}
     ret = xcom(run, "backup_retention")
-    # retention stands apart from today's backup: whichever ran first, the newest verified set is recent
-    assert ret["deleted"] == sorted(old) and ret["newest_verified"] in (f"{day:%Y%m%d}", kept[0].split("/")[1])
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert tis["backup_retention"].start_date >= tis["daily_backup.verify"].end_date
+    assert ret["after"] == f"this run's backup {prefix} is verified" and ret["newest_verified"] == f"{day:%Y%m%d}"
+    assert ret["deleted"] == sorted(old) and ret["not_periods"] == ["daily/not-a-date/"]
     assert ret["old_incomplete"] == [partial.split("/")[1]] and ret["dry_run"] is False
     assert sorted(s3.list_keys(bucket, prefix=kept[0])) == sorted(kept[0] + n for n in (*BACKUP_FILES, "manifest.json"))
 
@@ -185,19 +208,38 @@ def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, al
 
 def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch(server, s3, bucket, airflow_db, dag,
                                                                                alerts):
+    """A failed-backup day: retention still runs (all_done), deletes nothing, says why, and the run
+    stays failed (Airflow judges a run by its last tasks, and retention now follows the backup)."""
     from prism_cloudflare.hooks.d1 import D1Hook
+    from prism_cloudflare.refusals import Refused
 
     logical = last_nine_utc()
+    day = logical.date()
+    old = [seed_backup(s3, bucket, day - timedelta(days=n)) for n in (45, 31)]  # old enough to go on a good day
+    before = set(s3.list_keys(bucket))
     server.add_faults("5xx:route=*/import,count=1000,status=500")  # the scratch import cannot run
-    run = run_only(dag, r"^daily_backup\.", logical_date=logical)
+    run = run_only(dag, r"^daily_backup\.", r"^backup_retention$", logical_date=logical)
     server.clear_faults()
     assert run.state == "failed", states(run)
     assert states(run)["daily_backup.verify"] == "failed" and states(run)["daily_backup.drop_scratch"] == "success"
+    assert states(run)["backup_retention"] == "failed"
     manifest = json.loads(s3.read_key(f"daily/{logical:%Y%m%d}/manifest.json", bucket))
     assert manifest["verification"]["status"] == "failed"
     assert manifest["verification"]["problems"][0].startswith("d1: the test restore failed")
     assert not [db for db in D1Hook().list_databases() if db["name"].startswith("prism-verify-")]
     assert any("FAILED verification" in a for a in alerts)
+    # nothing went; only today's (failed) set and its verification report were added
+    after = set(s3.list_keys(bucket))
+    assert before <= after and set(old) <= prefixes(s3, bucket)
+    assert {k for k in after - before if not k.startswith("reports/")} == {
+        f"daily/{day:%Y%m%d}/{n}" for n in (*BACKUP_FILES, "manifest.json")}
+    # why, in the task's own words (its XCom read from this run)
+    with pytest.raises(Refused) as refused:
+        dag.get_task("backup_retention").python_callable(**manual_context(dag, logical, ti=RunXCom(run)))
+    assert str(refused.value) == (
+        f"refusing to expire daily backup sets: this run's backup daily/{day:%Y%m%d}/ did not pass verification "
+        "(daily_backup.verify failed, was skipped or did not run; its manifest: failed); sets are expired only after "
+        "a good backup, so the next run with a verified backup expires them. Nothing was changed.")
 
 
 def test_retention_keeps_the_newest_verified_and_dry_run_deletes_nothing(s3, bucket, airflow_db, dag):
@@ -210,64 +252,131 @@ def test_retention_keeps_the_newest_verified_and_dry_run_deletes_nothing(s3, buc
     for age in (60, 40):  # disaster recovery's safety sets: the newest stays
         put(s3, bucket, f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
             json.dumps({"verification": {"status": "checksummed"}}).encode())
-    run = run_only(dag, r"^backup_retention$", logical_date=logical, run_conf={"dry_run": True})
-    assert run.state == "success", states(run)
-    result = xcom(run, "backup_retention")
+    # Retention runs only after today's backup verified: the task is called as it runs then.
+    retention = dag.get_task("backup_retention").python_callable
+    result = retention(**manual_context(dag, logical, ti=VERIFIED_TODAY, params={"dry_run": True}))
     assert result["would_delete"] == [oldest, failed] and result["deleted"] == [] and result["dry_run"] is True
     assert prefixes(s3, bucket) == {oldest, newest, failed, partial}
 
-    # The conf is explicit: Airflow's process_params resolves the conf into the DAG's own Param
-    # objects, so in one process (dag.test()) a later run without conf would still see dry_run=True.
-    run = run_only(dag, r"^backup_retention$", logical_date=logical, run_conf={"dry_run": False})
-    result = xcom(run, "backup_retention")
+    result = retention(**manual_context(dag, logical, ti=VERIFIED_TODAY, params={"dry_run": False}))
     assert result["deleted"] == [oldest, failed] and result["kept_beyond_window"] == [newest.split("/")[1]]
     assert prefixes(s3, bucket) == {newest, partial}
     assert result["safety"]["deleted"] == [f"safety/{day - timedelta(days=60):%Y%m%d}T101500Z/"]
     assert s3.list_keys(bucket, prefix="safety/") == [f"safety/{day - timedelta(days=40):%Y%m%d}T101500Z/manifest.json"]
 
 
-def test_log_rotation_from_the_window_end(s3, bucket, airflow_db, dag):
-    now = datetime.now(timezone.utc)
-    put(s3, bucket, "logs/app.log", b"line 1\nline 2\n" * 100)
-    put(s3, bucket, "logs/worker/errors.log", b"boom\n")
-    put(s3, bucket, "logs/notes.txt", b"not a log")
-    put(s3, bucket, "logs/archive/app.log.gz", gzip.compress(b"an older rotation of app.log\n"))  # name taken
-    put(s3, bucket, "logs/archive/ancient.log.gz", gzip.compress(b"old\n"),
-        {"original-last-modified": (now - timedelta(days=100)).isoformat()})
-    put(s3, bucket, "logs/archive/recent.log.gz", gzip.compress(b"recent\n"),
-        {"original-last-modified": (now - timedelta(days=30)).isoformat()})
-    put(s3, bucket, "logs/archive/plain.log.gz", gzip.compress(b"no metadata\n"))
-    # a retry after the archive was written but before the log was deleted: the archive is reused
-    put(s3, bucket, "logs/retry.log", b"retried\n")
-    put(s3, bucket, "logs/archive/retry.log.gz", gzip.compress(b"retried\n"),
-        {"original-sha256": hashlib.sha256(b"retried\n").hexdigest()})
+def seed_logs(s3, bucket: str, now: datetime) -> None:
+    put(s3, bucket, "logs/fresh.log", b"just written <script>\xc3\xa9\n")
+    for name, age in (("recent", 30), ("ancient", 100), ("very-ancient", 150)):
+        put(s3, bucket, f"logs/archive/{name}.log.gz", gzip.compress(name.encode()),
+            {"original-last-modified": (now - timedelta(days=age)).isoformat()})
 
-    # The window ends 30 days from now: the logs written now are 30 days old for this run, so they
-    # are archived; only archives of logs over 90 days before the window end (ancient) are deleted.
-    logical = (now + timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
+
+@pytest.mark.parametrize("days_ago, gone", [(0, {"ancient", "very-ancient"}), (20, {"very-ancient"})],
+                         ids=["present", "past"])
+def test_log_rotation_counts_from_the_window_end(s3, bucket, airflow_db, dag, days_ago, gone):
+    """The present run and a run for 20 days ago: archives go by the age of their log at the window
+    end (90 days); logs written now are not 7 days old at either window end. (Archiving itself is
+    tested with explicit cutoffs in tests/plugins/prism_cloudflare/test_log_rotation.py.)"""
+    now = datetime.now(timezone.utc)
+    seed_logs(s3, bucket, now)
+    logical = last_nine_utc() - timedelta(days=days_ago)
     run = run_only(dag, r"^log_rotation\.", logical_date=logical)
     assert run.state == "success", states(run)
-    archived = xcom(run, "log_rotation.archive_logs")
-    deleted = xcom(run, "log_rotation.delete_old_archives")
-    assert archived["archived"] == 3 and archived["bytes_in"] == 1400 + 5 + 8
-    assert archived["cutoff"] == (logical - timedelta(days=7)).isoformat()
-    assert deleted["keys"] == ["logs/archive/ancient.log.gz"] and deleted["deleted"] == 1
+    archived, deleted = xcom(run, "log_rotation.archive_logs"), xcom(run, "log_rotation.delete_old_archives")
+    assert archived["archived"] == 0 and archived["cutoff"] == (logical - timedelta(days=7)).isoformat()
+    assert deleted["keys"] == sorted(f"logs/archive/{n}.log.gz" for n in gone)
     assert deleted["cutoff"] == (logical - timedelta(days=90)).isoformat()
-
-    keys = set(s3.list_keys(bucket, prefix="logs/"))
-    renamed = next(k for k in keys if k.startswith("logs/archive/app.log.") and k != "logs/archive/app.log.gz")
-    assert keys == {"logs/notes.txt", "logs/archive/app.log.gz", renamed, "logs/archive/worker/errors.log.gz",
-                    "logs/archive/recent.log.gz", "logs/archive/plain.log.gz", "logs/archive/retry.log.gz"}
-    assert gzip.decompress(s3.get_key("logs/archive/app.log.gz", bucket).get()["Body"].read()).startswith(b"an older")
-    assert gzip.decompress(s3.get_key(renamed, bucket).get()["Body"].read()) == b"line 1\nline 2\n" * 100
-    assert gzip.decompress(s3.get_key("logs/archive/worker/errors.log.gz", bucket).get()["Body"].read()) == b"boom\n"
-    meta = s3.head_object("logs/archive/worker/errors.log.gz", bucket)["Metadata"]
-    assert meta["original-key"] == "logs/worker/errors.log" and meta["original-bytes"] == "5"
-
+    kept = {"recent", "ancient", "very-ancient"} - gone
+    assert set(s3.list_keys(bucket, prefix="logs/")) == {"logs/fresh.log", *(f"logs/archive/{n}.log.gz" for n in kept)}
     # Run again for the same window: nothing left to do.
     run = run_only(dag, r"^log_rotation\.", logical_date=logical)
-    assert xcom(run, "log_rotation.archive_logs")["archived"] == 0
     assert xcom(run, "log_rotation.delete_old_archives")["deleted"] == 0
+
+
+# ---- no date in the future deletes anything -------------------------------------------------
+@pytest.mark.parametrize("ahead", [timedelta(days=90), timedelta(hours=2), "2099-12-31"])
+def test_a_manual_run_dated_in_the_future_deletes_nothing(s3, bucket, airflow_db, dag, ahead):
+    """A manual prism_daily run dated in the future: before the fix it deleted every daily and safety
+    set but the newest verified one, every log archive and in-flight staging. Now every deleting task
+    refuses, naming both dates, and the bucket is unchanged."""
+    from prism_cloudflare.refusals import Refused
+
+    now = datetime.now(timezone.utc)
+    day = now.date()
+    for age in (60, 45, 31, 2, 1):
+        seed_backup(s3, bucket, day - timedelta(days=age))
+    for age in (40, 3):  # a recovery's undo
+        put(s3, bucket, f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
+            json.dumps({"verification": {"status": "checksummed"}}).encode())
+    put(s3, bucket, f"staging/daily/{day:%Y%m%d}/0123456789/d1.sql.gz")  # in flight
+    seed_logs(s3, bucket, now)
+    before = set(s3.list_keys(bucket))
+
+    if isinstance(ahead, str):
+        logical = datetime.fromisoformat(ahead).replace(hour=9, tzinfo=timezone.utc)
+    else:
+        logical = (now + ahead).replace(second=0, microsecond=0)
+    run = run_only(dag, r"^backup_retention$", r"^log_rotation\.", logical_date=logical)
+    assert run.state == "failed", states(run)
+    st = states(run)
+    assert (st["backup_retention"], st["log_rotation.archive_logs"]) == ("failed", "failed"), st
+    assert set(s3.list_keys(bucket)) == before
+
+    # what each task says: both dates, and that nothing changed
+    for task_id, what in (("backup_retention", "daily and safety backup sets and staging"),
+                          ("log_rotation.archive_logs", "or archive logs"), ("log_rotation.delete_old_archives", "log archives")):
+        with pytest.raises(Refused) as refused:
+            dag.get_task(task_id).python_callable(**manual_context(dag, logical, ti=VERIFIED_TODAY))
+        text = str(refused.value)
+        assert text.startswith(f"refusing to delete {what}: the run's window ends {logical.isoformat()}, after now "
+                               f"{day.isoformat()}T"), text
+        assert text.endswith(" (+10 min slack). Nothing was changed."), text
+    assert set(s3.list_keys(bucket)) == before
+
+
+def test_a_backup_dated_in_the_future_is_refused(s3, bucket, airflow_db, dag):
+    """A backup named after a future date would never be the newest set and never expire: `plan`
+    refuses it, naming both dates, before any export starts."""
+    logical = (datetime.now(timezone.utc) + timedelta(days=30)).replace(second=0, microsecond=0)
+    run = run_only(dag, r"^daily_backup\.", r"^backup_retention$", logical_date=logical)
+    st = states(run)
+    assert run.state == "failed" and st["daily_backup.plan"] == "failed", st
+    assert st["backup_retention"] == "failed", st  # it refuses too: no good backup today, and a future window
+    assert st["daily_backup.d1"] == "upstream_failed" and st["daily_backup.finalize"] == "upstream_failed", st
+    assert s3.list_keys(bucket) == []
+
+
+def test_deleting_tasks_share_the_one_slot_pool(dag):
+    from prism_cloudflare.pools import DELETES_POOL, pool_definitions
+
+    deleting = {"backup_retention", "log_rotation.archive_logs", "log_rotation.delete_old_archives"}
+    assert {t.task_id for t in dag.tasks if t.pool == DELETES_POOL} == deleting
+    assert all(dag.get_task(t).pool_slots == 1 for t in deleting)
+    assert pool_definitions()[DELETES_POOL]["slots"] == 1  # one at a time, across runs, backfills included
+    monthly = load_dag("prism_monthly")
+    assert monthly.get_task("day_1.monthly_retention").pool == DELETES_POOL
+    weekly = load_dag("prism_weekly")  # its D1 cleanups delete rows by age
+    assert {t.task_id for t in weekly.tasks if t.pool == DELETES_POOL} == {
+        "cache_cleanup.low_hits", "cache_cleanup.expired", "database_cleanup.orphan_chunks",
+        "database_cleanup.orphan_relationships", "database_cleanup.expired_cache", "database_cleanup.usage_log"}
+
+
+def test_the_pool_file_imports_into_airflow(airflow_db, tmp_path):
+    """`airflow pools import include/pools.json`, as every setup path runs it: both pools, their slots."""
+    import os
+    import subprocess
+    import sys
+
+    from prism_cloudflare.pools import DELETES_POOL, HEAVY_POOL, POOLS_FILE
+
+    env = os.environ.copy()
+    subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)], env=env, check=True,
+                   capture_output=True)
+    out = tmp_path / "pools.json"
+    subprocess.run([sys.executable, "-m", "airflow", "pools", "export", str(out)], env=env, check=True, capture_output=True)
+    pools = json.loads(out.read_text())
+    assert pools[DELETES_POOL]["slots"] == 1 and pools[HEAVY_POOL]["slots"] == 3
 
 
 # ---- backfill: point-in-time tasks skip, interval tasks run from the window ------------------
@@ -293,12 +402,16 @@ def test_health_services_skip_in_a_backfill(dag):
         dag.get_task("health_check.services").execute(backfill_context(dag))
 
 
-def test_backup_exports_follow_the_plan_and_retention_stands_apart(dag):
+def test_backup_exports_follow_the_plan_and_retention_follows_the_verified_backup(dag):
     for task_id in ("d1", "vectorize", "kv"):
         task = dag.get_task(f"daily_backup.{task_id}")
         assert task.upstream_task_ids == {"daily_backup.plan"} and task.trigger_rule == "all_success"
-    assert dag.get_task("backup_retention").upstream_task_ids == set()  # a failed backup must fail the run
+    # after verify, whatever became of it: it refuses after a failed backup, which keeps the run failed
+    retention = dag.get_task("backup_retention")
+    assert retention.upstream_task_ids == {"daily_backup.verify"} and retention.trigger_rule == "all_done"
     assert dag.get_task("daily_backup.drop_scratch").is_teardown
+    monthly = load_dag("prism_monthly").get_task("day_1.monthly_retention")
+    assert monthly.upstream_task_ids == {"day_1.backup_verification.verify"} and monthly.trigger_rule == "all_done"
 
 
 def test_retention_in_a_backfill_counts_from_the_window(s3, bucket, dag):

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagtest import load_dag, run_only, states, xcom
+from dagtest import run_only, states, xcom
 
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
@@ -21,16 +21,6 @@ from prism_cloudflare.recovery import user_tables
 from prism_cloudflare.sqldump import quote_ident
 
 DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
-
-
-@pytest.fixture(scope="module")
-def dr():
-    return load_dag("prism_disaster_recovery")
-
-
-@pytest.fixture(scope="module")
-def daily():
-    return load_dag("prism_daily")
 
 
 # ---- the state to compare --------------------------------------------------------------------
@@ -234,17 +224,19 @@ def test_an_interrupted_backup_never_looks_complete(server, s3, bucket, airflow_
     good = json.loads(s3.read_key(f"daily/{day:%Y%m%d}/manifest.json", bucket))
 
     # The re-run's Vectorize export dies: the old set stays complete and untouched, nothing is promoted.
+    # Retention runs too: it follows the backup, and a failed backup makes it refuse (so the run fails).
     server.add_faults("5xx:route=*/get_by_ids,count=1000,status=500")
-    run = run_only(daily, r"^daily_backup\.", logical_date=day)
+    run = run_only(daily, r"^daily_backup\.", r"^backup_retention$", logical_date=day)
     server.clear_faults()
     assert run.state == "failed" and states(run)["daily_backup.vectorize"] == "failed"
+    assert states(run)["backup_retention"] == "failed"
     assert states(run)["daily_backup.finalize"] == "upstream_failed"
     assert json.loads(s3.read_key(f"daily/{day:%Y%m%d}/manifest.json", bucket)) == good
 
     # A date with no earlier set: the staging holds the other exports, the dated prefix nothing.
     other = day - timedelta(days=1)
     server.add_faults("5xx:route=*/get_by_ids,count=1000,status=500")
-    run = run_only(daily, r"^daily_backup\.", logical_date=other)
+    run = run_only(daily, r"^daily_backup\.", r"^backup_retention$", logical_date=other)
     server.clear_faults()
     assert run.state == "failed"
     assert not s3.list_keys(bucket, prefix=f"daily/{other:%Y%m%d}/")

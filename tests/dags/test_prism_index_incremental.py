@@ -67,9 +67,11 @@ def test_bad_params_fail_before_anything_changes(dag, monkeypatch):
     with pytest.raises(ParamValidationError):
         dag.params.get_param("repos").resolve(["not a repo"])
     validate = dag.get_task("validate_params").python_callable
-    with pytest.raises(AirflowFailException, match="not in indexing.repos"):
+    with pytest.raises(AirflowFailException, match="^refusing to index: not in indexing.repos"):
         validate(params={"repos": ["prism/unknown"], "since": None})
-    with pytest.raises(AirflowFailException, match="is not a time"):
-        validate(params={"repos": [], "since": "2026-02-30"})
-    assert validate(params={"repos": ["prism/docs"], "since": "2026-11-01 00:00:00"}) == ["prism/docs"]
+    with pytest.raises(AirflowFailException, match="is not a real time"):
+        validate(params={"repos": [], "since": "2026-02-30T00:00:00Z"})
+    with pytest.raises(AirflowFailException, match="has no time zone"):
+        validate(params={"repos": [], "since": "2026-11-01 00:00:00"})
+    assert validate(params={"repos": ["prism/docs"], "since": "2026-11-01T00:00:00Z"}) == ["prism/docs"]
     assert validate(params={"repos": [], "since": None}) == ["prism/core", "prism/docs", "prism/worker"]

@@ -50,18 +50,22 @@ def state(server) -> dict:
 def test_refused_without_the_typed_confirmation(setup, s3, airflow_db, dag, alerts):
     from airflow.sdk.exceptions import ParamValidationError
 
+    from prism_cloudflare.refusals import Refused
+
     server, bucket, _ = setup
     before = state(server)
-    run = dag.test(run_conf={"confirm": "rebuild", "reason": "lower case is not the confirmation"})
-    assert run.state == "failed"
-    others = states(run)
-    assert others.pop("validate_params") == "failed"
-    assert set(others.values()) == {"upstream_failed"}, others  # nothing else ran
+    # The Param's pattern refuses lower case when the run is made: no run, no task, no alert.
+    with pytest.raises(ParamValidationError, match="Invalid input for param confirm"):
+        dag.test(run_conf={"confirm": "rebuild", "reason": "lower case is not the confirmation"})
     assert state(server) == before
     assert s3.list_keys(bucket) == []
-    assert len(alerts) == 1 and "prism_index_rebuild.validate_params failed" in alerts[0] and "REBUILD" in alerts[0]
+    assert alerts == []
     with pytest.raises(ParamValidationError):  # the form refuses a confirmation that is not even a string
         dag.params.get_param("confirm").resolve(1)
+    # validate_params refuses it too, whatever reaches the task
+    with pytest.raises(Refused, match=r"^refusing to rebuild: type REBUILD in `confirm` .*got 'rebuild'\. Nothing was changed\.$"):
+        dag.get_task("validate_params").python_callable(params={"confirm": "rebuild", "reason": ""})
+    assert state(server) == before
 
 
 def test_rebuild_end_to_end(setup, s3, airflow_db, dag, alerts):

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
-from dagtest import load_dag, states, xcom
+from airflow.sdk.exceptions import AirflowSkipException
+from dagtest import load_dag, recent, states, xcom
 
 from prism_cloudflare.analytics_windows import FREE_TIER_DAILY
 from prism_cloudflare.calendar_windows import month_start, monthly_windows
@@ -33,13 +33,6 @@ DAYS = (1, 7, 15, 21, 28)
 BACKUP_FILES = ("d1.sql.gz", "vectors.ndjson.gz", "kv.ndjson.gz")
 
 
-def recent(day: int) -> datetime:
-    """The latest `day` of a month at 03:00 UTC that ended at least an hour ago."""
-    now = datetime.now(timezone.utc) - timedelta(hours=1)
-    d = now.replace(hour=3, minute=0, second=0, microsecond=0)
-    while d.day != day or d > now:
-        d -= timedelta(days=1)
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +57,12 @@ def assert_only_day_ran(run, day: int) -> None:
             assert set(tasks.values()) == {"skipped"}, (other, tasks)
 
 
-def context_for(end: datetime, run_type: str = "manual") -> dict:
+def context_for(end: datetime, run_type: str = "manual", xcoms: dict | None = None, **extra) -> dict:
+    """A run's context; `ti.xcom_pull` answers from `xcoms` (default: its backup verified)."""
+    xcoms = {"day_1.backup_verification.verify": {"status": "verified"}} if xcoms is None else xcoms
     return {"data_interval_start": end - timedelta(days=31), "data_interval_end": end,
-            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end), "run_id": "test"}
+            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end), "run_id": "test",
+            "ti": SimpleNamespace(xcom_pull=lambda task_ids: xcoms.get(task_ids)), **extra}
 
 
 # ---- day 1 ------------------------------------------------------------------------------------
@@ -131,6 +127,11 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, c
     # The scratch resources of the test restore are gone.
     assert not [db for db in d1.list_databases() if db["name"].startswith("prism-verify-")]
     assert not [ix for ix in VectorizeHook().list_indexes() if ix["name"].startswith("prism-verify-")]
+    # KV was test-restored too (every key of the demo, compared), into a namespace that is gone as well.
+    assert not [ns for ns in KVHook().list_namespaces() if ns["title"].startswith("prism-verify-")]
+    assert manifest["verification"]["kv"]["keys_restored"] == manifest["kv"]["key_count"]
+    assert manifest["verification"]["kv"]["compared_every_key"]
+    assert manifest["restorable"] == {"d1": True, "vectorize": True, "kv": True}
 
     # Retention: only the complete sets outside the window went.
     kept = {p for p in s3.list_prefixes(bucket, prefix="monthly/", delimiter="/")}
@@ -184,6 +185,35 @@ def test_monthly_retention_keeps_the_newest_verified_set_however_old(s3, bucket,
     assert retention(**context_for(end))["deleted"] == []  # nothing more to do
 
 
+def test_monthly_retention_follows_a_verified_backup_and_refuses_the_future(s3, bucket, dag):
+    """A failed backup, another calendar day, a window in the future: nothing is deleted. A backfill,
+    which takes no backup, still counts from its window."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from prism_cloudflare.refusals import Refused
+
+    end = recent(1)
+    for period in ("201901", "201902"):
+        put_set(s3, bucket, period, "verified")
+    put_set(s3, bucket, f"{end:%Y%m}", "failed")
+    before = set(s3.list_keys(bucket))
+    retention = dag.get_task("day_1.monthly_retention").python_callable
+    with pytest.raises(Refused, match=f"refusing to expire monthly backup sets: this run's backup monthly/{end:%Y%m}/ did "
+                                      "not pass verification .*its manifest: failed"):
+        retention(**context_for(end, xcoms={}))
+    with pytest.raises(AirflowSkipException, match="does not follow day 1"):
+        retention(**context_for(end + timedelta(days=6)))  # day 7
+    with pytest.raises(AirflowSkipException, match="does not follow day 1"):
+        retention(**context_for(end, params={"run_day": 7}))
+    future = datetime(2099, 12, 1, 3, tzinfo=timezone.utc)
+    with pytest.raises(Refused, match=r"refusing to delete monthly backup sets and staging: the run's window ends "
+                                      r"2099-12-01T03:00:00\+00:00, after now .* \(\+10 min slack\)\. Nothing was changed\."):
+        retention(**context_for(future))
+    assert set(s3.list_keys(bucket)) == before
+    out = retention(**context_for(end, run_type="backfill", xcoms={}))
+    assert out["deleted"] == ["monthly/201901/"] and out["after"].startswith("a backfill takes no backup")
+
+
 # ---- day 7 ------------------------------------------------------------------------------------
 
 def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_deploy(cf, s3, bucket, configure, airflow_db, dag,
@@ -195,11 +225,12 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     failed = counts["failed_login"]
     assert failed >= 2
 
-    # Above the threshold: alert. The dependency update runs (harmless commands); the tests fail, so no deploy.
-    configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed - 1}})
-    conf = {"run_dependency_update": True, "npm_project_dir": str(tmp_path), "npm_update_command": ["true"],
-            "npm_audit_command": ["true"], "npm_test_command": ["false"], "npm_deploy_command": ["touch", "deployed"]}
-    run = conf_dag.test(logical_date=end, run_conf=conf)
+    # Above the threshold: alert. The dependency update runs (harmless commands, from the config); the tests
+    # fail, so no deploy.
+    configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed - 1},
+               "npm": {"project_dir": str(tmp_path), "update_command": ["true"], "audit_command": ["true"],
+                       "test_command": ["false"], "deploy_command": ["touch", "deployed"]}})
+    run = conf_dag.test(logical_date=end, run_conf={"run_dependency_update": True})
     assert run.state == "failed"
     assert_only_day_ran(run, 7)
     st = states(run)
@@ -237,23 +268,35 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     assert xcom(run, "day_7.security_audit.security_report")["failed_login"] == failed
 
 
-def test_dependency_update_gate_params_and_deploy_order(dag, tmp_path):
+def test_dependency_update_gate_config_and_deploy_order(dag, configure, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
     enabled = dag.get_task("day_7.dependency_update.enabled").python_callable
+    on = {"run_dependency_update": True}
     with pytest.raises(AirflowSkipException, match="off"):
         enabled(params={"run_dependency_update": False}, **context_for(recent(7)))
-    with pytest.raises(AirflowException, match="npm_project_dir is empty"):
-        enabled(params={"run_dependency_update": True, "npm_project_dir": None}, **context_for(recent(7)))
-    with pytest.raises(AirflowException, match="not a directory"):
-        enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path / "absent")}, **context_for(recent(7)))
+    # The shipped config has no npm project: turned on, the update refuses, naming the config key.
+    with pytest.raises(AirflowFailException, match=r"^refusing to update the npm dependencies: run_dependency_update is "
+                                                   r"true but npm.project_dir is not set in the config .*Nothing was changed\.$"):
+        enabled(params=on, **context_for(recent(7)))
+    configure({"npm": {"project_dir": str(tmp_path / "absent")}})
+    with pytest.raises(AirflowFailException, match="not a directory"):
+        enabled(params=on, **context_for(recent(7)))
+    configure({"npm": {"project_dir": str(tmp_path), "deploy_command": ["touch", "deployed"]}})
     with pytest.raises(AirflowSkipException, match="backfill"):
-        enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path)}, **context_for(recent(7), "backfill"))
-    assert enabled(params={"run_dependency_update": True, "npm_project_dir": str(tmp_path)}, **context_for(recent(7))) == str(tmp_path)
+        enabled(params=on, **context_for(recent(7), "backfill"))
+    assert enabled(params=on, **context_for(recent(7))) == str(tmp_path)
 
     # The deploy follows the tests, and only when they succeed; it runs the configured command.
     deploy = dag.get_task("day_7.dependency_update.deploy")
     assert deploy.upstream_task_ids >= {"day_7.dependency_update.npm_test"} and deploy.trigger_rule == "all_success"
-    deploy.python_callable(str(tmp_path), "npm_deploy_command", True, params={"npm_deploy_command": ["touch", "deployed"]})
+    deploy.python_callable(str(tmp_path), "deploy", True)
     assert (tmp_path / "deployed").exists()
+
+
+def test_no_param_names_a_command_a_directory_or_an_environment(dag):
+    """Params only switch work on or off or pick a day: anyone allowed to trigger can set them."""
+    assert set(dag.params) == {"run_day", "run_dependency_update"}
 
 
 def test_bad_params_fail_before_anything_runs(cf, airflow_db, conf_dag):
@@ -263,14 +306,13 @@ def test_bad_params_fail_before_anything_runs(cf, airflow_db, conf_dag):
 
     with pytest.raises(ParamValidationError):  # the run is refused: no task starts
         conf_dag.test(logical_date=recent(7), run_conf={"run_dependency_update": "yes"})
-    for conf in ({"npm_project_dir": "relative/path"}, {"npm_test_command": []}, {"npm_deploy_command": [""]},
-                 {"run_day": 3}, {"run_day": "1"}):
+    for conf in ({"run_day": 3}, {"run_day": "1"}):
         params = copy.deepcopy(conf_dag.params)  # what Airflow validates a trigger's conf against
         with pytest.raises(ParamValidationError):
             params.update(conf)
             params.validate()
     params = copy.deepcopy(conf_dag.params)
-    params.update({"run_day": 15, "npm_project_dir": "/srv/prism", "run_dependency_update": True})
+    params.update({"run_day": 15, "run_dependency_update": True})
     assert params.validate()["run_day"] == 15
 
 

@@ -194,7 +194,8 @@ def test_quarter_branch_and_params(dag):
     assert w["sql_year_dates"] == ["2025-07-01", "2026-07-01"]
     assert branch(w, params={"quarter": None}) == ["q3"]
     assert branch(w, params={"quarter": 1}) == ["q1"]
-    for conf in ({"quarter": 5}, {"npm_project_dir": "relative"}, {"run_restore_drill": "no"}):
+    assert set(dag.params) == {"quarter", "run_restore_drill"}  # no command, directory or environment
+    for conf in ({"quarter": 5}, {"run_restore_drill": "no"}):
         params = copy.deepcopy(dag.params)
         with pytest.raises(ParamValidationError):
             params.update(conf)

@@ -135,6 +135,18 @@ def test_cutoffs_come_from_the_window(dag, configure):
     assert (out["start"], out["end"]) == ("2026-02-22 02:00:00", "2026-03-01 02:00:00")
 
 
+def test_a_window_ending_in_the_future_gets_no_cutoffs(dag):
+    """Every D1 cleanup's cutoff comes from `cutoffs`: a run dated in the future would delete every
+    cache row and the whole usage_log, so it is refused there, naming both dates."""
+    from prism_cloudflare.refusals import Refused
+
+    end = datetime(2099, 12, 27, 2, tzinfo=timezone.utc)
+    with pytest.raises(Refused, match=r"^refusing to delete cache, orphaned and usage_log rows: the run's window ends "
+                                      r"2099-12-27T02:00:00\+00:00, after now 20\d\d-.* \(\+10 min slack\)\. Nothing was changed\.$"):
+        dag.get_task("cutoffs").python_callable(data_interval_start=end - timedelta(days=7), data_interval_end=end,
+                                                dag_run=SimpleNamespace(run_type="manual"))
+
+
 def test_quick_check_problems_alert_and_fail(dag, alerts):
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -154,7 +166,8 @@ def test_a_failing_indexer_fails_its_repo_and_alerts_without_the_token(airflow_d
     token = "tok-" + "x" * 36
     monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps({"conn_type": "generic", "password": token}))
     configure({"indexing": {"repos": ["prism/core"], "indexer_command": [
-        "python", "-c", "import os, sys; print(os.environ['AIRFLOW_CONN_CLOUDFLARE_DEFAULT']); sys.exit(1)"]}})
+        "python", "-c", "import json, os, sys; print(json.dumps({'password': os.environ['CLOUDFLARE_API_TOKEN']})); "
+                        "sys.exit(1)"]}})
     run = run_only(dag, r"^index_update\.(repos|update_repo\.)")
     assert run.state == "failed"
     assert {k: v for k, v in states(run).items() if "update_repo" in k} == {

@@ -234,6 +234,18 @@ def backfill_runs(stack, dag_id: str) -> list[dict]:
     return [r for r in runs(stack, dag_id) if r["run_type"] == "backfill"]
 
 
+def deleting_spans(stack, dag_ids: list[str]) -> list[tuple]:
+    """(start, end, what) of every task instance that ran in the one-slot `prism_deletes` pool, in every
+    run of `dag_ids` whatever its type, sorted by start."""
+    spans = []
+    for dag_id in dag_ids:
+        for r in runs(stack, dag_id):
+            for ti in task_instances(stack, dag_id, r["dag_run_id"]):
+                if ti["pool"] == "prism_deletes" and ti["start_date"] and ti["end_date"]:
+                    spans.append((utc(ti["start_date"]), utc(ti["end_date"]), f"{dag_id} {r['dag_run_id']} {ti['task_id']}"))
+    return sorted(spans)
+
+
 def check_daily_backfill(stack, s3, cf, run: dict, started: datetime) -> dict:
     """One prism_daily backfill run: interval tasks for its window, point-in-time tasks skipped or
     labelled with their capture time, no backup for a past date."""
@@ -319,6 +331,11 @@ def test_backfill_after_outage(stack, facts):
         assert utc(r["data_interval_end"]) - utc(r["data_interval_start"]) == period
         assert utc(r["run_after"]) == utc(r["data_interval_end"])
     first_daily = [check_daily_backfill(stack, s3, cf, r, started) for r in daily_runs]
+    # The backfill runs (and any scheduled run) ran at once, but their deletes took turns: one slot.
+    spans = deleting_spans(stack, [DAILY, WEEKLY])
+    assert len(spans) >= 3 * len(daily_runs), spans  # retention and both log rotation tasks of every run
+    for before, after in zip(spans, spans[1:]):
+        assert before[1] <= after[0], f"{before[2]} overlapped {after[2]}"
     first_weekly = [check_weekly_backfill(stack, s3, r, e) for r, e in zip(weekly_runs, expected)]
     for got, want in zip(first_weekly, expected):
         assert (got["cache"], got["database"]) == (want["cache"], want["database"])

@@ -172,7 +172,10 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     def shown(test_id: str) -> str:
         return browser.find_element(By.CSS_SELECTOR, f"[data-testid='{test_id}']").text
 
+    # The page's own CSP allows no script and no fetch, so data.json is read from the Airflow UI around it.
+    browser.switch_to.default_content()
     data = json.loads(_get_json(browser, base))
+    browser.switch_to.frame(frame)
     # Health: five monitor runs, one through the simulated D1 outage; the latest is healthy.
     assert (shown("health-status"), shown("health-runs"), shown("health-failed")) == ("healthy", "5", "1")
     # Requests: the Worker's 24 h figures, as localflare's seeded traffic history holds them.

@@ -45,9 +45,11 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         assert requests.get(f"{ui}/api/v2/monitor/health", timeout=10).status_code == 200
         token = requests.post(f"{ui}/auth/token", json={"username": "admin", "password": password}, timeout=10)
         assert token.status_code in (200, 201) and token.json()["access_token"]
-        pools = requests.get(f"{ui}/api/v2/pools/cloudflare_heavy", timeout=10,
-                             headers={"Authorization": f"Bearer {token.json()['access_token']}"})
-        assert pools.status_code == 200 and pools.json()["slots"] == 3
+        # every pool of include/pools.json, with its slots
+        for pool, slots in (("cloudflare_heavy", 3), ("prism_deletes", 1)):
+            pools = requests.get(f"{ui}/api/v2/pools/{pool}", timeout=10,
+                                 headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+            assert pools.status_code == 200 and pools.json()["slots"] == slots, (pool, pools.text)
         # The dashboard, in the UI's navigation, holds the demo runs' data; without a login it holds nothing.
         auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
         plugins = requests.get(f"{ui}/api/v2/plugins", headers=auth, timeout=10).json()["plugins"]

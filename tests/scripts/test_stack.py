@@ -44,3 +44,21 @@ def test_s3_stand_in_through_the_amazon_provider(lf, s3, tmp_path, monkeypatch):
     hook.load_string("hello", key="daily/20261101/probe.txt", bucket_name=BUCKET, replace=True)
     assert hook.read_key("daily/20261101/probe.txt", bucket_name=BUCKET) == "hello"
     assert hook.list_keys(bucket_name=BUCKET, prefix="daily/") == ["daily/20261101/probe.txt"]
+
+
+def test_the_stand_ins_and_only_they_get_the_demo_indexer(tmp_path, monkeypatch):
+    """The demo, smoke, local-airflow and e2e stacks (all built on airflow_env) name the demo overlay;
+    the shipped config and docker-compose's default name no indexer."""
+    from types import SimpleNamespace
+
+    from prism_cloudflare.config import load_config
+
+    fake = SimpleNamespace(token="t" * 40, account_id="a" * 32, api_url="http://127.0.0.1:1/client/v4",
+                           worker_url="http://127.0.0.1:1/worker")
+    env = airflow_env(tmp_path, fake, "http://127.0.0.1:2")
+    monkeypatch.setenv("PRISM_CONFIG_OVERLAY", env["PRISM_CONFIG_OVERLAY"])
+    assert load_config()["indexing"]["indexer_command"] == ["python", "-m", "prism_demo_indexer", "index"]
+    monkeypatch.delenv("PRISM_CONFIG_OVERLAY")
+    assert load_config()["indexing"]["indexer_command"] is None
+    compose = (Path(__file__).resolve().parents[2] / "docker-compose.yaml").read_text()
+    assert "PRISM_CONFIG_OVERLAY: ${PRISM_CONFIG_OVERLAY:-}" in compose

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from prism_cloudflare.errors import GraphQLError
 from prism_cloudflare.hooks.cloudflare import CloudflareBaseHook
@@ -60,7 +61,7 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
     # ---- deployments and versions ---------------------------------------------------------
     def deployments(self, script: str) -> list[dict]:
         """Newest first. (The SDK's deployments.list reads the wrong field; the REST shape is {deployments: [...]}.)"""
-        return self.get(self.account_path(f"/workers/scripts/{script}/deployments"))["deployments"]
+        return self.get(self.account_path(f"/workers/scripts/{quote(script, safe='')}/deployments"))["deployments"]
 
     def versions(self, script: str) -> list[dict]:
         return list(self._versions(script))
@@ -68,7 +69,7 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
     def _versions(self, script: str):
         page = 1
         while True:
-            body = self.request("GET", self.account_path(f"/workers/scripts/{script}/versions"), idempotent=True,
+            body = self.request("GET", self.account_path(f"/workers/scripts/{quote(script, safe='')}/versions"), idempotent=True,
                                 params={"page": page, "per_page": 50}).json()
             items = body["result"]["items"]
             yield from items

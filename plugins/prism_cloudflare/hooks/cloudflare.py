@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 class CloudflareBaseHook(BaseHook):
     """Talks to Cloudflare's REST API with one account's API token.
 
-    Connection ``cloudflare_default`` (type ``generic``): the password is the API token; the extra
-    holds ``account_id`` and optionally ``base_url`` (default: the real API), ``connect_timeout``,
-    ``read_timeout``, and ``budget`` (``{"bulk_rps": 1.0, "reserve": 200}``).
+    Connection ``cloudflare_default`` (type ``cloudflare``; ``generic`` still works): the password is
+    the API token; the extra holds ``account_id`` and optionally ``base_url`` (default: the real API),
+    ``connect_timeout``, ``read_timeout``, and ``budget`` (``{"bulk_rps": 1.0, "reserve": 200}``).
 
     :param cloudflare_conn_id: the connection to use.
     :param priority: ``"bulk"`` for heavy work (paced, leaves the reserve alone) or ``"monitor"``
@@ -37,7 +37,7 @@ class CloudflareBaseHook(BaseHook):
 
     conn_name_attr = "cloudflare_conn_id"
     default_conn_name = "cloudflare_default"
-    conn_type = "generic"
+    conn_type = "cloudflare"
     hook_name = "Cloudflare"
 
     def __init__(self, cloudflare_conn_id: str = default_conn_name, *, priority: str = "bulk",
@@ -55,7 +55,7 @@ class CloudflareBaseHook(BaseHook):
     @cached_property
     def _config(self) -> dict:
         conn = self.get_connection(self.cloudflare_conn_id)
-        extra = conn.extra_dejson
+        extra = _extra_fields(conn.extra_dejson)
         if not conn.password:
             raise CloudflareError(f"connection {self.cloudflare_conn_id!r} has no API token in its password field")
         if not extra.get("account_id"):
@@ -195,21 +195,67 @@ class CloudflareBaseHook(BaseHook):
                 return
 
     # ---- connection test ------------------------------------------------------------------
-    def test_connection(self) -> tuple[bool, str]:
-        """Verify the token (user or account token) and that it reaches the account."""
+    def verify_token(self) -> tuple[bool, str]:
+        """(active?, detail). A user token verifies at /user/tokens/verify; an account-owned token only
+        at /accounts/{id}/tokens/verify, which then also proves it belongs to that account."""
         try:
+            status, kind = self.get("/user/tokens/verify")["status"], "user token"
+        except CloudflareError as exc:
+            if exc.status not in (400, 401, 403):
+                return False, f"token verify failed: {exc}"
             try:
-                status = self.get("/user/tokens/verify")["status"]
+                status, kind = self.get(self.account_path("/tokens/verify"))["status"], "account token"
+            except CloudflareError as exc2:
+                return False, f"the API token is not valid (user and account token verify both refused it: {exc2})"
+        if status != "active":
+            return False, f"the API token ({kind}) is {status}"
+        return True, f"{kind} active"
+
+    def verify_account(self) -> tuple[bool, str]:
+        """(reachable?, detail) for the connection's account id: GET /accounts/{id}, which needs Account
+        Settings Read. Without that permission (code 10000), any list the token may read in the account
+        proves the id as well; code 9109 means the token may not use that account at all."""
+        wrong = (f"account {self.account_id} is not reachable with this token (a wrong account id, or a token "
+                 "not scoped to it)")
+        try:
+            name = self.get(self.account_path("")).get("name") or "?"
+            return True, f"account {self.account_id} ({name!r}) reachable"
+        except CloudflareError as exc:
+            if exc.status not in (401, 403) or exc.code == 9109:
+                return False, f"{wrong}: {exc}"
+            first = exc
+        for suffix, permission in (("/d1/database", "D1 Read"), ("/storage/kv/namespaces", "Workers KV Storage Read"),
+                                   ("/vectorize/v2/indexes", "Vectorize Read")):
+            try:
+                self.request("GET", self.account_path(suffix), idempotent=True, params={"per_page": 10})
+                return True, (f"account {self.account_id} reachable (proven with {permission}; the token cannot read "
+                              "the account's details without Account Settings Read)")
             except CloudflareError as exc:
-                if exc.status not in (400, 401, 403):
-                    raise
-                status = self.get(self.account_path("/tokens/verify"))["status"]
-            if status != "active":
-                return False, f"the API token is {status}"
-            self.call("GET", self.account_path("/d1/database"), idempotent=True, params={"per_page": 10})
-            return True, f"token active; account {self.account_id} reachable"
+                if exc.code == 9109:
+                    return False, f"{wrong}: {exc}"
+        return False, f"{wrong}: {first}"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Verify the token (user or account token) and the account id; what `airflow connections test` runs."""
+        try:
+            ok, token_detail = self.verify_token()
+            if not ok:
+                return False, token_detail
+            ok, account_detail = self.verify_account()
+            return ok, f"{token_detail}; {account_detail}" if ok else account_detail
         except CloudflareError as exc:
             return False, str(exc)
+
+
+def _extra_fields(extra: dict) -> dict:
+    """The extra with form-style keys (`extra__cloudflare__account_id`, as older Airflow forms saved them)
+    read as plain ones; a plain key wins."""
+    out = dict(extra)
+    for key, value in extra.items():
+        for prefix in ("extra__cloudflare__", "extra__generic__"):
+            if key.startswith(prefix) and value not in (None, "") and not out.get(key[len(prefix):]):
+                out[key[len(prefix):]] = value
+    return out
 
 
 class _Transport(Exception):

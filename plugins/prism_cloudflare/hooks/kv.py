@@ -151,6 +151,13 @@ class KVHook(CloudflareBaseHook):
             flush()
         return stats
 
+    def get_values(self, namespace_id: str, keys: list[str]) -> dict[str, bytes | None]:
+        """Raw values of any number of keys (None: missing), 100 a request, binary ones one by one."""
+        out: dict[str, bytes | None] = {}
+        for i in range(0, len(keys), MAX_BULK_GET):
+            out.update(self._values(namespace_id, keys[i:i + MAX_BULK_GET], {"single_gets": 0}))
+        return out
+
     def _values(self, namespace_id: str, keys: list[str], stats: dict) -> dict[str, bytes | None]:
         """Values of up to 100 keys; bulk get refuses binary values, so a refused batch is halved until
         the binary keys stand alone and are read one by one as raw bytes."""
@@ -167,11 +174,11 @@ class KVHook(CloudflareBaseHook):
         except CloudflareNotFound:
             return {keys[0]: None}
 
-    def restore_snapshot(self, namespace_id: str, lines: Iterable[bytes]) -> dict:
-        """Write back what `snapshot` wrote. Keys that expire within a minute are skipped: KV refuses
-        such expirations, and the keys would be gone anyway."""
+    def restore_snapshot(self, namespace_id: str, lines: Iterable[bytes], *, now: float | None = None) -> dict:
+        """Write back what `snapshot` wrote. Keys that expire within a minute of `now` are skipped: KV
+        refuses such expirations, and the keys would be gone anyway."""
         stats = {"written": 0, "skipped_expired": 0}
-        soon = time.time() + 60
+        soon = (time.time() if now is None else now) + 60
 
         def items():
             for line in lines:

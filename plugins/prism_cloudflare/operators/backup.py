@@ -24,10 +24,10 @@ from prism_cloudflare.hooks.d1 import D1ExportUnsupported, D1Hook, download
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
 from prism_cloudflare.operators.d1_sql import UUID_RE
+from prism_cloudflare.pools import HEAVY_POOL
 from prism_cloudflare.triggers.cloudflare import D1PollTrigger
 
 MODES = ("auto", "native", "logical")
-HEAVY_POOL = "cloudflare_heavy"
 
 
 class _BackupOperator(BaseOperator):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
-from prism_cloudflare.backup_inventory import backups_of_quarter, bucket_sets, newest_complete, quarter_sets
+from prism_cloudflare.backup_inventory import backups_of_quarter, bucket_sets, newest_complete, non_periods, quarter_sets
+from prism_cloudflare.backup_sets import is_period, prefix
 
 Q2 = (datetime(2026, 4, 1, tzinfo=timezone.utc), datetime(2026, 7, 1, tzinfo=timezone.utc))
 
@@ -60,3 +61,46 @@ def test_the_bucket_is_listed_through_the_manifests(s3, bucket):
         s3.load_string(json.dumps(manifest("verified")), key, bucket)
     assert bucket_sets(s3, bucket) == SETS
     assert backups_of_quarter(s3, bucket, *Q2) == quarter_sets(SETS, *Q2)
+
+
+# ---- periods are canonical or not periods at all ---------------------------------------------------
+
+@pytest.mark.parametrize("cadence, period", [
+    ("daily", "20261101"), ("daily", "20280229"), ("daily", "19991231"), ("monthly", "202611"), ("monthly", "209912"),
+    ("safety", "20261129T180000Z"), ("daily", "20991231")])  # a future date is still a canonical name
+def test_canonical_periods(cadence, period):
+    assert is_period(cadence, period) and prefix(cadence, period) == f"{cadence}/{period}/"
+
+
+@pytest.mark.parametrize("cadence, period", [
+    ("daily", "2026011"), ("daily", "2026111"), ("daily", "20261399"), ("daily", "2026-11-01"), ("daily", "20261101x"),
+    ("daily", "20260229"), ("daily", "20261101\n"), ("daily", " 20261101"), ("daily", "00000101"),
+    ("daily", "\u0662\u0660\u0662\u0666\u0661\u0661\u0660\u0661"),  # Arabic-Indic digits: strptime takes them
+    ("daily", "\uff12\uff10\uff12\uff16\uff11\uff11\uff10\uff11"),  # fullwidth digits
+    ("daily", "<script>alert(1)</script>"), ("daily", "x" * 500), ("daily", ""), ("daily", None),
+    ("monthly", "202613"), ("monthly", "20261"), ("monthly", "2026-11"), ("monthly", "20261101"),
+    ("safety", "20261129T180000"), ("safety", "20261129T250000Z"), ("safety", "20261129t180000z")])
+def test_anything_else_is_not_a_period(cadence, period):
+    assert not is_period(cadence, period)
+    with pytest.raises(ValueError, match="is not a .* period"):
+        prefix(cadence, period)
+
+
+def test_non_periods_are_listed_and_never_sets(s3, bucket):
+    names = ["2026011", "20261399", "2026-11-01", "20261101x", "\uff12\uff10\uff12\uff16\uff11\uff11\uff10\uff11",
+             "it's \"q\"", "20260701"]
+    for name in names:
+        s3.load_string(json.dumps(manifest("verified")), f"daily/{name}/manifest.json", bucket)
+    s3.load_string("x", "daily/notes.txt", bucket)
+    assert non_periods(s3, bucket, "daily") == sorted([f"daily/{n}/" for n in names[:-1]] + ["daily/notes.txt"])
+    assert set(bucket_sets(s3, bucket)["daily"]) == {"20260701"}
+    assert non_periods(s3, bucket, "monthly") == []
+
+
+def test_the_drill_never_takes_a_future_dated_or_stray_set_as_the_newest():
+    sets = {"daily": {"20260701": manifest("verified"), "20991231": manifest("verified"), "2026111": manifest("verified")},
+            "monthly": {}}
+    assert newest_complete(sets, today=date(2026, 12, 6)) == ("daily", "20260701")
+    assert newest_complete(sets) == ("daily", "20260701")  # today by the wall clock
+    assert newest_complete({"daily": {"20991231": manifest("verified")}, "monthly": {"202607": manifest("verified")}},
+                           today=date(2026, 12, 6)) == ("monthly", "202607")

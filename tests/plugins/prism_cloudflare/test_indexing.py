@@ -20,14 +20,14 @@ sys.path.insert(0, str(ROOT / "include"))
 from prism_demo_indexer import corpus  # noqa: E402
 
 NOW = datetime(2026, 11, 29, 15, 0, tzinfo=timezone.utc)
-# Prints the connection (and so the token) every way a careless command might, then a summary.
+# Prints the token it is given every way a careless command might, then a summary.
 LEAKY = """
 import json, os, sys
-conn = os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"]
-token = json.loads(conn)["password"]
-print("connection:", conn)
+from urllib.parse import quote
+token = os.environ["CLOUDFLARE_API_TOKEN"]
+print("connection:", json.dumps({"password": token}), "https://x/?token=" + quote(token, safe=""))
 print("token:", token, file=sys.stderr)
-print(json.dumps({"repo": sys.argv[sys.argv.index("--repo") + 1], "token": token}))
+print(json.dumps({"repo": sys.argv[sys.argv.index("--repo") + 1], "token": token, "echo": "t=" + token}))
 sys.exit(int(os.environ.get("LEAKY_EXIT", "0")))
 """
 
@@ -83,7 +83,7 @@ def test_a_failing_command_raises_with_its_output(cf, monkeypatch):
 def test_a_token_the_command_prints_is_redacted(cf, monkeypatch, caplog, exit_code):
     from airflow.sdk.exceptions import AirflowException
 
-    use_config(monkeypatch, indexing={"indexer_command": ["python", "-c", LEAKY]})
+    use_config(monkeypatch, indexing={"indexer_command": ["python", "-c", LEAKY], "env": ["LEAKY_EXIT"]})
     monkeypatch.setenv("LEAKY_EXIT", str(exit_code))
     caplog.set_level(logging.INFO, logger="prism_cloudflare.indexing")
     if exit_code:
@@ -91,7 +91,7 @@ def test_a_token_the_command_prints_is_redacted(cf, monkeypatch, caplog, exit_co
             run_prism("indexer", "prism/core")
         shown = [str(failed.value), caplog.text]
     else:
-        assert run_prism("indexer", "prism/core") == {"repo": "prism/core", "token": "***"}
+        assert run_prism("indexer", "prism/core") == {"repo": "prism/core", "token": "***", "echo": "t=***"}
         shown = [caplog.text]
     for text in shown:
         assert "connection:" in text and "token: ***" in text  # the output is there, the token is not

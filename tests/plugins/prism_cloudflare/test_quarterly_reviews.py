@@ -41,7 +41,7 @@ def test_q1_checks_the_architecture_against_the_config_and_failed_logins_against
     assert architecture[1].startswith("- [!] Vectorize idx: 5,000 vectors, 768 dimensions")  # the config says 384
     assert architecture[2].startswith("- [x] KV namespaces")
     assert security[0] == "- [!] Failed logins in the quarter: 301 (threshold 300: 3 x 100 a month)"
-    assert security[-1] == "- [ ] npm audit: skipped, no npm project configured (Param npm_project_dir)"
+    assert security[-1] == "- [ ] npm audit: skipped, no npm project configured (npm.project_dir in the config)"
 
 
 def test_q2_flags_slow_months_and_resources_near_the_free_tier():

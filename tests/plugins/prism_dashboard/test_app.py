@@ -64,3 +64,32 @@ def test_reports_are_served_from_the_bucket(client, s3, monkeypatch):
     assert client.get("/prism-dashboard/reports/prism_monthly/202611/nothing.md", headers=headers).status_code == 404
     # Only reports/: a backup's objects are not reachable through the dashboard.
     assert client.get("/prism-dashboard/reports/..%2Fdaily/20261101/manifest.json", headers=headers).status_code in (400, 404)
+
+
+def test_report_files_are_never_sniffed_scripted_or_rendered_as_another_type(client, s3, monkeypatch):
+    bucket = f"reports-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(bucket_name=bucket)
+    monkeypatch.setenv("AIRFLOW_VAR_PRISM_CONFIG", json.dumps({"backups": {"bucket": bucket}}))
+    hostile = "<script>alert(1)</script><svg onload=alert(2)>"
+    for key in ("reports/x/1/r.html", "reports/x/1/r.md", "reports/x/1/r.svg", "reports/x/1/r.js", "reports/x/1/noext",
+                "reports/x/1/R.MD"):
+        s3.load_string(hostile, key=key, bucket_name=bucket)
+    headers = {"Authorization": f"Bearer {token('viewer')}"}
+
+    def get(name: str):
+        resp = client.get(f"/prism-dashboard/reports/x/1/{name}", headers=headers)
+        assert resp.status_code == 200 and resp.headers["x-content-type-options"] == "nosniff"
+        csp = resp.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "sandbox" in csp and "script-src" not in csp, csp
+        return resp
+
+    assert get("r.html").headers["content-type"] == "text/html; charset=utf-8"
+    for name in ("r.md", "R.MD"):  # Markdown is text, never HTML
+        assert get(name).headers["content-type"] == "text/plain; charset=utf-8"
+    for name in ("r.svg", "r.js", "noext"):  # not a report format: a download, never rendered
+        resp = get(name)
+        assert resp.headers["content-type"] == "application/octet-stream" and resp.headers["content-disposition"] == "attachment"
+    # A refusal carries the same headers.
+    missing = client.get("/prism-dashboard/reports/x/1/%3Cscript%3E.md", headers=headers)
+    assert missing.status_code == 404 and missing.headers["x-content-type-options"] == "nosniff"
+    assert missing.headers["content-type"] == "application/json"
