@@ -68,5 +68,11 @@ def threshold_checks(snapshot: dict, thresholds: dict) -> list[dict]:
     checks = [("error rate (%)", snapshot["requests"]["error_rate"], thresholds["error_rate_percent"]),
               ("p95 latency (ms)", snapshot["performance"]["p95_latency_ms"], thresholds["p95_latency_ms"]),
               ("free-tier usage (%)", top["free_percent"] if top else 0.0, thresholds["free_tier_usage_percent"])]
-    return [{"metric": m, "value": v, "threshold": t, "crossed": v >= t, "investigation": FOR_METRIC[m],
+    return [{"metric": m, "value": v, "threshold": t, "crossed": _crossed(v, t), "investigation": FOR_METRIC[m],
              **({"resource": top["label"]} if m.startswith("free") and top else {})} for m, v, t in checks]
+
+
+def _crossed(value, threshold) -> bool:
+    # A figure the Worker sends that is no number (a bug, or a Worker replaced) is a crossing to look at,
+    # not a TypeError that leaves the dashboard without the snapshot.
+    return not isinstance(value, (int, float)) or isinstance(value, bool) or value >= threshold

@@ -130,6 +130,10 @@ DEVIATIONS = (
               "(and still checks it, through its enum [null])."),
     Deviation("user-api-tokens-verify-token", "response 4?? $.success enum: False is not one of [True]",
               "The token-verify 4XX schema allOf the success response with the failure envelope: unsatisfiable."),
+    Deviation("accounts-account-details", "response 4?? $.success enum: False is not one of [True]",
+              "The Account Details 4XX schema allOf the success response with the failure envelope: unsatisfiable."),
+    Deviation("accounts-account-details", "response 4?? $.result type",
+              "Same allOf: the success half wants a (non-nullable) result object, the failure half null."),
     Deviation("workers-kv-namespace-read-key-value-pair", "response 200 $ type: is not of type 'string'",
               "The value is raw bytes (application/octet-stream); the schema says type string but leaves out "
               "format: binary, so a validator sees bytes where it wants text."),
@@ -144,6 +148,10 @@ DEVIATIONS = (
               "response 400 $.errors.*.code type: is not of type 'string'",
               "The Workers AI 400 schema types error codes as strings; the v4 envelope uses integers everywhere "
               "else (cloudflare-api.md 1.2; SDK ResponseInfo.code: int)."),
+    Deviation("workers-ai-post-run-cf-baai-bge-small-en-v1-5", "response 403 $ ResponseNotFound",
+              "The Workers AI operation declares 200 and 400 only; a token without the Workers AI permission "
+              "gets the v4 envelope's 403 with code 10000 Authentication error (cloudflare-api.md 1.2), as every "
+              "other operation declares in its 4XX."),
     Deviation("workers-ai-post-run-cf-baai-bge-small-en-v1-5", "response 400 $.result type",
               "The Workers AI 400 schema types result as a non-nullable object; failures carry result: null "
               "(cloudflare-api.md 1.2, and every other failure schema in the spec: enum [null])."),

@@ -52,3 +52,33 @@ def recent(day: int) -> datetime:
     while d.day != day or d > now:
         d -= timedelta(days=1)
     return d
+
+
+# ---- the live state of a Cloudflare account, to compare before and after --------------------
+
+def d1_state(hook, db: str) -> dict[str, list]:
+    """Every row of every user table, each value through quote() (BLOBs as X'..' text, as the dumps have them)."""
+    from prism_cloudflare.recovery import user_tables
+    from prism_cloudflare.sqldump import quote_ident
+
+    out = {}
+    for table, _ in user_tables(hook, db):
+        columns = [c["name"] for c in hook.rows(db, f"PRAGMA table_info({quote_ident(table)})")]
+        quoted = ", ".join(f"quote({quote_ident(c)})" for c in columns)
+        out[table] = hook.raw(db, f"SELECT rowid, {quoted} FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"]["rows"]
+    return out
+
+
+def vector_state(hook, index: str) -> dict[str, tuple]:
+    from prism_cloudflare.errors import CloudflareNotFound
+
+    try:
+        ids = list(hook.list_ids(index))
+    except CloudflareNotFound:  # the index is gone
+        return {}
+    return {v["id"]: ([round(x, 6) for x in v["values"]], v.get("metadata") or {}, v.get("namespace"))
+            for v in hook.get_by_ids(index, ids)}
+
+
+def kv_state(hook, ns: str) -> dict[str, tuple]:
+    return {k["name"]: (hook.get_value(ns, k["name"]), k.get("metadata"), k.get("expiration")) for k in hook.list_keys(ns)}

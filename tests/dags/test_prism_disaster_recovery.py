@@ -12,42 +12,16 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagtest import run_only, states, xcom
+from dagtest import d1_state, kv_state, run_only, states, vector_state, xcom
 
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
-from prism_cloudflare.recovery import user_tables
-from prism_cloudflare.sqldump import quote_ident
 
 DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 
 
 # ---- the state to compare --------------------------------------------------------------------
-
-def d1_state(hook: D1Hook, db: str) -> dict[str, list]:
-    out = {}
-    for table, _ in user_tables(hook, db):
-        columns = [c["name"] for c in hook.rows(db, f"PRAGMA table_info({quote_ident(table)})")]
-        quoted = ", ".join(f"quote({quote_ident(c)})" for c in columns)
-        out[table] = hook.raw(db, f"SELECT rowid, {quoted} FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"]["rows"]
-    return out
-
-
-def vector_state(hook: VectorizeHook, index: str) -> dict[str, tuple]:
-    from prism_cloudflare.errors import CloudflareNotFound
-
-    try:
-        ids = list(hook.list_ids(index))
-    except CloudflareNotFound:  # the index is gone
-        return {}
-    return {v["id"]: ([round(x, 6) for x in v["values"]], v.get("metadata") or {}, v.get("namespace"))
-            for v in hook.get_by_ids(index, ids)}
-
-
-def kv_state(hook: KVHook, ns: str) -> dict[str, tuple]:
-    return {k["name"]: (hook.get_value(ns, k["name"]), k.get("metadata"), k.get("expiration")) for k in hook.list_keys(ns)}
-
 
 def state() -> dict:
     d1, kv = D1Hook(), KVHook()

@@ -13,32 +13,22 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagtest import run_only, states, xcom
+from dagtest import d1_state, kv_state, run_only, states, vector_state, xcom
 
 from prism_cloudflare.hooks.d1 import D1Hook
 from prism_cloudflare.hooks.kv import KVHook
 from prism_cloudflare.hooks.vectorize import VectorizeHook
-from prism_cloudflare.recovery import user_tables
 from prism_cloudflare.scratch_restore import SCRATCH_PREFIX
-from prism_cloudflare.sqldump import quote_ident
 
 DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 
 
 def fingerprint() -> str:
     """One hash of every D1 row, every vector and every KV key (value, metadata, expiration)."""
-    d1, vec, kv = D1Hook(), VectorizeHook(), KVHook()
-    db, ns = d1.find_database(DB), kv.find_namespace(NAMESPACE)
-    digest = hashlib.sha256()
-    for table, _ in user_tables(d1, db):
-        rows = d1.raw(db, f"SELECT * FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"]["rows"]
-        digest.update(json.dumps([table, rows], default=str).encode())
-    ids = sorted(vec.list_ids(INDEX))
-    for v in vec.get_by_ids(INDEX, ids):
-        digest.update(json.dumps([v["id"], [round(x, 6) for x in v["values"]], v.get("metadata"), v.get("namespace")]).encode())
-    for k in kv.list_keys(ns):
-        digest.update(json.dumps([k["name"], k.get("metadata"), k.get("expiration")]).encode() + kv.get_value(ns, k["name"]))
-    return digest.hexdigest()
+    d1, kv = D1Hook(), KVHook()
+    state = {"d1": d1_state(d1, d1.find_database(DB)), "vectors": vector_state(VectorizeHook(), INDEX),
+             "kv": {k: (v[0].hex(), *v[1:]) for k, v in kv_state(kv, kv.find_namespace(NAMESPACE)).items()}}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def validate(dr, **conf):

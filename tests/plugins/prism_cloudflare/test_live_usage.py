@@ -29,3 +29,15 @@ def test_checks_name_the_investigation_a_crossing_calls_for():
     free = checks["free-tier usage (%)"]
     assert free["crossed"] and free["value"] == 85.0 and free["resource"] == "Workers AI neurons"
     assert free["investigation"] == "resource_exhaustion"
+
+
+def test_a_figure_that_is_no_number_is_a_crossing_not_a_crash():
+    """A Worker that answers `<script>` or "fast" where its /metrics has numbers: the check says so."""
+    import copy
+
+    metrics = copy.deepcopy(METRICS)
+    metrics["requests"]["error_rate"] = "<script>alert(1)</script>"
+    metrics["performance"]["p95_latency_ms"] = True
+    checks = {c["metric"]: c for c in threshold_checks(figures(metrics, {}, {}, [], None), THRESHOLDS)}
+    assert checks["error rate (%)"]["crossed"] and checks["error rate (%)"]["value"] == "<script>alert(1)</script>"
+    assert checks["p95 latency (ms)"]["crossed"]
