@@ -30,6 +30,8 @@ DEMO_DB, DEMO_INDEX, DEMO_KV, DEMO_WORKER = "claudes-friend-db", "claudes-compan
 EMBEDDING_MODEL = "@cf/baai/bge-small-en-v1.5"
 # Deviations only injected faults bring out; the drive on `lf` exercises all the others.
 FAULT_DEVIATIONS = {d for d in DEVIATIONS if d.rule.startswith(("response 429 ", "response 5?? "))}
+# Met only by a token that lacks a permission, or by another account: checked in their own test.
+REFUSAL_DEVIATIONS = {d for d in DEVIATIONS if d.operation == "accounts-account-details" or d.rule.startswith("response 403 ")}
 
 
 # ---- (a) the pruned spec is up to date ---------------------------------------------------------
@@ -347,7 +349,7 @@ def test_localflare_exchanges_match_the_spec(driven, checker):
     statuses = {ex.status for ex in exchanges}
     assert {200, 202, 400, 401, 404} <= statuses, statuses
     # Every allow-list entry is still needed: each one matched something real.
-    unused = set(DEVIATIONS) - FAULT_DEVIATIONS - {d for _, d in report.tolerated}
+    unused = set(DEVIATIONS) - FAULT_DEVIATIONS - REFUSAL_DEVIATIONS - {d for _, d in report.tolerated}
     assert not unused, "allow-list entries nothing needed:\n" + "\n".join(f"{d.operation} / {d.rule}" for d in unused)
 
 
@@ -368,6 +370,22 @@ def test_rate_limit_and_server_error_responses_match_the_spec(lf_fresh, exchange
     assert report.exchanges == 4 and not report.not_covered
     assert not report.violations, report.format()
     assert {d for _, d in report.tolerated} >= FAULT_DEVIATIONS
+
+
+def test_refusals_of_a_restricted_token_and_another_account_match_the_spec(lf_fresh, exchanges_file, checker):
+    """403s the drive never meets: a token without Workers AI (`--token`), and an account that is not the token's."""
+    start = exchanges_file.stat().st_size
+    server = lf_fresh("--token", "no-ai=D1 Read,Account Settings Read", seed=False)
+    fails(Client(server, token="no-ai")("POST", f"/accounts/{{acct}}/ai/run/{EMBEDDING_MODEL}", json={"text": "x"}),
+          403, 10000)
+    fails(Client(server)("GET", "/accounts/ffffffffffffffffffffffffffffffff"), 403, 9109)
+    assert ok(Client(server, token="no-ai")("GET", "/accounts/{acct}"))["id"] == server.account_id
+
+    report = checker.check_all(load_exchanges(exchanges_file, start))
+    print(report.format())
+    assert report.exchanges == 3 and not report.not_covered
+    assert not report.violations, report.format()
+    assert {d for _, d in report.tolerated} >= REFUSAL_DEVIATIONS
 
 
 # ---- (c) coverage -------------------------------------------------------------------------------
