@@ -86,13 +86,9 @@ def run_token(run_id: str) -> str:
 
 def parse_backup_id(value: str) -> tuple[str, str]:
     """'20261101' -> daily, '202611' -> monthly, 'safety-20261129T180000Z' -> safety."""
-    if re.fullmatch(r"\d{8}", value):
-        return "daily", value
-    if re.fullmatch(r"\d{6}", value):
-        return "monthly", value
-    m = re.fullmatch(r"safety-(\d{8}T\d{6}Z)", value)
-    if m:
-        return "safety", m.group(1)
+    for cadence, name in (("daily", value), ("monthly", value), ("safety", value.removeprefix("safety-"))):
+        if (cadence == "safety") == value.startswith("safety-") and re.fullmatch(PERIOD_PATTERNS[cadence], name):
+            return cadence, name
     raise ValueError(f"{value!r} is not a backup id: use YYYYMMDD (daily), YYYYMM (monthly) or safety-YYYYMMDDTHHMMSSZ")
 
 

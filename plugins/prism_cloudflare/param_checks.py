@@ -46,15 +46,17 @@ def backup_moment(value) -> tuple[str, datetime]:
     if not _fullmatch(BACKUP_DATE_PATTERN, value):
         raise ValueError(f"backup_date {shown(value)} is not a backup name: use YYYYMMDD (daily), YYYYMM (monthly) "
                          "or safety-YYYYMMDDTHHMMSSZ (the safety backup of an earlier recovery), in ASCII digits")
-    digits = value.removeprefix("safety-").replace("T", "").rstrip("Z")
+    from prism_cloudflare.backup_sets import parse_backup_id
+
+    cadence, period = parse_backup_id(value)
+    digits = period.replace("T", "").rstrip("Z")
+    # Field by field, not strptime: datetime's own message names the field ("month must be in 1..12").
     parts = [int(digits[:4]), int(digits[4:6]), int(digits[6:8]) if len(digits) > 6 else 1]
-    if len(digits) > 8:
-        parts += [int(digits[8:10]), int(digits[10:12]), int(digits[12:14])]
+    parts += [int(digits[i:i + 2]) for i in (8, 10, 12) if len(digits) > i]
     try:
         moment = datetime(*parts, tzinfo=timezone.utc)
     except ValueError as exc:
         raise ValueError(f"backup_date {shown(value)} is not a real date ({exc})") from None
-    cadence = "safety" if value.startswith("safety-") else "daily" if len(value) == 8 else "monthly"
     return cadence, moment
 
 
