@@ -18,6 +18,7 @@ connections: `scripts/local-airflow dags test prism_preflight` locally, or trigg
 
 from airflow.sdk import Param, task
 
+from prism_cloudflare import preflight
 from prism_cloudflare.dags import prism_dag
 
 with prism_dag(
@@ -34,45 +35,23 @@ with prism_dag(
 ) as dag:
 
     @task
-    def cloudflare(**context) -> list[str]:
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.preflight import cloudflare_checks, lines
-
-        return lines(cloudflare_checks(runtime_config(), prove_writes=bool(context["params"]["prove_writes"])))
+    def cloudflare(params=None) -> list[str]:
+        return preflight.account_lines(params["prove_writes"])
 
     @task
     def pools() -> list[str]:
-        from prism_cloudflare.preflight import lines, pool_checks
-
-        return lines(pool_checks())
+        return preflight.lines(preflight.pool_checks())
 
     @task
     def bucket() -> list[str]:
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.preflight import bucket_checks, lines
-
-        return lines(bucket_checks(runtime_config()["backups"]["bucket"]))
+        return preflight.bucket_lines()
 
     @task
     def worker() -> list[str]:
-        from prism_cloudflare.preflight import lines, worker_checks
-
-        return lines(worker_checks())
+        return preflight.lines(preflight.worker_checks())
 
     @task(trigger_rule="all_done")
-    def verdict(*groups: list[str], **context) -> list[str]:
-        from prism_cloudflare.preflight import verdict as judge
-
-        found = [line for group in groups for line in (group or [])]
-        for line in found:
-            print(line)
-        context["ti"].xcom_push(key="lines", value=found)
-        ok, summary = judge(found)
-        print(summary)
-        if not ok:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(f"preflight failed: {summary}")
-        return found
+    def verdict(*groups: list[str], ti=None) -> list[str]:
+        return preflight.conclude(groups, ti)
 
     verdict(cloudflare(), pools(), bucket(), worker())

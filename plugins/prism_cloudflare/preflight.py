@@ -376,3 +376,32 @@ def verdict(all_lines: list[str]) -> tuple[bool, str]:
         return False, f"{len(failures)} of {total} checks failed: " + "; ".join(f.split(" — fix:")[0][5:] for f in failures)
     skipped = sum(1 for line in all_lines if line.startswith("SKIP "))
     return True, f"all {total - skipped} checks passed" + (f", {skipped} skipped" if skipped else "")
+
+
+# ---- the DAG's tasks: one call each --------------------------------------------------------------
+
+def account_lines(prove_writes: bool) -> list[str]:
+    from prism_cloudflare.config import runtime_config
+
+    return lines(cloudflare_checks(runtime_config(), prove_writes=bool(prove_writes)))
+
+
+def bucket_lines() -> list[str]:
+    from prism_cloudflare.config import runtime_config
+
+    return lines(bucket_checks(runtime_config()["backups"]["bucket"]))
+
+
+def conclude(groups, ti) -> list[str]:
+    """Print every line, push them as XCom `lines`, and fail the run (after all checks ran) on a FAIL."""
+    found = [line for group in groups for line in (group or [])]
+    for line in found:
+        print(line)
+    ti.xcom_push(key="lines", value=found)
+    ok, summary = verdict(found)
+    print(summary)
+    if not ok:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"preflight failed: {summary}")
+    return found
