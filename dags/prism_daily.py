@@ -219,16 +219,12 @@ with prism_dag(
         """Delete complete daily sets older than `backups.daily_retention_days` (from the run's date),
         never the newest verified one, and staging left by interrupted runs. `dry_run` deletes nothing.
         Refuses a window ending in the future; runs only after today's backup proved restorable."""
-        from prism_cloudflare.backup_retention import apply_retention, require_good_backup
-        from prism_cloudflare.deletion_guard import refuse_future_window
+        from prism_cloudflare.backup_retention import apply_retention, expire_after_good_backup
 
-        refuse_future_window("daily and safety backup sets and staging", window(context)[1])
         backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
-        basis = require_good_backup(context, "daily_backup", "daily", _s3(), backups["bucket"])
-        log.info("retention after: %s", basis)
-        result = apply_retention(_s3(), backups["bucket"], "daily", _day(context), backups["daily_retention_days"],
-                                 dry_run=dry_run)
-        result["after"] = basis
+        result = expire_after_good_backup(context, _s3(), backups["bucket"], "daily", "daily_backup", window(context)[1],
+                                          backups["daily_retention_days"], dry_run=dry_run,
+                                          what="daily and safety backup sets and staging")
         # disaster recovery's safety sets: the same rules, their own window
         result["safety"] = apply_retention(_s3(), backups["bucket"], "safety", _day(context),
                                            backups["safety_retention_days"], dry_run=dry_run)

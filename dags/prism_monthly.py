@@ -117,18 +117,15 @@ with prism_dag(
             """Delete complete monthly sets older than backups.monthly_retention_months (from the run's
             month), never the newest verified one. Refuses a window ending in the future; runs only
             after this month's backup proved restorable."""
-            from prism_cloudflare.backup_retention import apply_retention, require_good_backup
-            from prism_cloudflare.deletion_guard import refuse_future_window
+            from prism_cloudflare.backup_retention import expire_after_good_backup
 
             w = monthly_run_windows(context)
             if ((context.get("params") or {}).get("run_day") or w["day"]) != 1:  # calendar_day's own rule
                 raise AirflowSkipException("this run does not follow day 1 of the calendar: no monthly retention")
-            end = from_iso(w["end"])
-            refuse_future_window("monthly backup sets and staging", end)
             cfg = runtime_config()["backups"]
-            basis = require_good_backup(context, "day_1.backup_verification", "monthly", s3_hook(), cfg["bucket"])
-            result = apply_retention(s3_hook(), cfg["bucket"], "monthly", end.date(), cfg["monthly_retention_months"])
-            return {**result, "after": basis}
+            return expire_after_good_backup(context, s3_hook(), cfg["bucket"], "monthly", "day_1.backup_verification",
+                                            from_iso(w["end"]), cfg["monthly_retention_months"],
+                                            what="monthly backup sets and staging")
 
         monthly_backup >> monthly_retention()
 

@@ -15,7 +15,7 @@ judge: never deleted, and never the "newest verified" that protects an older one
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from prism_cloudflare.backup_inventory import non_periods
 from prism_cloudflare.backup_sets import MANIFEST, PERIOD_FORMATS, RESTORABLE, STAGING, is_period, list_sets, prefix
@@ -137,3 +137,14 @@ def apply_retention(s3, bucket: str, cadence: str, today: date, keep: int, dry_r
             "future_dated": future,
             "deleted": [] if dry_run else doomed, "would_delete": doomed if dry_run else [],
             "reference_date": today.isoformat(), "keep": keep}
+
+
+def expire_after_good_backup(context, s3, bucket: str, cadence: str, backup_group: str, window_end: datetime,
+                             keep: int, *, what: str, dry_run: bool = False) -> dict:
+    """A retention task's whole rule: refuse a window ending in the future, go on only after this run's
+    backup (the TaskGroup `backup_group`) proved restorable, then expire by age from the window's day."""
+    refuse_future_window(what, window_end)
+    basis = require_good_backup(context, backup_group, cadence, s3, bucket)
+    log.info("retention after: %s", basis)
+    day = window_end.astimezone(timezone.utc).date()
+    return {**apply_retention(s3, bucket, cadence, day, keep, dry_run=dry_run), "after": basis}
