@@ -24,13 +24,7 @@ from prism_cloudflare import child_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CONN_ID = "cloudflare_default"
-REDACTED = child_process.REDACTED
 log = logging.getLogger(__name__)
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` without `secret` (raw, inside a JSON string or in a URL) nor any secret the masker knows."""
-    return child_process.redact(text, secret)
 
 
 def missing_indexer(config: dict) -> str | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from prism_cloudflare.indexing import flags, redact, run_prism
+from prism_cloudflare.child_process import redact
+from prism_cloudflare.indexing import flags, run_prism
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "include"))
