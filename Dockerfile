@@ -8,16 +8,15 @@
 FROM apache/airflow:3.3.2 AS airflow
 
 # Exactly the versions the bundle is tested with: requirements.txt, constrained by requirements.lock
-# (which pins apache-airflow itself, so pip never moves Airflow under the image).
+# (which pins apache-airflow itself, so pip never moves Airflow under the image). requirements.txt
+# installs the in-repo Cloudflare provider (hooks, operators, triggers, the `cloudflare` connection
+# type) from ./providers/cloudflare; pip takes no path as a constraint, so that line leaves the lock.
 COPY --chown=airflow:0 requirements.txt requirements.lock /opt/airflow/prism-requirements/
-RUN pip install --no-cache-dir \
-      -r /opt/airflow/prism-requirements/requirements.txt \
-      -c /opt/airflow/prism-requirements/requirements.lock
-
-# The `cloudflare` connection type (form fields, `airflow connections test`): a provider distribution
-# in this repo, no dependencies; the hook it names lives in plugins/.
-COPY --chown=airflow:0 providers/cloudflare-connection/ /opt/airflow/prism-requirements/cloudflare-connection/
-RUN pip install --no-cache-dir --no-deps /opt/airflow/prism-requirements/cloudflare-connection
+COPY --chown=airflow:0 providers/cloudflare/ /opt/airflow/prism-requirements/providers/cloudflare/
+WORKDIR /opt/airflow/prism-requirements
+RUN grep -v '^-e ' requirements.lock > constraints.txt \
+ && pip install --no-cache-dir -r requirements.txt -c constraints.txt
+WORKDIR /opt/airflow
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/

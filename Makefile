@@ -4,19 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: venv test test-e2e demo smoke lock openapi bench clean
+.PHONY: venv test test-e2e demo smoke lint format lock openapi bench clean
 
 venv: $(VENV)/.installed
 
-# The lock pins every package, transitive ones included; uv installs exactly that set. Then the
-# in-repo provider that registers the `cloudflare` connection type (no dependencies; kept out of the
-# lock because pip refuses a path as a constraint, and the Dockerfile uses the lock as constraints).
-CF_PROVIDER := providers/cloudflare-connection
-$(VENV)/.installed: requirements.lock $(CF_PROVIDER)/pyproject.toml
+# The lock pins every package, transitive ones included; uv installs exactly that set, the in-repo
+# Cloudflare provider (providers/cloudflare, editable) among them.
+$(VENV)/.installed: requirements.lock providers/cloudflare/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e $(CF_PROVIDER)
 	@touch $@
 
 # Two workers (the tests mostly wait on local servers), then the OpenAPI check of every exchange
@@ -30,6 +27,15 @@ test: venv
 # own process) against the local stand-ins. Needs the PostgreSQL and Redis servers on loopback.
 test-e2e: venv
 	$(BIN)/pytest tests/e2e -p no:cacheprovider --durations=0
+
+# ruff's lint rules and formatting (settings in pyproject.toml); CI runs it first.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 demo: venv
 	$(BIN)/python scripts/demo.py

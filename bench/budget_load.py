@@ -33,7 +33,7 @@ def _connect(server_info: dict, budget: dict) -> None:
 def heavy(server_info: dict, budget: dict, seconds: float, out) -> None:
     """A backup-like task: reads vectors in batches for `seconds`."""
     _connect(server_info, budget)
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     hook = VectorizeHook(priority="bulk", get_batch_size=20)
     ids = [f"chk-{i:07d}-00" for i in range(100)]
@@ -51,7 +51,7 @@ def heavy(server_info: dict, budget: dict, seconds: float, out) -> None:
 def monitor(server_info: dict, budget: dict, seconds: float, interval: float, out) -> None:
     """A health monitor: one D1 `SELECT 1` every `interval` seconds, never retried for long."""
     _connect(server_info, budget)
-    from prism_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
     hook = D1Hook(priority="monitor", max_attempts=1)
     ok = failed = 0

@@ -57,8 +57,8 @@ def main() -> int:
             os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps({
                 "conn_type": "generic", "password": server.token,
                 "extra": {"account_id": server.account_id, "base_url": server.api_url, "budget": {"bulk_rps": 0}}})
-            from prism_cloudflare.artifacts import GzipArtifact
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
+            from airflow_provider_cloudflare.artifacts import GzipArtifact
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
             hook = VectorizeHook()
             before = server.counters()

@@ -55,14 +55,14 @@ from datetime import date, timedelta, timezone
 from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from prism_cloudflare.config import runtime_config, schedule
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.pools import DELETES_POOL
-from prism_cloudflare.notifiers import PrismAlertNotifier
-from prism_cloudflare.backup_tasks import backup_set
-from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
-from prism_cloudflare.runtime import capture_labels, in_backfill, sql_time, window
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from prism.alerts import PrismAlertNotifier
+from prism.backups.tasks import backup_set
+from prism.dag_factory import prism_dag
+from prism.monitoring.health import CloudflareHealthCheckOperator
+from prism.runtime import capture_labels, in_backfill, sql_time, window
+from prism.settings.config import runtime_config, schedule
+from prism.settings.pools import DELETES_POOL
 
 DAG_ID = "prism_daily"
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ with prism_dag(
         def free_tier(**context) -> dict:
             """Workers AI neurons used today (UTC) against the daily free-tier limit, from the Worker's
             `/metrics`; alerts above `thresholds.free_tier_usage_percent`. Skipped inside a backfill."""
-            from prism_cloudflare.hooks.worker import PrismWorkerHook
-            from prism_cloudflare.troubleshooting import alert
+            from prism.monitoring.troubleshooting import alert
+            from prism.monitoring.worker import PrismWorkerHook
 
             if in_backfill(context):
                 raise AirflowSkipException("free-tier usage is today's live figure; skipped inside a backfill")
@@ -140,7 +140,7 @@ with prism_dag(
         @task
         def traffic(**context) -> dict:
             """The Worker's requests, errors and wall-time quantiles in the window (GraphQL Analytics)."""
-            from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
+            from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
 
             start, end = window(context)
             return WorkersAnalyticsHook().worker_traffic(runtime_config()["cloudflare"]["worker_name"], start, end)
@@ -158,10 +158,10 @@ with prism_dag(
         def review(traffic: dict, security: dict, **context) -> dict:
             """Compare the window's figures with the thresholds, publish the report, alert on each
             threshold crossed."""
-            from prism_cloudflare.log_review import report_sections
-            from prism_cloudflare.log_review import review as review_window
-            from prism_cloudflare.reports import markdown, publish_report, report_key
-            from prism_cloudflare.troubleshooting import FOR_METRIC, alert
+            from prism.monitoring.log_review import report_sections
+            from prism.monitoring.log_review import review as review_window
+            from prism.monitoring.troubleshooting import FOR_METRIC, alert
+            from prism.reports.markdown import markdown, publish_report, report_key
 
             config = runtime_config()
             start, end = window(context)
@@ -188,10 +188,10 @@ with prism_dag(
         def summary(**context) -> dict:
             """`wrangler d1 info`, `kv:namespace list`, `vectorize list` and `deployments list --limit 1`,
             through the API. Live figures, labelled with the logical date and the capture time."""
-            from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-            from prism_cloudflare.hooks.d1 import D1Hook
-            from prism_cloudflare.hooks.kv import KVHook
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
+            from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+            from airflow_provider_cloudflare.hooks.d1 import D1Hook
+            from airflow_provider_cloudflare.hooks.kv import KVHook
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
             cf = runtime_config()["cloudflare"]
             d1 = D1Hook()
@@ -219,7 +219,7 @@ with prism_dag(
         """Delete complete daily sets older than `backups.daily_retention_days` (from the run's date),
         never the newest verified one, and staging left by interrupted runs. `dry_run` deletes nothing.
         Refuses a window ending in the future; runs only after today's backup proved restorable."""
-        from prism_cloudflare.backup_retention import apply_retention, expire_after_good_backup
+        from prism.backups.retention import apply_retention, expire_after_good_backup
 
         backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
         result = expire_after_good_backup(context, _s3(), backups["bucket"], "daily", "daily_backup", window(context)[1],
@@ -239,8 +239,8 @@ with prism_dag(
         def archive_logs(**context) -> dict:
             """Gzip each `logs/**.log` last modified more than `retention.log_gzip_after_days` before the
             window end into `logs/archive/<name>.gz`, verify the archive, then delete the original."""
-            from prism_cloudflare.deletion_guard import refuse_future_window
-            from prism_cloudflare.log_rotation import archive_logs as archive
+            from prism.backups.deletion_guard import refuse_future_window
+            from prism.maintenance.log_rotation import archive_logs as archive
 
             refuse_future_window("or archive logs", window(context)[1])
             config = runtime_config()
@@ -251,8 +251,8 @@ with prism_dag(
         def delete_old_archives(**context) -> dict:
             """Delete `logs/archive/*.gz` whose log was last modified more than
             `retention.log_archive_delete_after_days` before the window end."""
-            from prism_cloudflare.deletion_guard import refuse_future_window
-            from prism_cloudflare.log_rotation import delete_old_archives as delete_old
+            from prism.backups.deletion_guard import refuse_future_window
+            from prism.maintenance.log_rotation import delete_old_archives as delete_old
 
             refuse_future_window("log archives", window(context)[1])
             config = runtime_config()

@@ -25,11 +25,11 @@ from datetime import timedelta
 from airflow.sdk import Param, TaskGroup, TriggerRule, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from prism_cloudflare.backup_tasks import backup_set
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.param_checks import BACKUP_DATE_PATTERN, ISO_WITH_ZONE_PATTERN, exact_word
-from prism_cloudflare.pools import HEAVY_POOL
-from prism_cloudflare.recovery import CONFIRMATION, TARGETS
+from prism.backups.tasks import backup_set
+from prism.dag_factory import prism_dag
+from prism.param_checks import BACKUP_DATE_PATTERN, ISO_WITH_ZONE_PATTERN, exact_word
+from prism.recovery.restore import CONFIRMATION, TARGETS
+from prism.settings.pools import HEAVY_POOL
 
 DAG_ID = "prism_disaster_recovery"
 
@@ -44,7 +44,7 @@ def _download(request: dict, kind: str, workdir: str):
     """The backup's object for `kind`, streamed to a local file."""
     from pathlib import Path
 
-    from prism_cloudflare.backup_sets import OBJECTS, download_object
+    from prism.backups.sets import OBJECTS, download_object
 
     path = Path(workdir) / OBJECTS[kind]
     download_object(_s3(), request["bucket"], request["prefix"] + OBJECTS[kind], path)
@@ -83,13 +83,13 @@ with prism_dag(
         """Everything that can be checked before anything changes; fails with the reason."""
         from datetime import datetime, timezone
 
-        from prism_cloudflare.backup_sets import BackupSetError, prefix, require_restorable
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.errors import CloudflareError
-        from prism_cloudflare.hooks.d1 import D1Hook
-        from prism_cloudflare.hooks.kv import KVHook
-        from prism_cloudflare.recovery import RecoveryInputError, check_params, check_restorable
-        from prism_cloudflare.refusals import refuse
+        from airflow_provider_cloudflare.errors import CloudflareError
+        from airflow_provider_cloudflare.hooks.d1 import D1Hook
+        from airflow_provider_cloudflare.hooks.kv import KVHook
+        from prism.backups.sets import BackupSetError, prefix, require_restorable
+        from prism.recovery.restore import RecoveryInputError, check_params, check_restorable
+        from prism.refusals import refuse
+        from prism.settings.config import runtime_config
 
         config = runtime_config()
         cf, bucket = config["cloudflare"], config["backups"]["bucket"]
@@ -126,8 +126,8 @@ with prism_dag(
             import tempfile
             from pathlib import Path
 
-            from prism_cloudflare.hooks.d1 import D1Hook
-            from prism_cloudflare.recovery import restore_d1_from_dump, restore_d1_time_travel
+            from airflow_provider_cloudflare.hooks.d1 import D1Hook
+            from prism.recovery.restore import restore_d1_from_dump, restore_d1_time_travel
 
             _wanted(request, "d1")
             hook = D1Hook()
@@ -140,9 +140,9 @@ with prism_dag(
         def vectorize(request: dict) -> dict:
             import tempfile
 
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
-            from prism_cloudflare.recovery import restore_vectorize
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+            from prism.recovery.restore import restore_vectorize
+            from prism.settings.config import runtime_config
 
             _wanted(request, "vectorize")
             with tempfile.TemporaryDirectory(prefix="dr-vectors-") as tmp:
@@ -153,8 +153,8 @@ with prism_dag(
         def kv(request: dict) -> dict:
             import tempfile
 
-            from prism_cloudflare.hooks.kv import KVHook
-            from prism_cloudflare.recovery import restore_kv
+            from airflow_provider_cloudflare.hooks.kv import KVHook
+            from prism.recovery.restore import restore_kv
 
             _wanted(request, "kv")
             with tempfile.TemporaryDirectory(prefix="dr-kv-") as tmp:
@@ -171,13 +171,13 @@ with prism_dag(
 
         from airflow.sdk.exceptions import AirflowException
 
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.hooks.d1 import D1Hook
-        from prism_cloudflare.hooks.kv import KVHook
-        from prism_cloudflare.hooks.vectorize import VectorizeHook
-        from prism_cloudflare.hooks.worker import PrismWorkerHook
-        from prism_cloudflare.recovery import query_back, quick_check, report, sample_vectors, table_counts
-        from prism_cloudflare.reports import publish_report
+        from airflow_provider_cloudflare.hooks.d1 import D1Hook
+        from airflow_provider_cloudflare.hooks.kv import KVHook
+        from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+        from prism.monitoring.worker import PrismWorkerHook
+        from prism.recovery.restore import query_back, quick_check, report, sample_vectors, table_counts
+        from prism.reports.markdown import publish_report
+        from prism.settings.config import runtime_config
 
         cf = runtime_config()["cloudflare"]
         manifest = request.get("manifest") or {}

@@ -22,11 +22,11 @@ from datetime import timedelta
 from airflow.sdk import CronTriggerTimetable, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from prism_cloudflare.config import runtime_config, schedule
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.notifiers import PrismAlertNotifier
-from prism_cloudflare.operators.checks import CloudflareHealthCheckOperator
-from prism_cloudflare.runtime import capture_labels, in_backfill
+from prism.alerts import PrismAlertNotifier
+from prism.dag_factory import prism_dag
+from prism.monitoring.health import CloudflareHealthCheckOperator
+from prism.runtime import capture_labels, in_backfill
+from prism.settings.config import runtime_config, schedule
 
 with prism_dag(
     "prism_health_monitor",
@@ -50,9 +50,9 @@ with prism_dag(
         """Live usage for the dashboard, checked against the thresholds (live_usage)."""
         from datetime import datetime, timezone
 
-        from prism_cloudflare.dashboard_records import record
-        from prism_cloudflare.live_usage import threshold_checks, usage_snapshot
-        from prism_cloudflare.troubleshooting import alert
+        from prism.monitoring.dashboard_records import record
+        from prism.monitoring.troubleshooting import alert
+        from prism.monitoring.usage import threshold_checks, usage_snapshot
 
         if in_backfill(context):
             raise AirflowSkipException("usage describes the present; skipped inside a backfill")

@@ -17,10 +17,10 @@ each wait for the other's mutation).
 
 from airflow.sdk import Param, task, task_group
 
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.indexing import index_then_embed
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
-from prism_cloudflare.param_checks import ISO_WITH_ZONE_PATTERN, REPO_PATTERN
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from prism.dag_factory import prism_dag
+from prism.maintenance.indexing import index_then_embed
+from prism.param_checks import ISO_WITH_ZONE_PATTERN, REPO_PATTERN
 
 DB = "{{ prism().cloudflare.d1_database }}"
 
@@ -44,10 +44,10 @@ with prism_dag(
     def validate_params(**context) -> list[str]:
         from datetime import datetime, timezone
 
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.indexing import skip_without_indexer
-        from prism_cloudflare.param_checks import parse_iso_with_zone, shown
-        from prism_cloudflare.refusals import refuse
+        from prism.maintenance.indexing import skip_without_indexer
+        from prism.param_checks import parse_iso_with_zone, shown
+        from prism.refusals import refuse
+        from prism.settings.config import runtime_config
 
         params = context["params"]
         configured = runtime_config()["indexing"]["repos"]

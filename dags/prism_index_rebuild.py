@@ -27,12 +27,12 @@ from datetime import timedelta
 
 from airflow.sdk import Param, TaskGroup, task, task_group
 
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.pools import HEAVY_POOL
-from prism_cloudflare.indexing import index_then_embed
-from prism_cloudflare.operators.backup import D1BackupOperator, VectorizeBackupOperator
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
-from prism_cloudflare.param_checks import ONE_LINE_PATTERN, exact_word
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from airflow_provider_cloudflare.transfers.cloudflare_to_s3 import D1BackupOperator, VectorizeBackupOperator
+from prism.dag_factory import prism_dag
+from prism.maintenance.indexing import index_then_embed
+from prism.param_checks import ONE_LINE_PATTERN, exact_word
+from prism.settings.pools import HEAVY_POOL
 
 DB = "{{ prism().cloudflare.d1_database }}"
 INDEX = "{{ prism().cloudflare.vectorize_index }}"
@@ -63,10 +63,10 @@ with prism_dag(
         """The typed confirmation, and the config; returns the repos to reindex."""
         import re
 
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.indexing import missing_indexer
-        from prism_cloudflare.param_checks import shown
-        from prism_cloudflare.refusals import refuse
+        from prism.maintenance.indexing import missing_indexer
+        from prism.param_checks import shown
+        from prism.refusals import refuse
+        from prism.settings.config import runtime_config
 
         params = context["params"]
         if params.get("confirm") != CONFIRMATION:
@@ -89,15 +89,15 @@ with prism_dag(
     repos = validate_params()
 
     with TaskGroup("pre_rebuild_backup", tooltip="A verified backup of what the rebuild clears") as backup:
-        d1_backup = D1BackupOperator(task_id="d1", database=DB, bucket=BUCKET, key=f"{PREFIX}/d1.sql.gz")
+        d1_backup = D1BackupOperator(task_id="d1", database=DB, bucket=BUCKET, key=f"{PREFIX}/d1.sql.gz", pool=HEAVY_POOL)
         vectors_backup = VectorizeBackupOperator(task_id="vectorize", index=INDEX, bucket=BUCKET,
-                                                 key=f"{PREFIX}/vectors.ndjson.gz")
+                                                 key=f"{PREFIX}/vectors.ndjson.gz", pool=HEAVY_POOL)
 
         @task
         def index_config() -> dict:
             """The index's configuration and metadata indexes, recorded before anything changes."""
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+            from prism.settings.config import runtime_config
 
             index = runtime_config()["cloudflare"]["vectorize_index"]
             hook = VectorizeHook()
@@ -118,7 +118,7 @@ with prism_dag(
             for name, result in (("d1", d1), ("vectorize", vectors)):
                 body = s3.get_key(result["key"], result["bucket"]).get()["Body"]
                 digest, size = hashlib.sha256(), 0
-                for chunk in iter(lambda: body.read(1 << 20), b""):
+                for chunk in iter(lambda: body.read(1 << 20), b""):  # noqa: B023 - used within the iteration
                     digest.update(chunk)
                     size += len(chunk)
                 if (digest.hexdigest(), size) != (result["sha256"], result["bytes"]):
@@ -140,9 +140,9 @@ with prism_dag(
         @task(pool=HEAVY_POOL)
         def recreate_vectorize(recorded: dict) -> dict:
             """Delete the index and create it again with the config's dimensions and metric."""
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.errors import CloudflareNotFound
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
+            from airflow_provider_cloudflare.errors import CloudflareNotFound
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+            from prism.settings.config import runtime_config
 
             cf = runtime_config()["cloudflare"]
             index, dimensions, metric = cf["vectorize_index"], cf["vectorize_dimensions"], cf["vectorize_metric"]
@@ -178,8 +178,8 @@ with prism_dag(
 
         from airflow.sdk.exceptions import AirflowException
 
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.hooks.vectorize import VectorizeHook
+        from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+        from prism.settings.config import runtime_config
 
         index = runtime_config()["cloudflare"]["vectorize_index"]
         row = counts["rows"][0]

@@ -40,22 +40,24 @@ from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from dateutil.relativedelta import relativedelta
 
-from prism_cloudflare import commands, monthly_reports
-from prism_cloudflare.analytics_windows import daily_traffic_in, traffic_in, usage_in
-from prism_cloudflare.backup_tasks import backup_set
-from prism_cloudflare.calendar_windows import MONTHLY_CALENDAR as CALENDAR, calendar_branch, from_iso, monthly_run_windows
-from prism_cloudflare.capacity import capacity_figures
-from prism_cloudflare.config import runtime_config, schedule
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.pools import DELETES_POOL
-from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
-from prism_cloudflare.refusals import refuse
-from prism_cloudflare.report_links import report_task
-from prism_cloudflare.reports import deliver, pulled
-from prism_cloudflare.resource_inventory import live_resources
-from prism_cloudflare.runtime import capture_labels, in_backfill
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from prism.backups.tasks import backup_set
+from prism.dag_factory import prism_dag
+from prism.maintenance import commands
+from prism.monitoring.analytics_windows import daily_traffic_in, traffic_in, usage_in
+from prism.monitoring.capacity import capacity_figures
+from prism.monitoring.resources import live_resources
+from prism.refusals import refuse
+from prism.reports import monthly as monthly_reports
+from prism.reports.links import report_task
+from prism.reports.markdown import deliver, pulled
+from prism.reports.periods import MONTHLY_CALENDAR as CALENDAR
+from prism.reports.periods import calendar_branch, from_iso, monthly_run_windows
+from prism.runtime import capture_labels, in_backfill
+from prism.settings.config import runtime_config, schedule
+from prism.settings.pools import DELETES_POOL
 
 DAG_ID = "prism_monthly"
 
@@ -117,7 +119,7 @@ with prism_dag(
             """Delete complete monthly sets older than backups.monthly_retention_months (from the run's
             month), never the newest verified one. Refuses a window ending in the future; runs only
             after this month's backup proved restorable."""
-            from prism_cloudflare.backup_retention import expire_after_good_backup
+            from prism.backups.retention import expire_after_good_backup
 
             w = monthly_run_windows(context)
             if ((context.get("params") or {}).get("run_day") or w["day"]) != 1:  # calendar_day's own rule
@@ -140,7 +142,7 @@ with prism_dag(
             @task
             def worker_metrics(**context) -> dict:
                 """The Worker's own 30-day figures: point-in-time, labelled with the capture time."""
-                from prism_cloudflare.hooks.worker import PrismWorkerHook
+                from prism.monitoring.worker import PrismWorkerHook
 
                 return {**PrismWorkerHook().metrics("30d"), "labels": capture_labels(context)}
 

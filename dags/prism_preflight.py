@@ -18,8 +18,8 @@ connections: `scripts/local-airflow dags test prism_preflight` locally, or trigg
 
 from airflow.sdk import Param, task
 
-from prism_cloudflare import preflight
-from prism_cloudflare.dags import prism_dag
+from prism import preflight
+from prism.dag_factory import prism_dag
 
 with prism_dag(
     "prism_preflight",

@@ -31,23 +31,27 @@ from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from dateutil.relativedelta import relativedelta
 
-from prism_cloudflare import backup_sets, commands, quarterly_reviews, scratch_restore
-from prism_cloudflare.analytics_windows import totals_in, traffic_in
-from prism_cloudflare.backup_inventory import backups_of_quarter, bucket_sets, newest_complete
-from prism_cloudflare.backup_sets import run_token
-from prism_cloudflare.calendar_windows import QUARTERLY_CALENDAR as QUARTERS, calendar_branch, from_iso, quarterly_run_windows
-from prism_cloudflare.capacity import monthly_growth
-from prism_cloudflare.config import runtime_config, schedule
-from prism_cloudflare.dashboard_records import backup_snapshot, record
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.hooks.kv import KVHook
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
-from prism_cloudflare.report_links import report_task
-from prism_cloudflare.reports import deliver, pulled, result_rows
-from prism_cloudflare.resource_inventory import architecture
-from prism_cloudflare.runtime import capture_labels, in_backfill
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from prism.backups import sets as backup_sets
+from prism.backups import verification as scratch_restore
+from prism.backups.inventory import backups_of_quarter, bucket_sets, newest_complete
+from prism.backups.sets import run_token
+from prism.dag_factory import prism_dag
+from prism.maintenance import commands
+from prism.monitoring.analytics_windows import totals_in, traffic_in
+from prism.monitoring.capacity import monthly_growth
+from prism.monitoring.dashboard_records import backup_snapshot, record
+from prism.monitoring.resources import architecture
+from prism.reports import quarterly as quarterly_reviews
+from prism.reports.links import report_task
+from prism.reports.markdown import deliver, pulled, result_rows
+from prism.reports.periods import QUARTERLY_CALENDAR as QUARTERS
+from prism.reports.periods import calendar_branch, from_iso, quarterly_run_windows
+from prism.runtime import capture_labels, in_backfill
+from prism.settings.config import runtime_config, schedule
 
 DAG_ID = "prism_quarterly"
 log = logging.getLogger(__name__)

@@ -23,11 +23,11 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, TaskGroup, task, task_group
 
-from prism_cloudflare.config import schedule
-from prism_cloudflare.dags import prism_dag
-from prism_cloudflare.pools import DELETES_POOL, HEAVY_POOL
-from prism_cloudflare.indexing import index_then_embed
-from prism_cloudflare.operators.d1_sql import D1SqlOperator
+from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
+from prism.dag_factory import prism_dag
+from prism.maintenance.indexing import index_then_embed
+from prism.settings.config import schedule
+from prism.settings.pools import DELETES_POOL, HEAVY_POOL
 
 PERIOD = timedelta(days=7)
 DB = "{{ prism().cloudflare.d1_database }}"
@@ -51,9 +51,9 @@ with prism_dag(
     def cutoffs(**context) -> dict:
         """The run's window and every cutoff derived from it and the config's retention. Every
         cleanup's cutoff comes from here: a window ending in the future is refused, so none runs."""
-        from prism_cloudflare.config import runtime_config
-        from prism_cloudflare.deletion_guard import refuse_future_window
-        from prism_cloudflare.runtime import in_backfill, sql_time, window
+        from prism.backups.deletion_guard import refuse_future_window
+        from prism.runtime import in_backfill, sql_time, window
+        from prism.settings.config import runtime_config
 
         start, end = window(context, default=PERIOD)
         refuse_future_window("cache, orphaned and usage_log rows", end)
@@ -74,9 +74,9 @@ with prism_dag(
         def repos(**context) -> list[str]:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.indexing import skip_without_indexer
-            from prism_cloudflare.runtime import in_backfill
+            from prism.maintenance.indexing import skip_without_indexer
+            from prism.runtime import in_backfill
+            from prism.settings.config import runtime_config
 
             if in_backfill(context):
                 raise AirflowSkipException("inside a backfill: the indexer reads the repositories as they are now, "
@@ -97,9 +97,9 @@ with prism_dag(
 
         @task(trigger_rule="none_failed")
         def report(new_docs: dict, bounds: dict, **context) -> dict:
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.reports import markdown, publish_report, report_key
-            from prism_cloudflare.runtime import window
+            from prism.reports.markdown import markdown, publish_report, report_key
+            from prism.runtime import window
+            from prism.settings.config import runtime_config
 
             count = new_docs["rows"][0]["new_documents"]
             # A list of task ids: every map index's value, as a list even when there is one repo.
@@ -142,8 +142,8 @@ with prism_dag(
             """The deleted chunks' vectors, so search never returns a chunk that is gone."""
             from airflow.sdk.exceptions import AirflowException
 
-            from prism_cloudflare.config import runtime_config
-            from prism_cloudflare.hooks.vectorize import VectorizeHook
+            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+            from prism.settings.config import runtime_config
 
             if "rows" not in deleted:
                 raise AirflowException(f"{deleted.get('rows_omitted')} orphaned chunks' vector ids did not fit in XCom")
@@ -183,7 +183,7 @@ with prism_dag(
         def live_database(**context) -> None:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from prism_cloudflare.runtime import in_backfill
+            from prism.runtime import in_backfill
 
             if in_backfill(context):
                 raise AirflowSkipException("inside a backfill: optimising and checking describe the database as it "
@@ -197,7 +197,7 @@ with prism_dag(
         def result(check: dict, plan: dict) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from prism_cloudflare.notifiers import send_alert
+            from prism.alerts import send_alert
 
             verdict = [str(v) for row in check.get("rows", []) for v in row.values()]
             plan_lines = [row.get("detail", "") for row in plan.get("rows", [])]

@@ -350,6 +350,6 @@ class GraphQLService:
         out = {"data": result.data, "errors": None}
         if result.errors:
             stamp = iso(time.time())
-            out["errors"] = [{"message": e.message, "path": e.path, "locations": [l._asdict() for l in e.locations or []] or None,
+            out["errors"] = [{"message": e.message, "path": e.path, "locations": [loc._asdict() for loc in e.locations or []] or None,
                               "extensions": {"timestamp": stamp}} for e in result.errors]
         return JSONResponse(out, status_code=200)

@@ -140,7 +140,7 @@ def _seed_documents(conn: sqlite3.Connection, rng: random.Random, noon: datetime
         text = _sentence(rng, 30)
         chunks.append((f"chk-orphan-{j:03d}", f"doc-deleted-{j:03d}", 0, text, len(text.split()), f"chk-orphan-{j:03d}",
                        embedding.MODEL, _ts(noon - timedelta(days=20)), "prism/core", "deleted.ts"))
-    for k in range(200 * scale):
+    for _ in range(200 * scale):
         a, b = rng.randrange(n_docs), rng.randrange(n_docs)
         rels.append((f"doc-{a:07d}", f"doc-{b:07d}", rng.choice(["imports", "references", "extends"]),
                      round(rng.uniform(0.1, 1), 3), _ts(noon - timedelta(days=rng.uniform(0, 60)))))

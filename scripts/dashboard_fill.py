@@ -20,7 +20,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import requests
-
 from stack import ROOT
 
 OUTAGE = "5xx:route=POST */d1/database/*/query,count=12,status=503"

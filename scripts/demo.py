@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from stack import BUCKET, POOLS_FILE, ROOT, S3Server, airflow_env, stop_group, testing
 
 

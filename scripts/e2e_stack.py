@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-
 from stack import BUCKET, POOLS_FILE, ROOT, S3Server, airflow_env, stop_group, testing
 
 PG_URL = os.environ.get("PRISM_E2E_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -200,7 +199,7 @@ class DistributedStack:
         return env
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self, timeout: float = 300) -> "DistributedStack":
+    def start(self, timeout: float = 300) -> DistributedStack:
         started = time.monotonic()
         try:
             self.lf = testing.start(self.dir / "localflare", *LOCALFLARE_ARGS)

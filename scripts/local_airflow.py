@@ -13,7 +13,6 @@ import sys
 import time
 
 import requests
-
 from stack import BUCKET, POOLS_FILE, ROOT, airflow_env, testing
 
 STATE = ROOT / ".local"

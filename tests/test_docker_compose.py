@@ -109,9 +109,9 @@ def test_image_is_built_from_the_dockerfile_with_the_lock(services):
     assert stages.get("airflow") == "stand-ins", stages
     pinned = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     assert pinned == "3.3.2" and re.search(r"^apache-airflow==3\.3\.2$", (ROOT / "requirements.lock").read_text(), re.M)
-    install = re.search(r"^RUN pip install(?:.*\\\n)*.*$", dockerfile, re.M).group(0)
-    assert "-r /opt/airflow/prism-requirements/requirements.txt" in install
-    assert "-c /opt/airflow/prism-requirements/requirements.lock" in install
+    install = re.search(r"^RUN grep -v '\^-e ' requirements\.lock > constraints\.txt(?:.*\\\n)*.*$", dockerfile, re.M).group(0)
+    assert "pip install --no-cache-dir -r requirements.txt -c constraints.txt" in install
+    assert "WORKDIR /opt/airflow/prism-requirements" in dockerfile
     assert re.search(r"^COPY .*requirements\.txt requirements\.lock /opt/airflow/prism-requirements/", dockerfile, re.M)
     for name in AIRFLOW:
         assert services[name]["build"] == {"context": ".", "target": "airflow"}, name
@@ -121,10 +121,9 @@ def test_image_is_built_from_the_dockerfile_with_the_lock(services):
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert not ignored & {"dags", "plugins", "include", "localflare", "requirements.txt", "requirements.lock", "providers"}
-    # The cloudflare connection type's provider is installed into the image.
-    assert re.search(r"^COPY .*providers/cloudflare-connection/ (\S+)$", dockerfile, re.M)
-    assert re.search(r"^RUN pip install --no-cache-dir --no-deps /opt/airflow/prism-requirements/cloudflare-connection$",
-                     dockerfile, re.M)
+    # The Cloudflare provider (and its connection type) is installed into the image from requirements.txt.
+    assert re.search(r"^COPY .*providers/cloudflare/ /opt/airflow/prism-requirements/providers/cloudflare/$", dockerfile, re.M)
+    assert "-e ./providers/cloudflare" in (ROOT / "requirements.txt").read_text()
     assert environment(services["airflow-worker"])["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
 
 
@@ -177,7 +176,7 @@ def test_the_bundle_is_mounted_into_every_airflow_service(services):
         assert mounts == {"./dags": "/opt/airflow/dags", "./plugins": "/opt/airflow/plugins",
                           "./include": "/opt/airflow/include"}, name
     # The plugins find include/ next to themselves (config, SQL templates), as in the repository.
-    from_plugins = (ROOT / "plugins" / "prism_cloudflare" / "config.py").resolve().parents[2]
+    from_plugins = (ROOT / "plugins" / "prism" / "settings" / "paths.py").resolve().parents[3]
     assert from_plugins == ROOT and (ROOT / "include" / "prism.config.json").exists()
     for name in ("dags", "plugins", "include", "localflare"):
         assert (ROOT / name).is_dir()

@@ -74,7 +74,7 @@ def _repo_id(d1, db: str, repo: str, create: bool) -> str | None:
 
 
 def index(args, settings: dict) -> dict:
-    from prism_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
     d1 = D1Hook(settings["conn_id"])
     db = _database_id(d1, args.database)
@@ -106,9 +106,9 @@ def index(args, settings: dict) -> dict:
 
 
 def embed(args, settings: dict) -> dict:
-    from prism_cloudflare.hooks.ai import WorkersAIHook
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.ai import WorkersAIHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     d1, ai, vec = D1Hook(settings["conn_id"]), WorkersAIHook(settings["conn_id"]), VectorizeHook(settings["conn_id"])
     db = _database_id(d1, args.database)

@@ -34,9 +34,8 @@ REPORT_TYPES = {".html": "text/html", ".md": "text/plain", ".txt": "text/plain",
 def prism_dag_ids(session) -> list[str]:
     """The DAGs whose data the dashboard shows: every DAG whose id starts with `prism_`, and the
     health monitor even before it is parsed (its task instances are the health history)."""
-    from sqlalchemy import select
-
     from airflow.models.dag import DagModel
+    from sqlalchemy import select
 
     from prism_dashboard.data import HEALTH_DAG
 

@@ -1,5 +1,5 @@
 """The dashboard's figures, read from Airflow's metadata DB only: the snapshots the DAGs record as
-XComs (`prism_dashboard_<kind>`, see prism_cloudflare.dashboard_records) and the health monitor's
+XComs (`prism_dashboard_<kind>`, see prism.monitoring.dashboard_records) and the health monitor's
 task instances. Nothing here calls Cloudflare or the bucket, so a page view costs no API budget.
 """
 
@@ -17,9 +17,8 @@ def _records(session, kind: str, since: datetime | None = None, limit: int = 500
              dag_ids: list[str] | None = None) -> list[dict]:
     """[{dag_id, run_id, task_id, timestamp, value}] of one kind, newest first; of `dag_ids` only
     (the DAGs the reader was authorised for) when given, else of every prism_ DAG."""
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
+    from sqlalchemy import select
 
     query = select(XComModel).where(XComModel.key == PREFIX + kind)
     query = query.where(XComModel.dag_id.in_(dag_ids) if dag_ids is not None
@@ -41,9 +40,8 @@ def _flat(records: list[dict]) -> list[dict]:
 def health_history(session, since: datetime, dag_ids: list[str] | None = None) -> list[dict]:
     """The health monitor's runs since `since`, oldest first: the state of each check and of the usage
     thresholds. A run whose check task died before recording still shows with its task state."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
 
     tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == HEALTH_DAG, TaskInstance.task_id == HEALTH_TASK,
                                                      TaskInstance.start_date >= since)

@@ -13,8 +13,8 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from prism_cloudflare.plan_limits import API_REQUESTS_PER_WINDOW
-from prism_cloudflare.svg_charts import line_chart, status_strip
+from prism.monitoring.plan_limits import API_REQUESTS_PER_WINDOW
+from prism.reports.charts import line_chart, status_strip
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Badge colours by state; any other state (a value from a record) gets the neutral class.

@@ -8,7 +8,7 @@ def read_report(key: str, aws_conn_id: str = "aws_default") -> bytes | None:
     """The object at `key` in the config's bucket, None when there is none."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from prism_cloudflare.config import load_config
+    from prism.settings.config import load_config
 
     bucket = load_config(_variable())["backups"]["bucket"]
     s3 = S3Hook(aws_conn_id=aws_conn_id)

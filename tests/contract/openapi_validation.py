@@ -56,7 +56,7 @@ class Deviation:
     rule: str
     reason: str
 
-    def matches(self, finding: "Finding") -> bool:
+    def matches(self, finding: Finding) -> bool:
         pattern, _, text = self.rule.partition(": ")
         return (fnmatchcase(finding.operation, self.operation) and fnmatchcase(finding.key, pattern)
                 and text in finding.message)
@@ -173,7 +173,7 @@ class Exchange:
     line: int = 0
 
     @classmethod
-    def from_record(cls, record: dict, line: int = 0) -> "Exchange":
+    def from_record(cls, record: dict, line: int = 0) -> Exchange:
         def unb64(value):
             return None if value is None else base64.b64decode(value)
 

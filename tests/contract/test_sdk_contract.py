@@ -876,7 +876,7 @@ class TestErrors:
         server.add_faults("429:count=1,retry_after=1")
         no_retry = Cloudflare(api_token=server.token, base_url=server.api_url, max_retries=0)
         with pytest.raises(cloudflare.RateLimitError) as info:
-            no_retry.d1.database.list(account_id=server.account_id).result
+            _ = no_retry.d1.database.list(account_id=server.account_id).result
         assert 971 in error_codes(info.value)
         assert info.value.response.headers["retry-after"] == "1"
 

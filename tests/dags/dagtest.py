@@ -58,8 +58,8 @@ def recent(day: int) -> datetime:
 
 def d1_state(hook, db: str) -> dict[str, list]:
     """Every row of every user table, each value through quote() (BLOBs as X'..' text, as the dumps have them)."""
-    from prism_cloudflare.recovery import user_tables
-    from prism_cloudflare.sqldump import quote_ident
+    from airflow_provider_cloudflare.sqldump import quote_ident
+    from prism.recovery.restore import user_tables
 
     out = {}
     for table, _ in user_tables(hook, db):
@@ -70,7 +70,7 @@ def d1_state(hook, db: str) -> dict[str, list]:
 
 
 def vector_state(hook, index: str) -> dict[str, tuple]:
-    from prism_cloudflare.errors import CloudflareNotFound
+    from airflow_provider_cloudflare.errors import CloudflareNotFound
 
     try:
         ids = list(hook.list_ids(index))

@@ -174,7 +174,7 @@ def shipped(monkeypatch):
 
 
 def test_the_shipped_config_names_no_indexer_and_no_npm_project(shipped):
-    from prism_cloudflare.config import load_config
+    from prism.settings.config import load_config
 
     raw = json.loads((Path(__file__).resolve().parents[2] / "include" / "prism.config.json").read_text())
     config = load_config()
@@ -200,7 +200,7 @@ def test_weekly_index_update_skips_naming_the_keys_without_an_indexer(shipped, c
 
 
 def test_incremental_update_skips_without_an_indexer(shipped, server, airflow_db, alerts):
-    from prism_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
     count = lambda: D1Hook().rows(server.d1_id, "SELECT COUNT(*) AS n FROM documents")[0]["n"]  # noqa: E731
     before = count()
@@ -211,8 +211,8 @@ def test_incremental_update_skips_without_an_indexer(shipped, server, airflow_db
 
 
 def test_rebuild_refuses_before_clearing_anything_without_an_indexer(shipped, server, bucket, s3, airflow_db, alerts):
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     d1, vec = D1Hook(), VectorizeHook()
     before = (d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM document_chunks")[0]["n"],

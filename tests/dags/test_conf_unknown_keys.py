@@ -74,8 +74,8 @@ def test_unknown_conf_keys_refuse_the_run_and_nothing_runs(dag_id, setup, s3, ai
 
 def test_declared_keys_alone_are_not_refused():
     """The check refuses only what the DAG does not declare (the pre_execute itself, on a real context)."""
-    from prism_cloudflare.dags import refuse_unknown_conf
-    from prism_cloudflare.refusals import Refused
+    from prism.dag_factory import refuse_unknown_conf
+    from prism.refusals import Refused
 
     class Run:
         def __init__(self, conf):
@@ -96,7 +96,7 @@ def test_declared_keys_alone_are_not_refused():
 @pytest.mark.parametrize("dag_id", DAG_IDS)
 def test_every_task_refuses_unknown_keys_first(dag_id):
     """Every task of every DAG has the check as its pre_execute: a task added later without it fails here."""
-    from prism_cloudflare.dags import refuse_unknown_conf
+    from prism.dag_factory import refuse_unknown_conf
 
     dag = load_dag(dag_id)
     missing = [t.task_id for t in dag.tasks if getattr(t, "_pre_execute_hook", None) is not refuse_unknown_conf]

@@ -198,11 +198,11 @@ def connected(stand_ins, connect, s3, configure):
 def fingerprint(server, bucket: str, s3) -> dict:
     """Everything a refused input could have changed: every D1 table's rows, the vectors, the KV keys,
     the databases, indexes and namespaces of the account, and the bucket's objects."""
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.kv import KVHook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
-    from prism_cloudflare.recovery import user_tables
-    from prism_cloudflare.sqldump import quote_ident
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.kv import KVHook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.sqldump import quote_ident
+    from prism.recovery.restore import user_tables
 
     def quote_literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
@@ -227,7 +227,7 @@ def refused_shape(action: str, text: str) -> None:
 
 @pytest.mark.parametrize("row", [r for r in TABLE if r[4] == K], ids=case_id)
 def test_refused_by_the_validate_task_and_nothing_changes(row, connected):
-    from prism_cloudflare.refusals import Refused
+    from prism.refusals import Refused
 
     dag_id, param, value, base, _, says = row
     dag = dag_of(dag_id)
@@ -263,7 +263,7 @@ def test_a_free_text_reason_is_kept_as_quoted_text(reason, connected, capsys):
                          ids=["yesterday", "today", "2020-01", "this-month", "leap-day", "safety-an-hour-ago"])
 def test_past_and_present_backup_names_pass_the_input_check(value):
     """The other side of the table: real names in the past or today are not refused by the checks."""
-    from prism_cloudflare.recovery import check_params
+    from prism.recovery.restore import check_params
 
     dag = dag_of(DR)
     trigger_check(dag, {**DR_BASE, "backup_date": value})

@@ -76,9 +76,9 @@ def manual_context(dag, logical: datetime, ti=None, **extra) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
-    from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     logical = last_nine_utc()
     day = logical.date()
@@ -171,7 +171,7 @@ def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
 
 
 def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, alerts):
-    from prism_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
     configure({"backups": {"bucket": bucket},
                "thresholds": {"error_rate_percent": 0.01, "p95_latency_ms": 1, "free_tier_usage_percent": 0.001,
@@ -210,8 +210,8 @@ def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch
                                                                                alerts):
     """A failed-backup day: retention still runs (all_done), deletes nothing, says why, and the run
     stays failed (Airflow judges a run by its last tasks, and retention now follows the backup)."""
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.refusals import Refused
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from prism.refusals import Refused
 
     logical = last_nine_utc()
     day = logical.date()
@@ -277,7 +277,7 @@ def seed_logs(s3, bucket: str, now: datetime) -> None:
 def test_log_rotation_counts_from_the_window_end(s3, bucket, airflow_db, dag, days_ago, gone):
     """The present run and a run for 20 days ago: archives go by the age of their log at the window
     end (90 days); logs written now are not 7 days old at either window end. (Archiving itself is
-    tested with explicit cutoffs in tests/plugins/prism_cloudflare/test_log_rotation.py.)"""
+    tested with explicit cutoffs in tests/plugins/prism/maintenance/test_log_rotation.py.)"""
     now = datetime.now(timezone.utc)
     seed_logs(s3, bucket, now)
     logical = last_nine_utc() - timedelta(days=days_ago)
@@ -300,7 +300,7 @@ def test_a_manual_run_dated_in_the_future_deletes_nothing(s3, bucket, airflow_db
     """A manual prism_daily run dated in the future: before the fix it deleted every daily and safety
     set but the newest verified one, every log archive and in-flight staging. Now every deleting task
     refuses, naming both dates, and the bucket is unchanged."""
-    from prism_cloudflare.refusals import Refused
+    from prism.refusals import Refused
 
     now = datetime.now(timezone.utc)
     day = now.date()
@@ -348,7 +348,7 @@ def test_a_backup_dated_in_the_future_is_refused(s3, bucket, airflow_db, dag):
 
 
 def test_deleting_tasks_share_the_one_slot_pool(dag):
-    from prism_cloudflare.pools import DELETES_POOL, pool_definitions
+    from prism.settings.pools import DELETES_POOL, pool_definitions
 
     deleting = {"backup_retention", "log_rotation.archive_logs", "log_rotation.delete_old_archives"}
     assert {t.task_id for t in dag.tasks if t.pool == DELETES_POOL} == deleting
@@ -368,7 +368,7 @@ def test_the_pool_file_imports_into_airflow(airflow_db, tmp_path):
     import subprocess
     import sys
 
-    from prism_cloudflare.pools import DELETES_POOL, HEAVY_POOL, POOLS_FILE
+    from prism.settings.pools import DELETES_POOL, HEAVY_POOL, POOLS_FILE
 
     env = os.environ.copy()
     subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)], env=env, check=True,
@@ -426,7 +426,7 @@ def test_retention_in_a_backfill_counts_from_the_window(s3, bucket, dag):
 
 
 def test_log_review_in_a_backfill_reads_the_window(cf, dag):
-    from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
+    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
 
     context = backfill_context(dag)
     logical = last_nine_utc() - timedelta(days=3)
@@ -445,7 +445,7 @@ def test_resource_usage_in_a_backfill_is_labelled(cf, dag):
 
 
 def test_a_bad_daily_threshold_fails_with_a_clear_message(configure, dag):
-    from prism_cloudflare.config import PrismConfigError
+    from prism.settings.config import PrismConfigError
 
     configure({"thresholds": {"failed_auth_per_day": "lots"}})
     traffic = {"requests": 0, "errors": 0, "error_rate_percent": 0.0, "status": {}, "wall_time_ms": {}}

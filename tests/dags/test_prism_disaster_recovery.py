@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagtest import d1_state, kv_state, run_only, states, vector_state, xcom
 
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.hooks.kv import KVHook
-from prism_cloudflare.hooks.vectorize import VectorizeHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
 DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 
@@ -104,7 +104,7 @@ def test_round_trip_restores_every_row_vector_and_key(server, s3, bucket, airflo
     if hard:  # the >100 KB rows went in as an INSERT plus UPDATEs appending the rest, each under D1's limit
         import gzip
 
-        from prism_cloudflare.sqldump import split_statements
+        from airflow_provider_cloudflare.sqldump import split_statements
 
         dump = gzip.decompress(s3.get_key(f"daily/{day:%Y%m%d}/d1.sql.gz", bucket).get()["Body"].read()).decode()
         statements = list(split_statements(dump.splitlines(keepends=True)))

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from dagtest import d1_state, kv_state, run_only, states, vector_state, xcom
 
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.hooks.kv import KVHook
-from prism_cloudflare.hooks.vectorize import VectorizeHook
-from prism_cloudflare.scratch_restore import SCRATCH_PREFIX
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+from prism.backups.verification import SCRATCH_PREFIX
 
 DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 

@@ -44,8 +44,8 @@ def test_usage_is_recorded_for_the_dashboard(cf, airflow_db, dag, alerts):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from dagtest import xcom
 
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.worker import PrismWorkerHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from prism.monitoring.worker import PrismWorkerHook
 
     run = dag.test()
     assert run.state == "success" and alerts == []
@@ -70,7 +70,7 @@ def test_an_incident_alerts_with_the_diagnosis(lf_fresh, connect, airflow_db, da
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from dagtest import xcom
 
-    from prism_cloudflare.hooks.worker import PrismWorkerHook
+    from prism.monitoring.worker import PrismWorkerHook
 
     server = lf_fresh("--faults", "error_rate:rate=0.3")
     connect(server, budget={"bulk_rps": 0})

@@ -22,8 +22,8 @@ def dag():
 
 
 def test_incremental_adds_only_what_is_newer(lf_fresh, connect, configure, airflow_db, dag, monkeypatch, alerts):
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # Seeded three days ago: the last document is about two and a half days old.

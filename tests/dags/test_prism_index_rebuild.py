@@ -35,8 +35,8 @@ def setup(lf_fresh, connect, bucket, configure, monkeypatch):
 
 
 def state(server) -> dict:
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     d1, vec = D1Hook(), VectorizeHook()
     q = lambda sql: {tuple(r.values()) for r in d1.rows(server.d1_id, sql)}  # noqa: E731
@@ -50,7 +50,7 @@ def state(server) -> dict:
 def test_refused_without_the_typed_confirmation(setup, s3, airflow_db, dag, alerts):
     from airflow.sdk.exceptions import ParamValidationError
 
-    from prism_cloudflare.refusals import Refused
+    from prism.refusals import Refused
 
     server, bucket, _ = setup
     before = state(server)

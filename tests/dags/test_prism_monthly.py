@@ -17,15 +17,15 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 from dagtest import load_dag, recent, states, xcom
 
-from prism_cloudflare.analytics_windows import FREE_TIER_DAILY
-from prism_cloudflare.calendar_windows import month_start, monthly_windows
-from prism_cloudflare.capacity import capacity_plan
-from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.hooks.kv import KVHook
-from prism_cloudflare.hooks.vectorize import VectorizeHook
-from prism_cloudflare.reports import number
-from prism_cloudflare.runtime import sql_time
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+from prism.monitoring.analytics_windows import FREE_TIER_DAILY
+from prism.monitoring.capacity import capacity_plan
+from prism.reports.markdown import number
+from prism.reports.periods import month_start, monthly_windows
+from prism.runtime import sql_time
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
 WORKER = "claudes-friend"
@@ -134,7 +134,7 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, c
     assert manifest["restorable"] == {"d1": True, "vectorize": True, "kv": True}
 
     # Retention: only the complete sets outside the window went.
-    kept = {p for p in s3.list_prefixes(bucket, prefix="monthly/", delimiter="/")}
+    kept = set(s3.list_prefixes(bucket, prefix="monthly/", delimiter="/"))
     assert kept == {old_partial, recent_set, prefix}
     retention = xcom(run, "day_1.monthly_retention")
     assert retention["deleted"] == [old_verified, old_failed] and retention["old_incomplete"] == ["202003"]
@@ -190,7 +190,7 @@ def test_monthly_retention_follows_a_verified_backup_and_refuses_the_future(s3, 
     which takes no backup, still counts from its window."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from prism_cloudflare.refusals import Refused
+    from prism.refusals import Refused
 
     end = recent(1)
     for period in ("201901", "201902"):
@@ -330,7 +330,7 @@ def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(lf_fresh, c
 
     assert run.state == "success"
     assert_only_day_ran(run, 15)
-    assert set(v for k, v in states(run).items() if k.startswith("day_15.")) == {"success"}
+    assert {v for k, v in states(run).items() if k.startswith("day_15.")} == {"success"}
     assert d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM sqlite_stat1")[0]["n"] > 0  # ANALYZE ran
     out = xcom(run, "day_15.optimization_report")
     assert out["quick_check"] == ["ok"] and out["chunk_lookup_uses_index"] is True

@@ -20,7 +20,7 @@ def pools(airflow_db):
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
 
-    from prism_cloudflare.preflight import expected_pools
+    from prism.preflight import expected_pools
 
     wanted = expected_pools()
     with create_session() as session:
@@ -57,7 +57,7 @@ def test_by_default_nothing_is_written_and_a_missing_pool_fails_the_run(dag, ser
 
 
 def test_a_token_without_a_permission_fails_naming_it(dag, lf_fresh, monkeypatch, bucket, pools):
-    from prism_cloudflare.preflight import PERMISSIONS
+    from prism.preflight import PERMISSIONS
 
     server = lf_fresh("--token", "narrow=" + ",".join(p for p in PERMISSIONS if p != "Vectorize Read"))
     monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps({

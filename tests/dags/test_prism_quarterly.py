@@ -14,14 +14,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 from dagtest import load_dag, run_only, states, xcom
 
-from prism_cloudflare import quarterly_reviews
-from prism_cloudflare.calendar_windows import quarterly_windows
-from prism_cloudflare.capacity import monthly_growth
-from prism_cloudflare.hooks.analytics import WorkersAnalyticsHook
-from prism_cloudflare.hooks.d1 import D1Hook
-from prism_cloudflare.hooks.vectorize import VectorizeHook
-from prism_cloudflare.scratch_restore import SCRATCH_PREFIX, scratch_name
-from prism_cloudflare.svg_charts import short_number
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+from prism.backups.verification import SCRATCH_PREFIX, scratch_name
+from prism.monitoring.capacity import monthly_growth
+from prism.reports import quarterly as quarterly_reviews
+from prism.reports.charts import short_number
+from prism.reports.periods import quarterly_windows
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from dagtest import load_dag, run_only, states, xcom
 
-from prism_cloudflare.runtime import sql_time
+from prism.runtime import sql_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "include"))
 from prism_demo_indexer import corpus  # noqa: E402
@@ -41,8 +41,8 @@ def snapshot(d1, db: str) -> dict:
 
 
 def test_weekly_run_end_to_end(lf_fresh, connect, s3, bucket, configure, airflow_db, dag, monkeypatch, alerts):
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     server = lf_fresh()
     connect(server, budget={"bulk_rps": 0})
@@ -138,7 +138,7 @@ def test_cutoffs_come_from_the_window(dag, configure):
 def test_a_window_ending_in_the_future_gets_no_cutoffs(dag):
     """Every D1 cleanup's cutoff comes from `cutoffs`: a run dated in the future would delete every
     cache row and the whole usage_log, so it is refused there, naming both dates."""
-    from prism_cloudflare.refusals import Refused
+    from prism.refusals import Refused
 
     end = datetime(2099, 12, 27, 2, tzinfo=timezone.utc)
     with pytest.raises(Refused, match=r"^refusing to delete cache, orphaned and usage_log rows: the run's window ends "

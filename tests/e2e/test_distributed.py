@@ -30,8 +30,27 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e import (Cloudflare, assert_success, backfill, exists, explain, latest_tick, objects, read, run_path, runs,
-                 states, task_instances, trigger, unpause, utc, wait_for_backfills, wait_for_run, window_line, xcom)
+from e2e import (
+    Cloudflare,
+    assert_success,
+    backfill,
+    exists,
+    explain,
+    latest_tick,
+    objects,
+    read,
+    run_path,
+    runs,
+    states,
+    task_instances,
+    trigger,
+    unpause,
+    utc,
+    wait_for_backfills,
+    wait_for_run,
+    window_line,
+    xcom,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY, WEEKLY, DR, MONITOR = "prism_daily", "prism_weekly", "prism_disaster_recovery", "prism_health_monitor"
@@ -96,7 +115,7 @@ def test_schedule_from_config(stack, facts):
     """prism_health_monitor's schedule comes from PRISM_SCHEDULES (every minute instead of the
     code's every five minutes); the scheduler runs the unpaused DAG on it, run after run."""
     sys.path.insert(0, str(ROOT / "plugins"))
-    from prism_cloudflare.config import schedule
+    from prism.settings.config import schedule
 
     saved = os.environ.pop("PRISM_SCHEDULES", None)
     try:
@@ -472,7 +491,6 @@ def test_clean_shutdown(stack):
     without our database and our keys."""
     import psycopg2
     import redis
-
     from e2e_stack import PG_URL, REDIS_URL
 
     def databases() -> set[str]:

@@ -13,7 +13,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "include"))
 
@@ -45,8 +44,8 @@ def run(capsys, *argv: str) -> dict:
 
 
 def test_index_and_embed(lf_fresh, connect, capsys, monkeypatch):
-    from prism_cloudflare.hooks.d1 import D1Hook
-    from prism_cloudflare.hooks.vectorize import VectorizeHook
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     server = lf_fresh()
     connect(server, budget={"bulk_rps": 0})

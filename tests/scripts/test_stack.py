@@ -11,8 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from localflare.testing import free_port  # noqa: E402
 from stack import BUCKET, S3Server, airflow_env  # noqa: E402
+
+from localflare.testing import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_the_stand_ins_and_only_they_get_the_demo_indexer(tmp_path, monkeypatch)
     the shipped config and docker-compose's default name no indexer."""
     from types import SimpleNamespace
 
-    from prism_cloudflare.config import load_config
+    from prism.settings.config import load_config
 
     fake = SimpleNamespace(token="t" * 40, account_id="a" * 32, api_url="http://127.0.0.1:1/client/v4",
                            worker_url="http://127.0.0.1:1/worker")

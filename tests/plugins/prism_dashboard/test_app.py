@@ -11,9 +11,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def client(airflow_db):
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
 
     return TestClient(create_app(), base_url="http://127.0.0.1")
 

@@ -51,12 +51,11 @@ class RunTaskInstance:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory, airflow_db, s3_server):
     """The run and what it recorded; the page's client logged in as a viewer."""
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app, get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.sdk.execution_time.context import set_current_context
     from dagtest import load_dag
+    from fastapi.testclient import TestClient
 
     from localflare import testing
 
@@ -78,11 +77,11 @@ def seeded(tmp_path_factory, airflow_db, s3_server):
         run = load_dag("prism_health_monitor").test()
         assert run.state == "success"
         ti = RunTaskInstance(run, "usage")
-        from prism_cloudflare.dashboard_records import record
-        from prism_cloudflare.html_reports import chart, render
-        from prism_cloudflare.notifiers import send_alert
-        from prism_cloudflare.reports import html_key, publish_report, report_key
-        from prism_cloudflare.svg_charts import bar_chart
+        from prism.alerts import send_alert
+        from prism.monitoring.dashboard_records import record
+        from prism.reports.charts import bar_chart
+        from prism.reports.markdown import html_key, publish_report, report_key
+        from prism.reports.pages import chart, render
 
         send_alert(ALL, "\n".join(HOSTILE.values()), severity=HOSTILE["attr"], investigations=[HOSTILE["script"]], ti=ti)
         key = report_key(run.dag_id, REPORT_NAME, "209912")

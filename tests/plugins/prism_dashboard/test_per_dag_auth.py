@@ -17,12 +17,11 @@ PATHS = ["/prism-dashboard/", "/prism-dashboard/data.json", "/prism-dashboard/re
 @pytest.fixture(scope="module")
 def prism_dags(airflow_db) -> list[str]:
     """The bundle's DAGs written to the metadata DB (as the DAG processor would), their ids."""
-    from sqlalchemy import select
-
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     manager = DagBundlesManager()
     manager.sync_bundles_to_db()
@@ -40,9 +39,8 @@ def prism_dags(airflow_db) -> list[str]:
 @pytest.fixture(scope="module")
 def client(prism_dags):
     """Airflow's API app with the per-DAG auth manager; the process's own manager is put back after."""
-    from fastapi.testclient import TestClient
-
     import airflow.api_fastapi.app as api_app
+    from fastapi.testclient import TestClient
 
     sys.path.insert(0, str(HERE))
     before_env, before = os.environ.get("AIRFLOW__CORE__AUTH_MANAGER"), api_app._AuthManagerState.instance

@@ -1,0 +1,121 @@
+"""Running PRISM's indexer and embedder (`indexing.indexer_command` / `embedder_command`), and the
+index-then-embed tasks the index DAGs map over their repos.
+
+The shipped config names no indexer: a deployment names PRISM's own (the demo, the local stacks and
+the tests name the demo indexer in their overlay, include/prism.demo.json). Without one, index tasks
+skip, naming the keys to set, and a rebuild refuses before it clears anything.
+
+The command runs through child_process in `indexing.working_dir`: an allow-listed environment plus
+the names in `indexing.env`, and what an indexer needs passed explicitly (CLOUDFLARE_API_TOKEN,
+CLOUDFLARE_ACCOUNT_ID, CLOUDFLARE_API_BASE_URL, PRISM_CLOUDFLARE_BUDGET, PRISM_D1_DATABASE,
+PRISM_VECTORIZE_INDEX, PRISM_EMBEDDING_MODEL), never an Airflow connection. What it prints is redacted
+(the token in every form, and every secret Airflow's masker knows) before it is logged, returned or raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from prism import child_process
+from prism.settings.paths import BUNDLE as ROOT
+
+CONN_ID = "cloudflare_default"
+log = logging.getLogger(__name__)
+
+
+def missing_indexer(config: dict) -> str | None:
+    """None when the indexer and embedder are configured; else why not, naming the keys to set."""
+    indexing = config["indexing"]
+    missing = [f"indexing.{kind}_command" for kind in ("indexer", "embedder") if not indexing.get(f"{kind}_command")]
+    if not missing:
+        return None
+    return (f"no indexer is configured: set {' and '.join(missing)} (and indexing.working_dir, indexing.env) "
+            "in include/prism.config.json or the prism_config Variable to PRISM's own indexer and embedder")
+
+
+def skip_without_indexer(config: dict) -> None:
+    """Skip the index task (and so what follows it) when the config names no indexer."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    reason = missing_indexer(config)
+    if reason:
+        raise AirflowSkipException(f"{reason}; the index is left as it is")
+
+
+def flags(since: str | None = None, rebuild: bool = False) -> list[str]:
+    """The command-line flags PRISM's indexer and embedder take for an incremental or full run."""
+    return [*(["--since", since] if since else []), *(["--rebuild"] if rebuild else [])]
+
+
+def indexer_env(config: dict, conn) -> dict[str, str]:
+    """What an indexer is given explicitly: Cloudflare's credentials as wrangler takes them, and the
+    resources to write to."""
+    from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL
+
+    extra, cf = conn.extra_dejson, config["cloudflare"]
+    return {"CLOUDFLARE_API_TOKEN": conn.password or "",
+            "CLOUDFLARE_ACCOUNT_ID": str(extra.get("account_id") or ""),
+            "CLOUDFLARE_API_BASE_URL": str(extra.get("base_url") or DEFAULT_BASE_URL),
+            "PRISM_CLOUDFLARE_BUDGET": json.dumps(extra.get("budget") or {}),
+            "PRISM_D1_DATABASE": cf["d1_database"],
+            "PRISM_VECTORIZE_INDEX": cf["vectorize_index"],
+            "PRISM_EMBEDDING_MODEL": cf.get("embedding_model", ""),
+            # the bundle's hooks, for indexers written in Python like the demo's
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))}
+
+
+def run_prism(kind: str, repo: str, *args: str) -> dict:
+    """Run PRISM's `kind` ("indexer" or "embedder") for one repo, as the config says, and return the
+    JSON summary it prints last. Raises AirflowException with its output when it fails; skips when the
+    config names no such command."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.log import mask_secret
+
+    from prism.settings.config import runtime_config
+
+    config = runtime_config()
+    indexing = config["indexing"]
+    if not indexing.get(f"{kind}_command"):
+        skip_without_indexer(config)
+    command = list(indexing[f"{kind}_command"])
+    if command[0] in ("python", "python3"):
+        command[0] = sys.executable  # the worker's interpreter, which has the hooks' dependencies
+    conn = BaseHook.get_connection(CONN_ID)  # from the environment, the metadata DB or a secrets backend
+    token = conn.password
+    mask_secret(token)  # Airflow's own log masking too, for anything else this task logs
+    argv = [*command, "--repo", repo, *args]
+    done = child_process.run(argv, ROOT / (indexing.get("working_dir") or "."), env_names=indexing.get("env") or (),
+                             explicit_env=indexer_env(config, conn), secrets=[token])
+    shown = " ".join(done.argv[1:] if argv[0] == sys.executable else done.argv)
+    output = done.output.strip()
+    log.info("%s exited with %d:\n%s", shown, done.returncode, output)
+    if done.returncode:
+        raise AirflowException(f"{shown} exited with {done.returncode}:\n" + output[-4000:])
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            return child_process.redact(json.loads(line), token)  # the masker also hides sensitive keys
+    return {"repo": repo, "output": done.stdout[-2000:]}
+
+
+def index_then_embed(repo, since=None, rebuild: bool = False):
+    """Tasks `index` (PRISM's indexer for the repo) then `embed` (its embedder), in the task group
+    being defined, usually one mapped over the repos. `embed` returns both summaries. Embedders run
+    one at a time: Vectorize mutation ids are not ordered, so two concurrent writers could each wait
+    for the other's mutation."""
+    from airflow.sdk import task
+
+    from prism.settings.pools import HEAVY_POOL
+
+    @task(task_id="index", pool=HEAVY_POOL)
+    def index(repo: str, since: str | None = None, rebuild: bool = False) -> dict:
+        return run_prism("indexer", repo, *flags(since, rebuild))
+
+    @task(task_id="embed", pool=HEAVY_POOL, max_active_tis_per_dag=1)
+    def embed(indexed: dict, since: str | None = None, rebuild: bool = False) -> dict:
+        return {"index": indexed, "embed": run_prism("embedder", indexed["repo"], *flags(since, rebuild))}
+
+    return embed(index(repo, since, rebuild), since, rebuild)

@@ -1,1 +1,0 @@
-"""Cloudflare hooks, operators and triggers for the PRISM maintenance bundle."""

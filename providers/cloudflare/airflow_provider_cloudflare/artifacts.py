@@ -1,0 +1,86 @@
+"""Backup artifacts: gzip a stream to a local file while hashing and counting, then publish it to S3.
+
+The object is uploaded only once the file is whole, and S3 makes an object visible only when its
+upload completes, so a failed backup never leaves a partial object that looks complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from collections import Counter
+from pathlib import Path
+
+from airflow_provider_cloudflare.sqldump import inserted_table, split_statements
+
+
+class _Hashing:
+    """A binary file that hashes and counts what goes through it (the compressed bytes)."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+class GzipArtifact:
+    """Write lines into `path` as gzip (mtime 0, so equal content gives equal bytes)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._raw = open(self.path, "wb")
+        self._hashing = _Hashing(self._raw)
+        self._gz = gzip.GzipFile(fileobj=self._hashing, mode="wb", mtime=0, compresslevel=6)
+        self.lines = 0
+        self.raw_bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.lines += data.count(b"\n")
+        self.raw_bytes += len(data)
+        return self._gz.write(data)
+
+    def close(self) -> dict:
+        self._gz.close()
+        self._raw.close()
+        return {"bytes": self._hashing.bytes, "sha256": self._hashing.sha256.hexdigest(), "raw_bytes": self.raw_bytes,
+                "lines": self.lines}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self._gz.closed:
+            self._gz.close()
+            self._raw.close()
+
+
+def gzip_sql_dump(src: str | os.PathLike, dest: str | os.PathLike) -> dict:
+    """Gzip an SQL dump, counting the rows (INSERT statements) per table on the way."""
+    rows: Counter = Counter()
+    with open(src, encoding="utf-8") as fh, GzipArtifact(dest) as art:
+        for stmt in split_statements(fh):
+            table = inserted_table(stmt)
+            if table:
+                rows[table] += 1
+            art.write(stmt.encode() + b"\n")
+        return {**art.close(), "rows": dict(rows)}
+
+
+def publish(s3_hook, local_path: str | os.PathLike, bucket: str, key: str, expected_bytes: int) -> dict:
+    """Upload a finished artifact and check the object S3 now holds has the expected size."""
+    s3_hook.load_file(str(local_path), key=key, bucket_name=bucket, replace=True)
+    head = s3_hook.head_object(key=key, bucket_name=bucket)
+    if head is None or head["ContentLength"] != expected_bytes:
+        if head is not None:
+            s3_hook.delete_objects(bucket=bucket, keys=[key])  # never leave a wrong object looking complete
+        raise RuntimeError(f"s3://{bucket}/{key} held {head and head['ContentLength']} bytes, expected {expected_bytes}; removed")
+    return {"bucket": bucket, "key": key, "bytes": expected_bytes}

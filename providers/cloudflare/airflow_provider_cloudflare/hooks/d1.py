@@ -1,0 +1,283 @@
+"""D1: databases, queries, native and logical export, import, Time Travel."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from airflow_provider_cloudflare.errors import CloudflareError, CloudflareNotFound, CloudflareTimeout
+from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
+from airflow_provider_cloudflare.sqldump import prepare_import, write_logical_dump
+
+log = logging.getLogger(__name__)
+READ_ONLY_RE = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|PRAGMA\s+(quick_check|integrity_check|table_\w+|index_\w+|foreign_key_\w+))\b", re.I)
+CHUNK = 1 << 20
+DOWNLOAD_CHUNK = 16 * 1024
+
+
+class D1ExportUnsupported(CloudflareError):
+    """D1's native export refused the database (it has virtual tables such as FTS5)."""
+
+
+class D1Hook(CloudflareBaseHook):
+    """Cloudflare D1 over the REST API.
+
+    Queries bind values as D1 params, never by pasting them into SQL. Exports and imports stream
+    through files, so memory stays flat whatever the database size.
+    """
+
+    hook_name = "Cloudflare D1"
+
+    def _path(self, database_id: str = "", suffix: str = "") -> str:
+        return self.account_path("/d1/database" + (f"/{database_id}" if database_id else "") + suffix)
+
+    # ---- databases ------------------------------------------------------------------------
+    def list_databases(self, name: str | None = None) -> list[dict]:
+        return list(self.paginate_pages(self._path(), {"name": name} if name else None, per_page=100))
+
+    def get_database(self, database_id: str) -> dict:
+        return self.get(self._path(database_id))
+
+    def find_database(self, name: str) -> str:
+        """The uuid of the database with exactly this name."""
+        for db in self.list_databases(name):
+            if db["name"] == name:
+                return db["uuid"]
+        raise CloudflareNotFound(f"no D1 database named {name!r} in account {self.account_id}")
+
+    def create_database(self, name: str) -> dict:
+        return self.call("POST", self._path(), idempotent=False, json_body={"name": name})
+
+    def delete_database(self, database_id: str) -> None:
+        self.call("DELETE", self._path(database_id), idempotent=True)
+
+    # ---- queries --------------------------------------------------------------------------
+    @staticmethod
+    def _params(params) -> list:
+        # The API types params as strings; SQLite's column affinity turns them back into numbers.
+        return [None if p is None else str(int(p)) if isinstance(p, bool) else str(p) for p in (params or [])]
+
+    @staticmethod
+    def _read_only(sqls: list[str]) -> bool:
+        return all(READ_ONLY_RE.match(s) for s in sqls)
+
+    def query(self, database_id: str, sql: str, params: list | None = None, *, read_only: bool | None = None) -> list[dict]:
+        """Run SQL (one or more statements); returns one {results, meta, success} per statement.
+
+        Read-only statements are retried on 5xx and timeouts; writes only on 429.
+        """
+        body = {"sql": sql, **({"params": self._params(params)} if params else {})}
+        idempotent = self._read_only([sql]) if read_only is None else read_only
+        return self.call("POST", self._path(database_id, "/query"), idempotent=idempotent, json_body=body)
+
+    def batch(self, database_id: str, statements: list[tuple[str, list | None]], *, read_only: bool | None = None) -> list[dict]:
+        """Several statements with their own params, in one transaction."""
+        body = {"batch": [{"sql": sql, "params": self._params(params)} for sql, params in statements]}
+        idempotent = self._read_only([s for s, _ in statements]) if read_only is None else read_only
+        return self.call("POST", self._path(database_id, "/query"), idempotent=idempotent, json_body=body)
+
+    def raw(self, database_id: str, sql: str, params: list | None = None) -> list[dict]:
+        """Like query, with rows as arrays: [{results: {columns, rows}, meta}]."""
+        body = {"sql": sql, **({"params": self._params(params)} if params else {})}
+        return self.call("POST", self._path(database_id, "/raw"), idempotent=self._read_only([sql]), json_body=body)
+
+    def rows(self, database_id: str, sql: str, params: list | None = None) -> list[dict]:
+        """The rows of the last statement."""
+        return self.query(database_id, sql, params)[-1]["results"]
+
+    # ---- native export --------------------------------------------------------------------
+    def export_request(self, database_id: str, bookmark: str | None = None, dump_options: dict | None = None) -> dict:
+        """One export call: starts an export (no bookmark) or polls it."""
+        body: dict[str, Any] = {"output_format": "polling"}
+        if bookmark:
+            body["current_bookmark"] = bookmark
+        if dump_options:
+            body["dump_options"] = dump_options
+        result = self.call("POST", self._path(database_id, "/export"), idempotent=bool(bookmark), json_body=body)
+        if result.get("status") == "error" or result.get("success") is False:
+            error = result.get("error") or "export failed"
+            cls = D1ExportUnsupported if "virtual table" in error.lower() else CloudflareError
+            raise cls(f"D1 export failed: {error}", path=self._path(database_id, "/export"), method="POST")
+        return result
+
+    def export_native(self, database_id: str, dest: str | os.PathLike, *, dump_options: dict | None = None,
+                      timeout: float = 3600, poll_interval: float = 0.5) -> dict:
+        """D1's own export, polled to completion, then streamed to `dest`.
+
+        The database is unavailable to other queries while this runs; the time is logged.
+        """
+        started = time.monotonic()
+        result = self.export_request(database_id, dump_options=dump_options)
+        bookmark = result["at_bookmark"]
+        while result.get("status") != "complete":
+            if time.monotonic() - started > timeout:
+                raise CloudflareTimeout(f"D1 export of {database_id} did not complete within {timeout:.0f} s "
+                                        f"(bookmark {bookmark}); the database stays blocked until Cloudflare cancels it")
+            time.sleep(poll_interval)  # an export nobody polls is cancelled, so poll steadily
+            result = self.export_request(database_id, bookmark)
+        blocked = time.monotonic() - started
+        log.info("D1 export of %s completed at bookmark %s; the database was blocked for %.1f s", database_id, bookmark, blocked)
+        size, digest = download(result["result"]["signed_url"], dest)
+        return {"mode": "native", "path": str(dest), "bytes": size, "sha256": digest, "at_bookmark": bookmark,
+                "filename": result["result"].get("filename"), "blocked_seconds": round(blocked, 3)}
+
+    # ---- logical export -------------------------------------------------------------------
+    def export_logical(self, database_id: str, dest: str | os.PathLike, *, page_rows: int = 500) -> dict:
+        """A dump from paged SELECTs: nothing is blocked, virtual tables are included, and it imports back."""
+        bookmark = self.get_bookmark(database_id)
+        info = self.get_database(database_id)
+        captured = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        digest = hashlib.sha256()
+        with open(dest, "w", encoding="utf-8", newline="\n") as fh:
+            counts = write_logical_dump(
+                lambda sql, params: self.rows(database_id, sql, params),
+                _HashingWriter(fh, digest),
+                header=f"logical D1 dump of {info['name']} ({database_id})\nbookmark at start: {bookmark}\ncaptured: {captured}",
+                page_rows=page_rows,
+            )
+        return {"mode": "logical", "path": str(dest), "bytes": Path(dest).stat().st_size, "sha256": digest.hexdigest(),
+                "at_bookmark": bookmark, "tables": counts}
+
+    # ---- import ---------------------------------------------------------------------------
+    def import_request(self, database_id: str, body: dict) -> dict:
+        idempotent = body.get("action") in ("init", "poll")
+        result = self.call("POST", self._path(database_id, "/import"), idempotent=idempotent, json_body=body)
+        if result.get("status") == "error" or result.get("success") is False:
+            raise CloudflareError(f"D1 import failed: {result.get('error') or result.get('errors')}",
+                                  path=self._path(database_id, "/import"), method="POST")
+        return result
+
+    def start_import(self, database_id: str, sql_path: str | os.PathLike, *, prepare: bool = True) -> tuple[dict, dict]:
+        """Prepare the file, upload it and start ingesting. Returns (first polling result, preparation stats)."""
+        stats: dict = {}
+        with tempfile.TemporaryDirectory(prefix="d1-import-") as tmp:
+            path = Path(sql_path)
+            if prepare:
+                prepared = Path(tmp) / "prepared.sql"
+                with open(sql_path, encoding="utf-8") as src, open(prepared, "w", encoding="utf-8", newline="\n") as dst:
+                    stats = prepare_import(src, dst)
+                path = prepared
+            etag = _file_digest(path, "md5")
+            init = self.import_request(database_id, {"action": "init", "etag": etag})
+            if "upload_url" not in init:
+                return init, stats  # Cloudflare has this file already and is ingesting it
+            with open(path, "rb") as fh:
+                put = requests.put(init["upload_url"], data=fh, headers={"Content-Length": str(path.stat().st_size)},
+                                   timeout=(10, 600))
+            if put.status_code != 200 or put.headers.get("ETag", "").strip('"') != etag:
+                raise CloudflareError(f"D1 import upload failed: HTTP {put.status_code}, ETag {put.headers.get('ETag')!r} "
+                                      f"instead of {etag}", status=put.status_code)
+            return self.import_request(database_id, {"action": "ingest", "filename": init["filename"], "etag": etag}), stats
+
+    def import_sql(self, database_id: str, sql_path: str | os.PathLike, *, prepare: bool = True,
+                   timeout: float = 3600, poll_interval: float = 1.0) -> dict:
+        """Import an SQL file (init, upload, ingest, poll). The database is blocked while it runs."""
+        started = time.monotonic()
+        result, stats = self.start_import(database_id, sql_path, prepare=prepare)
+        while result.get("status") != "complete":
+            if time.monotonic() - started > timeout:
+                raise CloudflareTimeout(f"D1 import into {database_id} did not complete within {timeout:.0f} s")
+            time.sleep(poll_interval)
+            result = self.import_request(database_id, {"action": "poll", "current_bookmark": result["at_bookmark"]})
+        return {**result.get("result", {}), "at_bookmark": result["at_bookmark"], "prepared": stats,
+                "seconds": round(time.monotonic() - started, 3)}
+
+    # ---- Time Travel ----------------------------------------------------------------------
+    def get_bookmark(self, database_id: str, timestamp: str | datetime | None = None) -> str:
+        params = {"timestamp": _iso(timestamp)} if timestamp else None
+        return self.get(self._path(database_id, "/time_travel/bookmark"), params)["bookmark"]
+
+    def restore(self, database_id: str, *, bookmark: str | None = None, timestamp: str | datetime | None = None) -> dict:
+        """Restore in place; the result's previous_bookmark undoes it."""
+        if bool(bookmark) == bool(timestamp):
+            raise ValueError("restore needs exactly one of bookmark or timestamp")
+        params = {"bookmark": bookmark} if bookmark else {"timestamp": _iso(timestamp)}
+        return self.call("POST", self._path(database_id, "/time_travel/restore"), idempotent=False, params=params)
+
+
+class _HashingWriter:
+    """A text stream that hashes what it writes."""
+
+    def __init__(self, fh, digest):
+        self.fh = fh
+        self.digest = digest
+
+    def write(self, text: str) -> int:
+        self.digest.update(text.encode())
+        return self.fh.write(text)
+
+
+def _iso(value: str | datetime) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout=(10, 120)) -> tuple[int, str]:
+    """Stream a presigned URL to a file, resuming with Range after a dropped connection.
+
+    No Cloudflare credentials go to the presigned URL. A body shorter than announced is never
+    passed off as whole: it resumes, or fails loudly and leaves no file. Returns (bytes, sha256).
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    written, total, digest, attempts = 0, None, hashlib.sha256(), 0
+    try:
+        with open(part, "wb") as fh:
+            while True:
+                headers = {"Range": f"bytes={written}-"} if written else {}
+                try:
+                    with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+                        if resp.status_code not in (200, 206):
+                            raise CloudflareError(f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
+                                                  status=resp.status_code)
+                        if written and resp.status_code == 200:  # the server ignored Range: start over
+                            fh.seek(0)
+                            fh.truncate()
+                            written, digest = 0, hashlib.sha256()
+                        if total is None:
+                            total = _total_size(resp)
+                        # Small reads: what arrived before a drop is kept, and the resume starts there.
+                        for chunk in resp.iter_content(DOWNLOAD_CHUNK):
+                            fh.write(chunk)
+                            digest.update(chunk)
+                            written += len(chunk)
+                    if total is None or written == total:
+                        break
+                    raise requests.exceptions.ChunkedEncodingError(f"got {written} of {total} bytes")
+                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+                    attempts += 1
+                    if attempts > max_resumes:
+                        raise CloudflareError(f"download of the export broke {attempts} times; got {written} of {total} bytes "
+                                              f"({type(exc).__name__})") from None
+                    log.warning("export download dropped at %d of %s bytes; resuming", written, total)
+        os.replace(part, dest)
+        return written, digest.hexdigest()
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _total_size(resp: requests.Response) -> int | None:
+    rng = resp.headers.get("Content-Range")
+    if rng and "/" in rng:
+        tail = rng.rsplit("/", 1)[1]
+        return int(tail) if tail.isdigit() else None
+    length = resp.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None

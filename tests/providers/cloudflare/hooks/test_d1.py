@@ -1,0 +1,266 @@
+"""D1Hook against localflare: databases, queries, native and logical export, import, Time Travel.
+
+Work on the shared demo server happens in scratch databases; faults go to private servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cloudflare.errors import (
+    CloudflareBadRequest,
+    CloudflareError,
+    CloudflareNotFound,
+    CloudflareTimeout,
+)
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+
+
+def scratch_name() -> str:
+    return f"d1test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def d1(cf) -> D1Hook:
+    return D1Hook()
+
+
+@pytest.fixture
+def scratch(d1):
+    """A throwaway database on the shared server; deleted afterwards."""
+    db = d1.create_database(scratch_name())["uuid"]
+    yield db
+    try:
+        d1.delete_database(db)
+    except CloudflareNotFound:
+        pass
+
+
+@pytest.fixture
+def private_d1(lf_fresh, connect):
+    """(server, hook, database) on a private server, for faults."""
+    server = lf_fresh(seed=False)
+    connect(server, budget={"bulk_rps": 0})
+    hook = D1Hook()
+    db = hook.create_database(scratch_name())["uuid"]
+    # About 250 KB of dump, so a download can be cut several times.
+    hook.query(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    for start in range(0, 500, 50):
+        hook.query(db, "INSERT INTO t(v) SELECT printf('%s-%04d', hex(randomblob(240)), value) FROM json_each(?)",
+                   [str(list(range(start, start + 50)))])
+    return server, hook, db
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def all_rows(hook: D1Hook, db: str, table: str) -> list[dict]:
+    """Every row with its rowid, each value through quote() (exact for REAL and BLOB)."""
+    ident = '"' + table.replace('"', '""') + '"'
+    cols = [c["name"] for c in hook.rows(db, f"PRAGMA table_info({ident})")]
+    quoted = ", ".join(f'quote("{c}") AS "{c}"' for c in cols)
+    return hook.rows(db, f"SELECT rowid AS __rowid, {quoted} FROM {ident} ORDER BY rowid")
+
+
+def user_tables(hook: D1Hook, db: str) -> list[str]:
+    return sorted(t["name"] for t in hook.rows(db, "PRAGMA table_list")
+                  if t["schema"] == "main" and t["type"] in ("table", "virtual") and not t["name"].startswith("sqlite_"))
+
+
+# ---- databases -------------------------------------------------------------------------------
+
+def test_create_list_get_find_delete(d1, cf):
+    name = scratch_name()
+    created = d1.create_database(name)
+    db = created["uuid"]
+    try:
+        assert created["name"] == name
+        assert {cf.d1_id, db} <= {x["uuid"] for x in d1.list_databases()}
+        d1.create_database(name + "-2")  # the name filter matches substrings; find must not
+        assert {x["name"] for x in d1.list_databases(name)} == {name, name + "-2"}
+        assert d1.find_database(name) == db
+        assert d1.find_database("claudes-friend-db") == cf.d1_id
+        info = d1.get_database(db)
+        assert info["uuid"] == db and info["num_tables"] == 0 and info["file_size"] >= 0
+        with pytest.raises(CloudflareBadRequest) as dup:
+            d1.create_database(name)
+        assert dup.value.code == 7502
+    finally:
+        d1.delete_database(db)
+        d1.delete_database(d1.find_database(name + "-2"))
+    with pytest.raises(CloudflareNotFound):
+        d1.get_database(db)
+    with pytest.raises(CloudflareNotFound, match=name):
+        d1.find_database(name)
+
+
+# ---- queries ---------------------------------------------------------------------------------
+
+def test_query_binds_params_instead_of_pasting_them(d1, scratch):
+    d1.query(scratch, "CREATE TABLE students(id INTEGER PRIMARY KEY, name TEXT, score REAL, active INTEGER, note TEXT)")
+    evil = "Robert'); DROP TABLE students; --"
+    out = d1.query(scratch, "INSERT INTO students(name, score, active, note) VALUES (?, ?, ?, ?)", [evil, 2.5, True, "x;y"])
+    assert len(out) == 1 and out[0]["success"] is True and out[0]["meta"]["changes"] == 1
+    assert d1.rows(scratch, "SELECT name, score, active, note FROM students WHERE name = ?", [evil]) == [
+        {"name": evil, "score": 2.5, "active": 1, "note": "x;y"}]
+    assert [t["name"] for t in d1.rows(scratch, "SELECT name FROM sqlite_master WHERE type = 'table'")] == ["students"]
+
+
+def test_query_runs_several_statements_and_rows_gives_the_last(d1, scratch):
+    out = d1.query(scratch, "CREATE TABLE t(v); INSERT INTO t VALUES ('a;b'), ('c'); SELECT v FROM t ORDER BY v")
+    assert len(out) == 3 and out[2]["results"] == [{"v": "a;b"}, {"v": "c"}]
+    assert d1.rows(scratch, "INSERT INTO t VALUES ('d'); SELECT COUNT(*) AS n FROM t") == [{"n": 3}]
+
+
+def test_batch_is_one_transaction(d1, scratch):
+    d1.query(scratch, "CREATE TABLE t(k TEXT PRIMARY KEY, n INTEGER)")
+    out = d1.batch(scratch, [("INSERT INTO t VALUES (?, ?)", ["a", 1]),
+                             ("INSERT INTO t VALUES (?, ?)", ["b", 2]),
+                             ("SELECT k, n FROM t WHERE n > ? ORDER BY k", [0])])
+    assert len(out) == 3 and out[2]["results"] == [{"k": "a", "n": 1}, {"k": "b", "n": 2}]
+    with pytest.raises(CloudflareBadRequest, match="UNIQUE constraint failed"):
+        d1.batch(scratch, [("INSERT INTO t VALUES (?, ?)", ["c", 3]),
+                           ("INSERT INTO t VALUES (?, ?)", ["a", 9])])
+    assert d1.rows(scratch, "SELECT k FROM t ORDER BY k") == [{"k": "a"}, {"k": "b"}]  # 'c' rolled back
+
+
+def test_raw_returns_columns_and_row_arrays(d1, scratch):
+    # Typed columns: params travel as strings, and only a column's affinity makes '1' a number again.
+    d1.query(scratch, "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y')")
+    out = d1.raw(scratch, "SELECT a, b FROM t WHERE a >= ? ORDER BY a", [1])
+    assert out[0]["results"] == {"columns": ["a", "b"], "rows": [[1, "x"], [2, "y"]]}
+
+
+# ---- native export ---------------------------------------------------------------------------
+
+def test_export_native_writes_the_dump_with_its_digest(d1, scratch, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="airflow_provider_cloudflare")
+    d1.query(scratch, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); "
+                      "INSERT INTO t(v, b) VALUES ('it''s', X'00FF'), ('two', NULL)")
+    bookmark = d1.get_bookmark(scratch)
+    dest = tmp_path / "native.sql"
+    info = d1.export_native(scratch, dest, poll_interval=0.1)
+    text = dest.read_text()
+    assert "CREATE TABLE" in text and "INSERT INTO \"t\" VALUES(1,'it''s',X'00FF');" in text
+    assert info["mode"] == "native" and info["path"] == str(dest) and info["at_bookmark"] == bookmark
+    assert info["bytes"] == dest.stat().st_size and info["sha256"] == sha256(dest)
+    assert info["filename"].endswith(".sql") and info["blocked_seconds"] >= 0.3  # --export-min-seconds
+    assert any("blocked for" in r.getMessage() and scratch in r.getMessage() for r in caplog.records)
+    d1.rows(scratch, "SELECT 1")  # released afterwards
+
+
+def test_export_native_survives_a_dropped_download(private_d1, tmp_path):
+    server, hook, db = private_d1
+    clean = hook.export_native(db, tmp_path / "clean.sql", poll_interval=0.1)
+    assert clean["bytes"] > 200_000
+    server.add_faults("drop_download:after_bytes=70000,count=1")
+    resumed = hook.export_native(db, tmp_path / "resumed.sql", poll_interval=0.1)
+    assert server.counters()["downloads_dropped"] == 1
+    assert (tmp_path / "resumed.sql").read_bytes() == (tmp_path / "clean.sql").read_bytes()
+    assert (resumed["bytes"], resumed["sha256"]) == (clean["bytes"], clean["sha256"])
+
+
+def test_download_resumes_from_where_each_drop_left_it(private_d1, tmp_path):
+    # Every response breaks after 100 KB: only Range resumes that keep what arrived can finish ~250 KB.
+    server, hook, db = private_d1
+    clean = hook.export_native(db, tmp_path / "clean.sql", poll_interval=0.1)
+    server.add_faults("drop_download:after_bytes=100000,count=-1")
+    resumed = hook.export_native(db, tmp_path / "resumed.sql", poll_interval=0.1)
+    assert (tmp_path / "resumed.sql").read_bytes() == (tmp_path / "clean.sql").read_bytes()
+    assert resumed["sha256"] == clean["sha256"]
+    assert server.counters()["downloads_dropped"] >= 2  # it went through several drops
+
+
+def test_export_native_fails_loudly_when_the_download_keeps_dropping(private_d1, tmp_path):
+    server, hook, db = private_d1
+    server.add_faults("drop_download:after_bytes=10000,count=-1")
+    with pytest.raises(CloudflareError, match=r"broke 6 times; got \d+ of \d+ bytes") as err:
+        hook.export_native(db, tmp_path / "broken.sql", poll_interval=0.1)
+    got, total = map(int, str(err.value).split("got ")[1].split(" bytes")[0].split(" of "))
+    assert got < total
+    assert server.counters()["downloads_dropped"] == 6  # the first try and 5 resumes
+
+
+def test_export_native_stall_times_out_clearly(private_d1, tmp_path):
+    server, hook, db = private_d1
+    server.add_faults("export_stall:count=1")
+    with pytest.raises(CloudflareTimeout, match=r"did not complete within 2 s \(bookmark \S+\)") as err:
+        hook.export_native(db, tmp_path / "stalled.sql", timeout=2, poll_interval=0.1)
+    assert db in str(err.value) and "blocked" in str(err.value)
+    assert not (tmp_path / "stalled.sql").exists()
+
+
+# ---- logical export and import ---------------------------------------------------------------
+
+def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tmp_path):
+    dump = tmp_path / "logical.sql"
+    info = d1.export_logical(cf.d1_id, dump, page_rows=200)
+    assert info["mode"] == "logical" and info["sha256"] == sha256(dump) and info["bytes"] == dump.stat().st_size
+    assert dump.read_text().startswith("-- logical D1 dump of claudes-friend-db")
+    result = d1.import_sql(scratch, dump, poll_interval=0.2)
+    assert result["success"] is True and result["final_bookmark"]
+    tables = user_tables(d1, cf.d1_id)
+    assert "chunks_fts" in tables and "documents" in tables
+    assert user_tables(d1, scratch) == tables
+    for table in tables:
+        source = all_rows(d1, cf.d1_id, table)
+        assert all_rows(d1, scratch, table) == source, table
+        assert info["tables"][table] == len(source)
+    blobs = d1.rows(scratch, "SELECT COUNT(*) AS n FROM documents WHERE typeof(fingerprint) = 'blob'")
+    assert blobs[0]["n"] > 0
+    # The full-text index answers as the original does.
+    word = "".join(ch for ch in d1.rows(cf.d1_id, "SELECT content FROM chunks_fts LIMIT 1")[0]["content"].split()[0] if ch.isalpha())
+    match = "SELECT rowid, chunk_id FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid"
+    assert d1.rows(scratch, match, [word]) == d1.rows(cf.d1_id, match, [word]) != []
+    assert d1.rows(scratch, "PRAGMA foreign_key_check") == []
+
+
+def test_import_prepares_long_inserts_and_transaction_control(d1, scratch, tmp_path):
+    long_text = "ß'x" * 45_000  # 180 KB once quoted
+    sql = tmp_path / "with-txn.sql"
+    sql.write_text("BEGIN TRANSACTION;\n"
+                   "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\n"
+                   f"INSERT INTO t VALUES(1,'{long_text.replace(chr(39), chr(39) * 2)}');\n"
+                   "COMMIT;\n", encoding="utf-8")
+    with pytest.raises(CloudflareError, match="BEGIN TRANSACTION"):
+        d1.import_sql(scratch, sql, prepare=False, poll_interval=0.2)  # what D1 makes of it unprepared
+    result = d1.import_sql(scratch, sql, poll_interval=0.2)
+    assert result["prepared"]["split"] == 1 and result["prepared"]["dropped_transaction_control"] == 2
+    assert d1.rows(scratch, "SELECT v = ? AS same, length(v) AS n FROM t WHERE id = 1", [long_text]) == [
+        {"same": 1, "n": len(long_text)}]
+
+
+def test_import_of_invalid_sql_raises_and_changes_nothing(d1, scratch, tmp_path):
+    d1.query(scratch, "CREATE TABLE t(v); INSERT INTO t VALUES ('kept')")
+    before = d1.get_bookmark(scratch)
+    sql = tmp_path / "bad.sql"
+    sql.write_text("INSERT INTO t VALUES ('half');\nINSERT INTO nope VALUES (1);\n")
+    with pytest.raises(CloudflareError, match="no such table: nope"):
+        d1.import_sql(scratch, sql, poll_interval=0.2)
+    assert d1.rows(scratch, "SELECT v FROM t") == [{"v": "kept"}]
+    assert d1.get_bookmark(scratch) == before
+
+
+# ---- Time Travel -----------------------------------------------------------------------------
+
+def test_bookmark_restore_and_redo(d1, scratch):
+    d1.query(scratch, "CREATE TABLE t(v); INSERT INTO t VALUES (1), (2)")
+    mark = d1.get_bookmark(scratch)
+    moment = datetime.now(timezone.utc)
+    d1.query(scratch, "DELETE FROM t WHERE v = 1")
+    assert d1.get_bookmark(scratch, timestamp=moment) == mark  # a datetime is accepted
+    restored = d1.restore(scratch, bookmark=mark)
+    assert d1.rows(scratch, "SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]  # the delete is undone
+    d1.restore(scratch, bookmark=restored["previous_bookmark"])
+    assert d1.rows(scratch, "SELECT v FROM t ORDER BY v") == [{"v": 2}]  # and redone
+    with pytest.raises(ValueError, match="exactly one"):
+        d1.restore(scratch)
+    with pytest.raises(ValueError, match="exactly one"):
+        d1.restore(scratch, bookmark=mark, timestamp=moment)

@@ -1,0 +1,116 @@
+"""Backup artifacts: the gzip file's hash and size are those of the bytes on disk, SQL dumps are counted
+per table, and publish() checks what S3 ends up holding."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sqlite3
+import uuid
+
+import pytest
+
+from airflow_provider_cloudflare.artifacts import GzipArtifact, gzip_sql_dump, publish
+
+BUCKET = "prism-backups"
+
+
+def write_artifact(path, chunks: list[bytes]) -> dict:
+    with GzipArtifact(path) as art:
+        for chunk in chunks:
+            art.write(chunk)
+        return art.close()
+
+
+def test_gzip_artifact_reports_the_hash_and_size_of_the_file(tmp_path):
+    chunks = [b'{"id": 1, "text": "caf\xc3\xa9"}\n', b'{"id": 2}\n' * 5000, b"\x00\xffbinary tail\n"]
+    stats = write_artifact(tmp_path / "a.gz", chunks)
+
+    on_disk = (tmp_path / "a.gz").read_bytes()
+    assert stats["bytes"] == len(on_disk)  # compressed bytes, as uploaded
+    assert stats["sha256"] == hashlib.sha256(on_disk).hexdigest()
+    raw = b"".join(chunks)
+    assert gzip.decompress(on_disk) == raw
+    assert (stats["raw_bytes"], stats["lines"]) == (len(raw), raw.count(b"\n"))
+    assert stats["bytes"] < stats["raw_bytes"]  # it really is compressed
+
+
+def test_gzip_artifact_is_deterministic(tmp_path):
+    # mtime 0 in the gzip header: the same content gives the same bytes, so reruns give the same sha256.
+    chunks = [f"line {i}\n".encode() for i in range(1000)]
+    first = write_artifact(tmp_path / "one.gz", chunks)
+    second = write_artifact(tmp_path / "two.gz", chunks)
+    assert first == second
+    assert (tmp_path / "one.gz").read_bytes() == (tmp_path / "two.gz").read_bytes()
+    assert write_artifact(tmp_path / "three.gz", chunks[:-1])["sha256"] != first["sha256"]
+
+
+def test_gzip_artifact_closed_by_the_context_manager_is_valid_gzip(tmp_path):
+    # Leaving the block without close() (an error mid-backup) still leaves a well-formed local file.
+    with GzipArtifact(tmp_path / "a.gz") as art:
+        art.write(b"partial\n")
+    assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == b"partial\n"
+
+
+DUMP = '''-- a dump header
+PRAGMA defer_foreign_keys = true;
+CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, v TEXT);
+CREATE TABLE plain (id INTEGER PRIMARY KEY, note TEXT, data BLOB);
+CREATE VIRTUAL TABLE fts USING fts5(content);
+INSERT INTO "odd ""name""" VALUES(1,'a');
+INSERT INTO plain VALUES(1,'semi; colon','x');
+INSERT INTO plain VALUES(2,'two
+lines; INSERT INTO plain VALUES(99, ''not a row'', NULL);',X'00ff');
+insert into "plain"(id, note) values(3, 'lower case');
+INSERT INTO fts(rowid, content) VALUES(7,'searchable text');
+INSERT INTO "odd ""name""" VALUES(2,'b');
+CREATE INDEX plain_note ON plain(note);
+'''
+
+
+def test_gzip_sql_dump_counts_rows_per_table(tmp_path):
+    (tmp_path / "dump.sql").write_text(DUMP, encoding="utf-8")
+    stats = gzip_sql_dump(tmp_path / "dump.sql", tmp_path / "dump.sql.gz")
+
+    # Quoted names are unquoted, semicolons and INSERT text inside literals are not statements.
+    assert stats["rows"] == {'odd "name"': 2, "plain": 3, "fts": 1}
+    data = (tmp_path / "dump.sql.gz").read_bytes()
+    assert (stats["bytes"], stats["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+    # The gzipped text is the same SQL, one statement per line group, and loads to the same counts.
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(gzip.decompress(data).decode())
+    counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ('"odd ""name"""', "plain", "fts")}
+    assert counts == {'"odd ""name"""': 2, "plain": 3, "fts": 1}
+    assert conn.execute("SELECT note FROM plain WHERE id = 2").fetchone()[0].startswith("two\nlines; INSERT")
+
+
+def test_gzip_sql_dump_counts_several_inserts_on_one_line(tmp_path):
+    # SQL is not line-based: two INSERTs on one line are two rows.
+    (tmp_path / "dump.sql").write_text("CREATE TABLE t (v);\nINSERT INTO t VALUES(1); INSERT INTO t VALUES(2);\n")
+    stats = gzip_sql_dump(tmp_path / "dump.sql", tmp_path / "dump.sql.gz")
+    assert stats["rows"] == {"t": 2}
+
+
+def test_publish_uploads_and_checks_the_size(s3, tmp_path):
+    stats = write_artifact(tmp_path / "a.gz", [b"hello\n" * 100])
+    key = f"tests/{uuid.uuid4().hex}.gz"
+    try:
+        assert publish(s3, tmp_path / "a.gz", BUCKET, key, stats["bytes"]) == {"bucket": BUCKET, "key": key,
+                                                                                "bytes": stats["bytes"]}
+        body = s3.get_key(key, BUCKET).get()["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == stats["sha256"]
+    finally:
+        s3.delete_objects(BUCKET, [key])
+
+
+def test_publish_raises_when_the_size_does_not_match(s3, tmp_path):
+    stats = write_artifact(tmp_path / "a.gz", [b"hello\n" * 100])
+    key = f"tests/{uuid.uuid4().hex}.gz"
+    try:
+        size = stats["bytes"]
+        with pytest.raises(RuntimeError, match=rf"s3://{BUCKET}/{key} held {size} bytes, expected {size + 1}; removed"):
+            publish(s3, tmp_path / "a.gz", BUCKET, key, size + 1)
+        assert not s3.check_for_key(key, bucket_name=BUCKET)  # a wrong object is not left behind
+    finally:
+        s3.delete_objects(BUCKET, [key])
