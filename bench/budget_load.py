@@ -25,9 +25,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 
 def _connect(server_info: dict, budget: dict) -> None:
-    os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps({
-        "conn_type": "generic", "password": server_info["token"],
-        "extra": {"account_id": server_info["account_id"], "base_url": server_info["api_url"], "budget": budget}})
+    os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "generic",
+            "password": server_info["token"],
+            "extra": {"account_id": server_info["account_id"], "base_url": server_info["api_url"], "budget": budget},
+        }
+    )
 
 
 def heavy(server_info: dict, budget: dict, seconds: float, out) -> None:
@@ -69,8 +73,13 @@ def monitor(server_info: dict, budget: dict, seconds: float, interval: float, ou
 
 
 def run(server, *, heavy_tasks: int, seconds: float, budget: dict, monitor_interval: float) -> dict:
-    info = {"token": server.token, "account_id": server.account_id, "api_url": server.api_url,
-            "index": server.index_name, "d1_id": server.d1_id}
+    info = {
+        "token": server.token,
+        "account_id": server.account_id,
+        "api_url": server.api_url,
+        "index": server.index_name,
+        "d1_id": server.d1_id,
+    }
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=heavy, args=(info, budget, seconds, out)) for _ in range(heavy_tasks)]
@@ -97,8 +106,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = testing.start(Path(tmp) / "lf", "--seed", "demo", "--rate-limit", args.limit)
         try:
-            report = run(server, heavy_tasks=args.heavy, seconds=args.seconds,
-                         budget={"bulk_rps": args.bulk_rps, "reserve": args.reserve}, monitor_interval=1.0)
+            report = run(
+                server,
+                heavy_tasks=args.heavy,
+                seconds=args.seconds,
+                budget={"bulk_rps": args.bulk_rps, "reserve": args.reserve},
+                monitor_interval=1.0,
+            )
         finally:
             server.stop()
     print(json.dumps(report, indent=2))

@@ -50,13 +50,26 @@ def main() -> int:
     scale = max(1, round(args.vectors / (BASE_DOCS * CHUNKS_PER_DOC)))
     with tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        server = testing.start(Path(tmp) / "lf", "--seed", "demo", "--scale", str(scale), "--no-time-travel",
-                               "--rate-limit", "100000000/300", timeout=1800)
+        server = testing.start(
+            Path(tmp) / "lf",
+            "--seed",
+            "demo",
+            "--scale",
+            str(scale),
+            "--no-time-travel",
+            "--rate-limit",
+            "100000000/300",
+            timeout=1800,
+        )
         seed_s = time.monotonic() - started
         try:
-            os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps({
-                "conn_type": "generic", "password": server.token,
-                "extra": {"account_id": server.account_id, "base_url": server.api_url, "budget": {"bulk_rps": 0}}})
+            os.environ["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(
+                {
+                    "conn_type": "generic",
+                    "password": server.token,
+                    "extra": {"account_id": server.account_id, "base_url": server.api_url, "budget": {"bulk_rps": 0}},
+                }
+            )
             from airflow_provider_cloudflare.artifacts import GzipArtifact
             from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
@@ -74,14 +87,24 @@ def main() -> int:
             server.stop()
     calls = {k.split("/")[-1]: after.get(k, 0) - before.get(k, 0) for k in after if "vectorize" in k}
     rss = [mb for _, mb in sink.samples]
-    print(json.dumps({
-        "vectors": export["count"], "seed_seconds": round(seed_s), "export_seconds": round(seconds, 1),
-        "vectors_per_second": round(export["count"] / seconds), "gzip_mb": round(stats["bytes"] / 2**20, 1),
-        "rss_baseline_mb": round(baseline, 1), "rss_samples_mb": sink.samples,
-        "rss_growth_first_to_last_sample_mb": round(rss[-1] - rss[0], 1) if rss else None,
-        "calls": calls, "list_calls_per_1000_vectors": round(1000 * calls.get("list", 0) / export["count"], 2),
-        "get_by_ids_calls_per_100_vectors": round(100 * calls.get("get_by_ids", 0) / export["count"], 2),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "vectors": export["count"],
+                "seed_seconds": round(seed_s),
+                "export_seconds": round(seconds, 1),
+                "vectors_per_second": round(export["count"] / seconds),
+                "gzip_mb": round(stats["bytes"] / 2**20, 1),
+                "rss_baseline_mb": round(baseline, 1),
+                "rss_samples_mb": sink.samples,
+                "rss_growth_first_to_last_sample_mb": round(rss[-1] - rss[0], 1) if rss else None,
+                "calls": calls,
+                "list_calls_per_1000_vectors": round(1000 * calls.get("list", 0) / export["count"], 2),
+                "get_by_ids_calls_per_100_vectors": round(100 * calls.get("get_by_ids", 0) / export["count"], 2),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -87,11 +87,14 @@ with prism_dag(
     tags=["maintenance", "daily", "backup"],
     task_defaults={"execution_timeout": timedelta(hours=2)},
     params={
-        "dry_run": Param(False, type="boolean", title="Dry run of the backup retention",
-                         description="List the daily backups retention would delete, and delete nothing."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run of the backup retention",
+            description="List the daily backups retention would delete, and delete nothing.",
+        ),
     },
 ) as dag:
-
     # ---- 1. Health checks (guide: Daily Maintenance Tasks / 1. Health Checks) ----------------
     with TaskGroup("health_check", tooltip="Worker /health, D1 SELECT 1, Vectorize, free-tier usage (live)"):
         CloudflareHealthCheckOperator(
@@ -101,7 +104,7 @@ with prism_dag(
             index=CF % "vectorize_index",
             namespace=CF % "kv_namespace",
             doc_md="Worker `/health`, D1 `SELECT 1`, a Vectorize topK=1 query and its vector count (info). "
-                   "Skipped inside a backfill. A failure alerts with the high-error-rate investigation's findings.",
+            "Skipped inside a backfill. A failure alerts with the high-error-rate investigation's findings.",
             on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
         )
 
@@ -118,11 +121,21 @@ with prism_dag(
             used, limit = resources["neurons_used"], resources["neurons_limit"]
             percent = round(100 * used / limit, 2) if limit else 100.0
             threshold = runtime_config()["thresholds"]["free_tier_usage_percent"]
-            result = {"neurons_used": used, "neurons_limit": limit, "usage_percent": percent,
-                      "threshold_percent": threshold, "crossed": percent > threshold, **capture_labels(context)}
+            result = {
+                "neurons_used": used,
+                "neurons_limit": limit,
+                "usage_percent": percent,
+                "threshold_percent": threshold,
+                "crossed": percent > threshold,
+                **capture_labels(context),
+            }
             if result["crossed"]:
-                alert(f"Free tier usage at {percent}% (threshold {threshold}%)",
-                      f"Workers AI neurons used today: {used} of {limit}", "warning", ["resource_exhaustion"])
+                alert(
+                    f"Free tier usage at {percent}% (threshold {threshold}%)",
+                    f"Workers AI neurons used today: {used} of {limit}",
+                    "warning",
+                    ["resource_exhaustion"],
+                )
             return result
 
         free_tier()
@@ -134,8 +147,13 @@ with prism_dag(
         def run_window(**context) -> dict:
             """The run's data interval, in the forms the other tasks bind."""
             start, end = window(context)
-            return {"start": start.isoformat(), "end": end.isoformat(), "start_sql": sql_time(start),
-                    "end_sql": sql_time(end), "period": _day(context).strftime("%Y%m%d")}
+            return {
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+                "start_sql": sql_time(start),
+                "end_sql": sql_time(end),
+                "period": _day(context).strftime("%Y%m%d"),
+            }
 
         @task
         def traffic(**context) -> dict:
@@ -149,8 +167,10 @@ with prism_dag(
             task_id="security_events",
             sql="reports/security_events.sql",
             database=CF % "d1_database",
-            parameters=["{{ ti.xcom_pull(task_ids='log_review.run_window')['start_sql'] }}",
-                        "{{ ti.xcom_pull(task_ids='log_review.run_window')['end_sql'] }}"],
+            parameters=[
+                "{{ ti.xcom_pull(task_ids='log_review.run_window')['start_sql'] }}",
+                "{{ ti.xcom_pull(task_ids='log_review.run_window')['end_sql'] }}",
+            ],
             doc_md="Security events by type in the window (D1 `security_events`).",
         )
 
@@ -169,12 +189,17 @@ with prism_dag(
             result = review_window(traffic, events, config["thresholds"], start, end)
             period = _day(context).strftime("%Y%m%d")
             text = markdown(f"PRISM daily log review {period}", (start, end), report_sections(result, traffic))
-            result["report"] = publish_report(config["backups"]["bucket"], report_key(DAG_ID, "log_review", period), text)
+            result["report"] = publish_report(
+                config["backups"]["bucket"], report_key(DAG_ID, "log_review", period), text
+            )
             for check in result["checks"]:
                 if check["crossed"]:  # with the findings of the guide's matching troubleshooting
-                    alert(f"Daily log review {period}: {check['metric']} is {check['value']}, threshold {check['threshold']}",
-                          f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}", "warning",
-                          [FOR_METRIC[check["metric"]]] if check["metric"] in FOR_METRIC else [])
+                    alert(
+                        f"Daily log review {period}: {check['metric']} is {check['value']}, threshold {check['threshold']}",
+                        f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}",
+                        "warning",
+                        [FOR_METRIC[check["metric"]]] if check["metric"] in FOR_METRIC else [],
+                    )
             return result
 
         win = run_window()
@@ -201,8 +226,10 @@ with prism_dag(
             return {
                 "d1": {k: db.get(k) for k in ("name", "uuid", "file_size", "num_tables", "version", "created_at")},
                 "kv_namespaces": [{"id": ns["id"], "title": ns["title"]} for ns in KVHook().list_namespaces()],
-                "vectorize_indexes": [{"name": ix["name"], **ix.get("config", {}), **vectorize.info(ix["name"])}
-                                      for ix in vectorize.list_indexes()],
+                "vectorize_indexes": [
+                    {"name": ix["name"], **ix.get("config", {}), **vectorize.info(ix["name"])}
+                    for ix in vectorize.list_indexes()
+                ],
                 "latest_deployment": deployments[0] if deployments else None,
                 **capture_labels(context),
             }
@@ -210,7 +237,9 @@ with prism_dag(
         summary()
 
     # ---- 4. Daily backup and retention (guide: Backup Procedures / Automated Daily Backups) ----
-    backup = backup_set("daily_backup", "daily", tooltip="D1, Vectorize and KV to daily/YYYYMMDD/, verified by a test restore")
+    backup = backup_set(
+        "daily_backup", "daily", tooltip="D1, Vectorize and KV to daily/YYYYMMDD/, verified by a test restore"
+    )
 
     # all_done: it runs whatever became of the backup; after a failed one it refuses (deletes nothing,
     # says why), which also keeps the run failed: Airflow judges a run by its last tasks.
@@ -222,12 +251,21 @@ with prism_dag(
         from prism.backups.retention import apply_retention, expire_after_good_backup
 
         backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
-        result = expire_after_good_backup(context, _s3(), backups["bucket"], "daily", "daily_backup", window(context)[1],
-                                          backups["daily_retention_days"], dry_run=dry_run,
-                                          what="daily and safety backup sets and staging")
+        result = expire_after_good_backup(
+            context,
+            _s3(),
+            backups["bucket"],
+            "daily",
+            "daily_backup",
+            window(context)[1],
+            backups["daily_retention_days"],
+            dry_run=dry_run,
+            what="daily and safety backup sets and staging",
+        )
         # disaster recovery's safety sets: the same rules, their own window
-        result["safety"] = apply_retention(_s3(), backups["bucket"], "safety", _day(context),
-                                           backups["safety_retention_days"], dry_run=dry_run)
+        result["safety"] = apply_retention(
+            _s3(), backups["bucket"], "safety", _day(context), backups["safety_retention_days"], dry_run=dry_run
+        )
         return result
 
     backup >> retention()
@@ -260,4 +298,3 @@ with prism_dag(
             return delete_old(_s3(), config["backups"]["bucket"], cutoff)
 
         archive_logs() >> delete_old_archives()
-

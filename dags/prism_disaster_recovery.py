@@ -58,23 +58,52 @@ with prism_dag(
     dagrun_timeout=timedelta(hours=8),
     task_defaults={"execution_timeout": timedelta(hours=3)},
     params={
-        "source": Param("s3", type="string", enum=["s3", "time_travel"], title="Restore from",
-                        description="s3: a verified backup set in the bucket (D1, Vectorize, KV). "
-                                    "time_travel: D1's own point-in-time restore (D1 only)."),
-        "backup_date": Param(None, type=["null", "string"], pattern=BACKUP_DATE_PATTERN, maxLength=32,
-                             title="Backup", description="For source s3: YYYYMMDD (a daily backup), YYYYMM (a monthly "
-                                                         "one) or safety-YYYYMMDDTHHMMSSZ (the safety backup an earlier "
-                                                         "recovery took: its undo), a real date, not in the future. "
-                                                         "It must exist and be verified."),
-        "timestamp": Param(None, type=["null", "string"], pattern=ISO_WITH_ZONE_PATTERN, maxLength=40,
-                           title="Time Travel timestamp", description="For source time_travel: ISO 8601 with a zone "
-                                                                      "(2026-11-28T09:00:00Z), inside the Time Travel window."),
-        "targets": Param(list(TARGETS), type="array", minItems=1, uniqueItems=True,
-                         items={"type": "string", "enum": list(TARGETS)}, title="Targets",
-                         description="What to restore. Time Travel restores d1 only."),
-        "confirm": Param("", type="string", maxLength=32, pattern=exact_word(CONFIRMATION), title="Confirmation",
-                         description=f"Type {CONFIRMATION} (exactly that word, in capital letters; \"restore\" is "
-                                     "refused): the restore replaces the live data. A safety backup is taken first."),
+        "source": Param(
+            "s3",
+            type="string",
+            enum=["s3", "time_travel"],
+            title="Restore from",
+            description="s3: a verified backup set in the bucket (D1, Vectorize, KV). "
+            "time_travel: D1's own point-in-time restore (D1 only).",
+        ),
+        "backup_date": Param(
+            None,
+            type=["null", "string"],
+            pattern=BACKUP_DATE_PATTERN,
+            maxLength=32,
+            title="Backup",
+            description="For source s3: YYYYMMDD (a daily backup), YYYYMM (a monthly "
+            "one) or safety-YYYYMMDDTHHMMSSZ (the safety backup an earlier "
+            "recovery took: its undo), a real date, not in the future. "
+            "It must exist and be verified.",
+        ),
+        "timestamp": Param(
+            None,
+            type=["null", "string"],
+            pattern=ISO_WITH_ZONE_PATTERN,
+            maxLength=40,
+            title="Time Travel timestamp",
+            description="For source time_travel: ISO 8601 with a zone "
+            "(2026-11-28T09:00:00Z), inside the Time Travel window.",
+        ),
+        "targets": Param(
+            list(TARGETS),
+            type="array",
+            minItems=1,
+            uniqueItems=True,
+            items={"type": "string", "enum": list(TARGETS)},
+            title="Targets",
+            description="What to restore. Time Travel restores d1 only.",
+        ),
+        "confirm": Param(
+            "",
+            type="string",
+            maxLength=32,
+            pattern=exact_word(CONFIRMATION),
+            title="Confirmation",
+            description=f'Type {CONFIRMATION} (exactly that word, in capital letters; "restore" is '
+            "refused): the restore replaces the live data. A safety backup is taken first.",
+        ),
     },
 ) as dag:
 
@@ -111,8 +140,13 @@ with prism_dag(
         return request
 
     request = validate()
-    safety = backup_set("safety_backup", "safety", verify_restore=False, missing_ok=True,
-                        tooltip="the current state, so the restore can be undone")
+    safety = backup_set(
+        "safety_backup",
+        "safety",
+        verify_restore=False,
+        missing_ok=True,
+        tooltip="the current state, so the restore can be undone",
+    )
     request >> safety
 
     def _wanted(request: dict, kind: str) -> None:
@@ -146,8 +180,12 @@ with prism_dag(
 
             _wanted(request, "vectorize")
             with tempfile.TemporaryDirectory(prefix="dr-vectors-") as tmp:
-                return restore_vectorize(VectorizeHook(), runtime_config()["cloudflare"]["vectorize_index"],
-                                         _download(request, "vectorize", tmp), request["manifest"]["vectorize"])
+                return restore_vectorize(
+                    VectorizeHook(),
+                    runtime_config()["cloudflare"]["vectorize_index"],
+                    _download(request, "vectorize", tmp),
+                    request["manifest"]["vectorize"],
+                )
 
         @task(pool=HEAVY_POOL)
         def kv(request: dict) -> dict:
@@ -196,7 +234,9 @@ with prism_dag(
             hook = VectorizeHook()
             figures["vectors"] = hook.info(cf["vectorize_index"])["vectorCount"]
             if figures["vectors"] != manifest["vectorize"]["vector_count"]:
-                problems.append(f"vectorize: {figures['vectors']} vectors, the backup {manifest['vectorize']['vector_count']}")
+                problems.append(
+                    f"vectorize: {figures['vectors']} vectors, the backup {manifest['vectorize']['vector_count']}"
+                )
             with tempfile.TemporaryDirectory(prefix="dr-verify-") as tmp:
                 samples = sample_vectors(_download(request, "vectorize", tmp))
             problems += query_back(hook, cf["vectorize_index"], samples)

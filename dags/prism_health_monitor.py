@@ -62,10 +62,13 @@ with prism_dag(
         record("usage", snapshot)
         for check in snapshot["checks"]:
             if check["crossed"]:
-                alert(f"Health monitor: {check['metric']} is {check['value']} (threshold {check['threshold']})"
-                      + (f": {check['resource']}" if check.get("resource") else ""),
-                      f"the Worker's /metrics over {snapshot['window']['start']} to {snapshot['window']['end']}",
-                      "warning", [check["investigation"]])
+                alert(
+                    f"Health monitor: {check['metric']} is {check['value']} (threshold {check['threshold']})"
+                    + (f": {check['resource']}" if check.get("resource") else ""),
+                    f"the Worker's /metrics over {snapshot['window']['start']} to {snapshot['window']['end']}",
+                    "warning",
+                    [check["investigation"]],
+                )
         return {k: snapshot[k] for k in ("requests", "performance", "checks", "captured_at")}
 
     usage()

@@ -30,13 +30,25 @@ with prism_dag(
     doc_md=__doc__,
     tags=["index", "manual"],
     params={
-        "repos": Param([], type="array", items={"type": "string", "pattern": REPO_PATTERN, "maxLength": 201},
-                       uniqueItems=True, maxItems=100, title="Repositories",
-                       description="owner/name of the repos to update, each one of indexing.repos; empty: all of them."),
-        "since": Param(None, type=["null", "string"], pattern=ISO_WITH_ZONE_PATTERN, maxLength=40, title="Since",
-                       description="Index what changed after this time (ISO 8601 with a zone, e.g. "
-                                   "2026-11-01T00:00:00Z; a real time, not in the future) instead of the last update, "
-                                   "MAX(documents.created_at). Empty: the last update."),
+        "repos": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": REPO_PATTERN, "maxLength": 201},
+            uniqueItems=True,
+            maxItems=100,
+            title="Repositories",
+            description="owner/name of the repos to update, each one of indexing.repos; empty: all of them.",
+        ),
+        "since": Param(
+            None,
+            type=["null", "string"],
+            pattern=ISO_WITH_ZONE_PATTERN,
+            maxLength=40,
+            title="Since",
+            description="Index what changed after this time (ISO 8601 with a zone, e.g. "
+            "2026-11-01T00:00:00Z; a real time, not in the future) instead of the last update, "
+            "MAX(documents.created_at). Empty: the last update.",
+        ),
     },
 ) as dag:
 
@@ -74,8 +86,10 @@ with prism_dag(
         override = context["params"].get("since")
         found = last["rows"][0]["last_update"] if last.get("rows") else None
         value = override or found
-        print(f"last update: {found or '(no documents)'}; indexing what changed after "
-              f"{value or 'the beginning (the index is empty)'}" + (" (from the since param)" if override else ""))
+        print(
+            f"last update: {found or '(no documents)'}; indexing what changed after "
+            f"{value or 'the beginning (the index is empty)'}" + (" (from the since param)" if override else "")
+        )
         return value
 
     changed_since = since(last_update.output)
@@ -88,10 +102,18 @@ with prism_dag(
     def summary(since: str | None, **context) -> dict:
         # A list of task ids: every map index's value, as a list even when there is one repo.
         runs = [r for r in context["ti"].xcom_pull(task_ids=["update_repo.embed"]) if r]
-        out = {"since": since, "documents_written": sum(r["index"].get("documents_written", 0) for r in runs),
-               "chunks_embedded": sum(r["embed"].get("chunks_embedded", 0) for r in runs),
-               "repos": {r["index"]["repo"]: {"documents_written": r["index"].get("documents_written", 0),
-                                              "chunks_embedded": r["embed"].get("chunks_embedded", 0)} for r in runs}}
+        out = {
+            "since": since,
+            "documents_written": sum(r["index"].get("documents_written", 0) for r in runs),
+            "chunks_embedded": sum(r["embed"].get("chunks_embedded", 0) for r in runs),
+            "repos": {
+                r["index"]["repo"]: {
+                    "documents_written": r["index"].get("documents_written", 0),
+                    "chunks_embedded": r["embed"].get("chunks_embedded", 0),
+                }
+                for r in runs
+            },
+        }
         print(f"incremental update since {since}: {out}")
         return out
 

@@ -48,13 +48,24 @@ with prism_dag(
     dagrun_timeout=timedelta(hours=12),
     task_defaults={"execution_timeout": timedelta(hours=3)},
     params={
-        "confirm": Param("", type="string", maxLength=32, pattern=exact_word(CONFIRMATION), title="Confirmation",
-                         description=f"Type {CONFIRMATION} (exactly that word, in capital letters; \"rebuild\" is "
-                                     "refused) to clear every document, chunk and vector and rebuild them. Anything "
-                                     "else stops the run before anything changes."),
-        "reason": Param("", type="string", maxLength=500, pattern=ONE_LINE_PATTERN, title="Reason",
-                        description="Why the index is rebuilt, on one line (logged with the run, for the maintenance "
-                                    "record)."),
+        "confirm": Param(
+            "",
+            type="string",
+            maxLength=32,
+            pattern=exact_word(CONFIRMATION),
+            title="Confirmation",
+            description=f'Type {CONFIRMATION} (exactly that word, in capital letters; "rebuild" is '
+            "refused) to clear every document, chunk and vector and rebuild them. Anything "
+            "else stops the run before anything changes.",
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            maxLength=500,
+            pattern=ONE_LINE_PATTERN,
+            title="Reason",
+            description="Why the index is rebuilt, on one line (logged with the run, for the maintenance record).",
+        ),
     },
 ) as dag:
 
@@ -70,28 +81,37 @@ with prism_dag(
 
         params = context["params"]
         if params.get("confirm") != CONFIRMATION:
-            raise refuse("to rebuild", f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to clear "
-                                       f"and rebuild the index; got {shown(params.get('confirm'))}")
+            raise refuse(
+                "to rebuild",
+                f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to clear "
+                f"and rebuild the index; got {shown(params.get('confirm'))}",
+            )
         reason = params.get("reason")
-        if reason is not None and not (isinstance(reason, str) and len(reason) <= 500
-                                       and re.search(ONE_LINE_PATTERN, reason)):
+        if reason is not None and not (
+            isinstance(reason, str) and len(reason) <= 500 and re.search(ONE_LINE_PATTERN, reason)
+        ):
             raise refuse("to rebuild", f"reason must be one line of text, at most 500 characters; got {shown(reason)}")
         config = runtime_config()  # a bad config fails here too, before anything changes
         missing = missing_indexer(config)  # a rebuild that cannot reindex must not clear
         if missing:
             raise refuse("to rebuild", missing)
         cf = config["cloudflare"]
-        print(f"rebuilding {cf['d1_database']} documents and Vectorize {cf['vectorize_index']} "
-              f"({cf['vectorize_dimensions']} dims, {cf['vectorize_metric']}) for {config['indexing']['repos']}; "
-              f"reason: {shown(reason) if reason else '(none given)'}")
+        print(
+            f"rebuilding {cf['d1_database']} documents and Vectorize {cf['vectorize_index']} "
+            f"({cf['vectorize_dimensions']} dims, {cf['vectorize_metric']}) for {config['indexing']['repos']}; "
+            f"reason: {shown(reason) if reason else '(none given)'}"
+        )
         return config["indexing"]["repos"]
 
     repos = validate_params()
 
     with TaskGroup("pre_rebuild_backup", tooltip="A verified backup of what the rebuild clears") as backup:
-        d1_backup = D1BackupOperator(task_id="d1", database=DB, bucket=BUCKET, key=f"{PREFIX}/d1.sql.gz", pool=HEAVY_POOL)
-        vectors_backup = VectorizeBackupOperator(task_id="vectorize", index=INDEX, bucket=BUCKET,
-                                                 key=f"{PREFIX}/vectors.ndjson.gz", pool=HEAVY_POOL)
+        d1_backup = D1BackupOperator(
+            task_id="d1", database=DB, bucket=BUCKET, key=f"{PREFIX}/d1.sql.gz", pool=HEAVY_POOL
+        )
+        vectors_backup = VectorizeBackupOperator(
+            task_id="vectorize", index=INDEX, bucket=BUCKET, key=f"{PREFIX}/vectors.ndjson.gz", pool=HEAVY_POOL
+        )
 
         @task
         def index_config() -> dict:
@@ -102,8 +122,11 @@ with prism_dag(
             index = runtime_config()["cloudflare"]["vectorize_index"]
             hook = VectorizeHook()
             info = hook.get_index(index)
-            return {"config": info["config"], "description": info.get("description") or "",
-                    "metadata_indexes": hook.list_metadata_indexes(index)}
+            return {
+                "config": info["config"],
+                "description": info.get("description") or "",
+                "metadata_indexes": hook.list_metadata_indexes(index),
+            }
 
         @task
         def verify(d1: dict, vectors: dict) -> dict:
@@ -122,10 +145,16 @@ with prism_dag(
                     digest.update(chunk)
                     size += len(chunk)
                 if (digest.hexdigest(), size) != (result["sha256"], result["bytes"]):
-                    raise AirflowException(f"s3://{result['bucket']}/{result['key']} reads back as {size} bytes, sha256 "
-                                           f"{digest.hexdigest()}; the backup wrote {result['bytes']} bytes, sha256 "
-                                           f"{result['sha256']}. Not rebuilding without a verified backup.")
-                checked[name] = {"uri": f"s3://{result['bucket']}/{result['key']}", "bytes": size, "sha256": result["sha256"]}
+                    raise AirflowException(
+                        f"s3://{result['bucket']}/{result['key']} reads back as {size} bytes, sha256 "
+                        f"{digest.hexdigest()}; the backup wrote {result['bytes']} bytes, sha256 "
+                        f"{result['sha256']}. Not rebuilding without a verified backup."
+                    )
+                checked[name] = {
+                    "uri": f"s3://{result['bucket']}/{result['key']}",
+                    "bytes": size,
+                    "sha256": result["sha256"],
+                }
             print(f"pre-rebuild backup verified: {checked}")
             return checked
 
@@ -155,8 +184,10 @@ with prism_dag(
             for meta in recorded["metadata_indexes"]:
                 hook.create_metadata_index(index, meta["propertyName"], meta["indexType"])
             info = hook.info(index)
-            print(f"recreated {index}: {created['config']}, metadata indexes {recorded['metadata_indexes']}, "
-                  f"{info['vectorCount']} vectors")
+            print(
+                f"recreated {index}: {created['config']}, metadata indexes {recorded['metadata_indexes']}, "
+                f"{info['vectorCount']} vectors"
+            )
             return {"config": created["config"], "vector_count": info["vectorCount"]}
 
         recreated = recreate_vectorize(recorded)
@@ -190,8 +221,10 @@ with prism_dag(
         result = {**row, "vectors": vectors}
         print(f"after the rebuild: {result}")
         if vectors != row["chunks"] or row["chunks_without_vector"]:
-            raise AirflowException(f"rebuild incomplete: {row['chunks']} chunks in D1 ({row['chunks_without_vector']} "
-                                   f"without a vector), {vectors} vectors in {index}")
+            raise AirflowException(
+                f"rebuild incomplete: {row['chunks']} chunks in D1 ({row['chunks_without_vector']} "
+                f"without a vector), {vectors} vectors in {index}"
+            )
         return result
 
     verify_counts(counts.output)

@@ -76,15 +76,24 @@ def _cf() -> dict:
 
 with prism_dag(
     DAG_ID,
-    schedule=CronTriggerTimetable(schedule(DAG_ID, "0 3 1,7,15,21,28 * *"), timezone="UTC", interval=relativedelta(months=1)),
+    schedule=CronTriggerTimetable(
+        schedule(DAG_ID, "0 3 1,7,15,21,28 * *"), timezone="UTC", interval=relativedelta(months=1)
+    ),
     doc_md=__doc__,
     tags=["maintenance", "monthly"],
     params={
-        "run_day": Param(None, type=["null", "integer"], enum=[None, *CALENDAR],
-                         description="Run this calendar day's tasks instead of the run date's (a manual re-run). "
-                                     "Empty: the run's own day; a day not on the calendar runs nothing."),
-        "run_dependency_update": Param(False, type="boolean",
-                                       description="Day 7: update the npm dependencies, test, and deploy when the tests pass. Off by default."),
+        "run_day": Param(
+            None,
+            type=["null", "integer"],
+            enum=[None, *CALENDAR],
+            description="Run this calendar day's tasks instead of the run date's (a manual re-run). "
+            "Empty: the run's own day; a day not on the calendar runs nothing.",
+        ),
+        "run_dependency_update": Param(
+            False,
+            type="boolean",
+            description="Day 7: update the npm dependencies, test, and deploy when the tests pass. Off by default.",
+        ),
     },
 ) as dag:
 
@@ -109,8 +118,9 @@ with prism_dag(
 
     # ---- day 1 -----------------------------------------------------------------------------
     with TaskGroup("day_1") as day_1:
-        monthly_backup = backup_set("backup_verification", "monthly",
-                                    tooltip="a full backup set to monthly/YYYYMM/, verified by a test restore")
+        monthly_backup = backup_set(
+            "backup_verification", "monthly", tooltip="a full backup set to monthly/YYYYMM/, verified by a test restore"
+        )
 
         # all_done: it runs whatever became of the backup; after a failed one it refuses (deletes nothing,
         # says why, keeps the run failed). On another calendar day it skips, by the check below.
@@ -125,17 +135,29 @@ with prism_dag(
             if ((context.get("params") or {}).get("run_day") or w["day"]) != 1:  # calendar_day's own rule
                 raise AirflowSkipException("this run does not follow day 1 of the calendar: no monthly retention")
             cfg = runtime_config()["backups"]
-            return expire_after_good_backup(context, s3_hook(), cfg["bucket"], "monthly", "day_1.backup_verification",
-                                            from_iso(w["end"]), cfg["monthly_retention_months"],
-                                            what="monthly backup sets and staging")
+            return expire_after_good_backup(
+                context,
+                s3_hook(),
+                cfg["bucket"],
+                "monthly",
+                "day_1.backup_verification",
+                from_iso(w["end"]),
+                cfg["monthly_retention_months"],
+                what="monthly backup sets and staging",
+            )
 
         monthly_backup >> monthly_retention()
 
         with TaskGroup("performance_report"):
+
             @task
             def month_traffic(**context) -> dict:
                 """The month's totals and its traffic per day (for the report's charts), from GraphQL."""
-                win, hook, script = monthly_run_windows(context)["previous_month"], WorkersAnalyticsHook(), _cf()["worker_name"]
+                win, hook, script = (
+                    monthly_run_windows(context)["previous_month"],
+                    WorkersAnalyticsHook(),
+                    _cf()["worker_name"],
+                )
                 start, end = from_iso(win["start"]), from_iso(win["end"])
                 return {**traffic_in(hook, script, start, end), "daily": daily_traffic_in(hook, script, start, end)}
 
@@ -149,28 +171,38 @@ with prism_dag(
             @report_task
             def performance_report(traffic: dict, metrics: dict, **context) -> dict:
                 month = monthly_run_windows(context)["previous_month"]
-                return deliver(DAG_ID, monthly_reports.performance(traffic, metrics, month, runtime_config()["thresholds"]))
+                return deliver(
+                    DAG_ID, monthly_reports.performance(traffic, metrics, month, runtime_config()["thresholds"])
+                )
 
             performance_report(month_traffic(), worker_metrics())
 
     # ---- day 7 -----------------------------------------------------------------------------
     with TaskGroup("day_7") as day_7:
         with TaskGroup("dependency_update"):
+
             @task
             def enabled(**context) -> str:
                 """Off by default; on, it needs the config's npm project. Checked before anything changes."""
                 params = context["params"]
                 if not params["run_dependency_update"]:
-                    raise AirflowSkipException("the dependency update is off (Param run_dependency_update is false, the "
-                                               "default): set npm.project_dir in the config and trigger a run with "
-                                               "run_dependency_update=true")
+                    raise AirflowSkipException(
+                        "the dependency update is off (Param run_dependency_update is false, the "
+                        "default): set npm.project_dir in the config and trigger a run with "
+                        "run_dependency_update=true"
+                    )
                 if in_backfill(context):
-                    raise AirflowSkipException("the dependency update deploys the present, so it is skipped inside a backfill")
+                    raise AirflowSkipException(
+                        "the dependency update deploys the present, so it is skipped inside a backfill"
+                    )
                 action = "to update the npm dependencies"
                 directory = commands.npm_project(runtime_config(), action)
                 if not directory:
-                    raise refuse(action, "run_dependency_update is true but npm.project_dir is not set in the config "
-                                         "(include/prism.config.json or the prism_config Variable)")
+                    raise refuse(
+                        action,
+                        "run_dependency_update is true but npm.project_dir is not set in the config "
+                        "(include/prism.config.json or the prism_config Variable)",
+                    )
                 return directory
 
             @task(retries=0)
@@ -178,9 +210,11 @@ with prism_dag(
                 """The config's npm.<step>_command; with gate=True a non-zero exit fails it (and stops the deploy)."""
                 result = commands.run_step(runtime_config(), step, project)
                 if gate and result["returncode"] != 0:
-                    raise AirflowException(f"{' '.join(result['command'])} exited {result['returncode']}: "
-                                           f"{'tests failed after the dependency update; not deploying' if step == 'test' else 'stopping'}"
-                                           f"\n{result['output'][-1500:]}")
+                    raise AirflowException(
+                        f"{' '.join(result['command'])} exited {result['returncode']}: "
+                        f"{'tests failed after the dependency update; not deploying' if step == 'test' else 'stopping'}"
+                        f"\n{result['output'][-1500:]}"
+                    )
                 return result
 
             npm_dir = enabled()
@@ -191,10 +225,15 @@ with prism_dag(
             update >> audit >> tests >> deploy
 
         with TaskGroup("security_audit"):
-            events = D1SqlOperator(task_id="security_events", sql="reports/security_events.sql", database=D1,
-                                   parameters=w["sql_last_30_days"])
-            abuse = D1SqlOperator(task_id="api_key_abuse", sql="monthly/api_key_abuse.sql", database=D1,
-                                  parameters=w["sql_last_30_days"])
+            events = D1SqlOperator(
+                task_id="security_events",
+                sql="reports/security_events.sql",
+                database=D1,
+                parameters=w["sql_last_30_days"],
+            )
+            abuse = D1SqlOperator(
+                task_id="api_key_abuse", sql="monthly/api_key_abuse.sql", database=D1, parameters=w["sql_last_30_days"]
+            )
 
             @task
             def npm_audit() -> dict:
@@ -203,9 +242,16 @@ with prism_dag(
             @report_task(trigger_rule="none_failed_min_one_success")
             def security_report(**context) -> dict:
                 group = "day_7.security_audit"
-                return deliver(DAG_ID, monthly_reports.security(
-                    monthly_run_windows(context), runtime_config()["thresholds"], pulled(context, f"{group}.security_events"),
-                    pulled(context, f"{group}.api_key_abuse"), pulled(context, f"{group}.npm_audit")))
+                return deliver(
+                    DAG_ID,
+                    monthly_reports.security(
+                        monthly_run_windows(context),
+                        runtime_config()["thresholds"],
+                        pulled(context, f"{group}.security_events"),
+                        pulled(context, f"{group}.api_key_abuse"),
+                        pulled(context, f"{group}.npm_audit"),
+                    ),
+                )
 
             [events, abuse, npm_audit()] >> security_report()
 
@@ -215,13 +261,18 @@ with prism_dag(
             gate = live_only.override(task_id="not_in_backfill")("index optimization")
             analyze = D1SqlOperator(task_id="analyze", sql="optimize/analyze.sql", database=D1)
             quick_check = D1SqlOperator(task_id="quick_check", sql="optimize/quick_check.sql", database=D1)
-            plan = D1SqlOperator(task_id="query_plan", sql="monthly/explain_chunks_by_document.sql", database=D1,
-                                 parameters=["plan-probe"])
+            plan = D1SqlOperator(
+                task_id="query_plan",
+                sql="monthly/explain_chunks_by_document.sql",
+                database=D1,
+                parameters=["plan-probe"],
+            )
             gate >> analyze >> [quick_check, plan]
 
         with TaskGroup("performance_optimization"):
-            slow = D1SqlOperator(task_id="slow_queries", sql="reports/slow_queries.sql", database=D1,
-                                 parameters=w["sql_last_7_days"])
+            slow = D1SqlOperator(
+                task_id="slow_queries", sql="reports/slow_queries.sql", database=D1, parameters=w["sql_last_7_days"]
+            )
             cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
             index_usage = D1SqlOperator(task_id="index_usage", sql="reports/index_usage.sql", database=D1)
 
@@ -229,48 +280,70 @@ with prism_dag(
         def optimization_report(**context) -> dict:
             io, po = "day_15.index_optimization", "day_15.performance_optimization"
             figures = {name: pulled(context, f"{io}.{name}") for name in ("analyze", "quick_check", "query_plan")}
-            figures |= {name: pulled(context, f"{po}.{name}") for name in ("slow_queries", "cache_effectiveness", "index_usage")}
-            return deliver(DAG_ID, monthly_reports.optimization(monthly_run_windows(context), runtime_config(), figures))
+            figures |= {
+                name: pulled(context, f"{po}.{name}") for name in ("slow_queries", "cache_effectiveness", "index_usage")
+            }
+            return deliver(
+                DAG_ID, monthly_reports.optimization(monthly_run_windows(context), runtime_config(), figures)
+            )
 
         [quick_check, plan, slow, cache, index_usage] >> optimization_report()
 
     # ---- day 21 ----------------------------------------------------------------------------
     with TaskGroup("day_21") as day_21:
         with TaskGroup("log_review"):
-            month_events = D1SqlOperator(task_id="security_events", sql="reports/security_events.sql", database=D1,
-                                         parameters=w["sql_month_to_date"])
+            month_events = D1SqlOperator(
+                task_id="security_events",
+                sql="reports/security_events.sql",
+                database=D1,
+                parameters=w["sql_month_to_date"],
+            )
 
             @task
             def month_to_date_traffic(**context) -> dict:
                 win = monthly_run_windows(context)["month_to_date"]
-                return traffic_in(WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"]))
+                return traffic_in(
+                    WorkersAnalyticsHook(), _cf()["worker_name"], from_iso(win["start"]), from_iso(win["end"])
+                )
 
             @report_task
             def log_review(traffic: dict, events: dict, **context) -> dict:
-                return deliver(DAG_ID, monthly_reports.log_review(monthly_run_windows(context), runtime_config()["thresholds"],
-                                                                  traffic, events))
+                return deliver(
+                    DAG_ID,
+                    monthly_reports.log_review(
+                        monthly_run_windows(context), runtime_config()["thresholds"], traffic, events
+                    ),
+                )
 
             log_review(month_to_date_traffic(), month_events.output)
 
         with TaskGroup("resource_check"):
+
             @report_task
             def resource_check(**context) -> dict:
                 """D1, Vectorize, KV and the Worker as they are now: point-in-time, labelled."""
                 cf, limit = _cf(), runtime_config()["thresholds"]["free_tier_usage_percent"]
-                return deliver(DAG_ID, monthly_reports.resources(monthly_run_windows(context), cf, limit, live_resources(cf),
-                                                                 capture_labels(context)))
+                return deliver(
+                    DAG_ID,
+                    monthly_reports.resources(
+                        monthly_run_windows(context), cf, limit, live_resources(cf), capture_labels(context)
+                    ),
+                )
 
             resource_check()
 
     # ---- day 28 ----------------------------------------------------------------------------
     with TaskGroup("day_28") as day_28:
         with TaskGroup("monthly_report"):
+
             @task
             def month_usage(**context) -> dict:
                 win, cf, hook = monthly_run_windows(context)["month_to_date"], _cf(), WorkersAnalyticsHook()
                 start, end = from_iso(win["start"]), from_iso(win["end"])
-                return {"traffic": traffic_in(hook, cf["worker_name"], start, end),
-                        "usage": usage_in(hook, D1Hook().find_database(cf["d1_database"]), start, end)}
+                return {
+                    "traffic": traffic_in(hook, cf["worker_name"], start, end),
+                    "usage": usage_in(hook, D1Hook().find_database(cf["d1_database"]), start, end),
+                }
 
             @report_task
             def monthly_report(figures: dict, **context) -> dict:
@@ -279,13 +352,19 @@ with prism_dag(
             monthly_report(month_usage())
 
         with TaskGroup("capacity_planning"):
+
             @task
             def capacity_analytics(**context) -> dict:
                 """Three 30-day windows of traffic and usage (and two 15-day halves of the last, for the
                 datasets GraphQL keeps only 31 days of)."""
                 win, cf = monthly_run_windows(context), _cf()
-                return capacity_figures(WorkersAnalyticsHook(), cf["worker_name"], D1Hook().find_database(cf["d1_database"]),
-                                        win["capacity"], from_iso(win["end"]))
+                return capacity_figures(
+                    WorkersAnalyticsHook(),
+                    cf["worker_name"],
+                    D1Hook().find_database(cf["d1_database"]),
+                    win["capacity"],
+                    from_iso(win["end"]),
+                )
 
             @report_task
             def capacity_report(analytics: dict, **context) -> dict:

@@ -28,9 +28,13 @@ with prism_dag(
     # One attempt: a preflight reports what it finds at once; retrying would only delay the answer.
     task_defaults={"retries": 0},
     params={
-        "prove_writes": Param(False, type="boolean", title="Prove the Edit permissions",
-                              description="Create and delete a scratch D1 database and Vectorize index, and write and "
-                                          "delete a KV key. Off: only harmless reads."),
+        "prove_writes": Param(
+            False,
+            type="boolean",
+            title="Prove the Edit permissions",
+            description="Create and delete a scratch D1 database and Vectorize index, and write and "
+            "delete a KV key. Off: only harmless reads.",
+        ),
     },
 ) as dag:
 

@@ -71,20 +71,30 @@ def _cf() -> dict:
 
 def _review(context, title: str, sections: dict[str, list[str]], figures: dict | None = None) -> dict:
     """Publish the quarter's review (Markdown and HTML with charts of `figures`); one alert when items need attention."""
-    report = quarterly_reviews.checklist(quarterly_run_windows(context), title, sections, capture_labels(context), figures)
+    report = quarterly_reviews.checklist(
+        quarterly_run_windows(context), title, sections, capture_labels(context), figures
+    )
     return deliver(DAG_ID, report)
 
 
 with prism_dag(
     DAG_ID,
-    schedule=CronTriggerTimetable(schedule(DAG_ID, "0 4 1 1,4,7,10 *"), timezone="UTC", interval=relativedelta(months=3)),
+    schedule=CronTriggerTimetable(
+        schedule(DAG_ID, "0 4 1 1,4,7,10 *"), timezone="UTC", interval=relativedelta(months=3)
+    ),
     doc_md=__doc__,
     tags=["maintenance", "quarterly"],
     dagrun_timeout=timedelta(hours=8),
     params={
-        "quarter": Param(None, type=["null", "integer"], enum=[None, 1, 2, 3, 4],
-                         description="Run this quarter's review items instead of the run date's (a manual run). Empty: the run's own quarter."),
-        "run_restore_drill": Param(True, type="boolean", description="Q3: run the restore drill into scratch resources."),
+        "quarter": Param(
+            None,
+            type=["null", "integer"],
+            enum=[None, 1, 2, 3, 4],
+            description="Run this quarter's review items instead of the run date's (a manual run). Empty: the run's own quarter.",
+        ),
+        "run_restore_drill": Param(
+            True, type="boolean", description="Q3: run the restore drill into scratch resources."
+        ),
     },
 ) as dag:
 
@@ -96,7 +106,9 @@ with prism_dag(
     def quarter(w: dict, **context):
         """Follow the groups of the run's quarter; say why each other quarter's groups are skipped."""
         log.info("figures for %s", w["previous_quarter"]["label"])
-        return calendar_branch(QUARTERS, w["quarter"], context["params"].get("quarter"), "quarter", w["run_date"], "q%d")
+        return calendar_branch(
+            QUARTERS, w["quarter"], context["params"].get("quarter"), "quarter", w["run_date"], "q%d"
+        )
 
     @task
     def npm_audit() -> dict:
@@ -107,8 +119,10 @@ with prism_dag(
     def monthly_traffic(**context) -> list[dict]:
         """Worker traffic per month of the quarter before, as far as GraphQL keeps it."""
         hook = WorkersAnalyticsHook()
-        return [{"label": m["label"], **traffic_in(hook, _cf()["worker_name"], from_iso(m["start"]), from_iso(m["end"]))}
-                for m in quarterly_run_windows(context)["months"]]
+        return [
+            {"label": m["label"], **traffic_in(hook, _cf()["worker_name"], from_iso(m["start"]), from_iso(m["end"]))}
+            for m in quarterly_run_windows(context)["months"]
+        ]
 
     w = windows()
     branch = quarter(w)
@@ -122,22 +136,38 @@ with prism_dag(
             def inventory(**context) -> dict:
                 """D1, Vectorize, KV and the Worker as they are now (point-in-time, labelled)."""
                 reviewed = quarterly_run_windows(context)["previous_quarter"]
-                return {**architecture(_cf(), from_iso(reviewed["start"]), from_iso(reviewed["end"])), "labels": capture_labels(context)}
+                return {
+                    **architecture(_cf(), from_iso(reviewed["start"]), from_iso(reviewed["end"])),
+                    "labels": capture_labels(context),
+                }
 
             architecture_review = inventory()
 
         with TaskGroup("security_audit"):
-            q1_events = D1SqlOperator(task_id="security_events", sql="reports/security_events.sql", database=D1,
-                                      parameters=w["sql_previous_quarter"])
+            q1_events = D1SqlOperator(
+                task_id="security_events",
+                sql="reports/security_events.sql",
+                database=D1,
+                parameters=w["sql_previous_quarter"],
+            )
             q1_npm = npm_audit()
 
         @report_task(trigger_rule="none_failed_min_one_success")
         def q1_review(**context) -> dict:
             events = pulled(context, "q1.security_audit.security_events")
-            return _review(context, "architecture review, security audit", quarterly_reviews.q1_items(
-                _cf(), runtime_config()["thresholds"], pulled(context, "q1.architecture_review.inventory"),
-                pulled(context, "q1.architecture_review.table_counts"), events,
-                pulled(context, "q1.security_audit.npm_audit")), {"security_events": events})
+            return _review(
+                context,
+                "architecture review, security audit",
+                quarterly_reviews.q1_items(
+                    _cf(),
+                    runtime_config()["thresholds"],
+                    pulled(context, "q1.architecture_review.inventory"),
+                    pulled(context, "q1.architecture_review.table_counts"),
+                    events,
+                    pulled(context, "q1.security_audit.npm_audit"),
+                ),
+                {"security_events": events},
+            )
 
         [table_counts, architecture_review, q1_events, q1_npm] >> q1_review()
 
@@ -145,27 +175,46 @@ with prism_dag(
     with TaskGroup("q2") as q2:
         with TaskGroup("performance_optimization"):
             q2_traffic = monthly_traffic()
-            q2_slow = D1SqlOperator(task_id="slow_queries", sql="reports/slow_queries.sql", database=D1,
-                                    parameters=w["sql_previous_quarter"])
+            q2_slow = D1SqlOperator(
+                task_id="slow_queries",
+                sql="reports/slow_queries.sql",
+                database=D1,
+                parameters=w["sql_previous_quarter"],
+            )
             q2_cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
 
         with TaskGroup("scaling_review"):
+
             @task
             def recent_usage(**context) -> dict:
                 """The last 30 days' usage per free-tier resource (GraphQL keeps 31 days of it)."""
                 last, cf = quarterly_run_windows(context)["last_30_days"], _cf()
-                return totals_in(WorkersAnalyticsHook(), cf["worker_name"], D1Hook().find_database(cf["d1_database"]),
-                                 from_iso(last["start"]), from_iso(last["end"]), quarterly_reviews.SCALING_RESOURCES)
+                return totals_in(
+                    WorkersAnalyticsHook(),
+                    cf["worker_name"],
+                    D1Hook().find_database(cf["d1_database"]),
+                    from_iso(last["start"]),
+                    from_iso(last["end"]),
+                    quarterly_reviews.SCALING_RESOURCES,
+                )
 
             usage_30d = recent_usage()
 
         @report_task(trigger_rule="none_failed_min_one_success")
         def q2_review(**context) -> dict:
             months = pulled(context, "q2.performance_optimization.monthly_traffic") or []
-            return _review(context, "performance optimization, scaling review", quarterly_reviews.q2_items(
-                runtime_config(), months, pulled(context, "q2.performance_optimization.slow_queries"),
-                pulled(context, "q2.performance_optimization.cache_effectiveness"),
-                pulled(context, "q2.scaling_review.recent_usage") or {}), {"monthly_traffic": months})
+            return _review(
+                context,
+                "performance optimization, scaling review",
+                quarterly_reviews.q2_items(
+                    runtime_config(),
+                    months,
+                    pulled(context, "q2.performance_optimization.slow_queries"),
+                    pulled(context, "q2.performance_optimization.cache_effectiveness"),
+                    pulled(context, "q2.scaling_review.recent_usage") or {},
+                ),
+                {"monthly_traffic": months},
+            )
 
         [q2_traffic, q2_slow, q2_cache, usage_30d] >> q2_review()
 
@@ -175,12 +224,17 @@ with prism_dag(
             q3_npm = npm_audit()
 
         with TaskGroup("backup_testing"):
+
             @task
             def backup_inventory(**context) -> dict:
                 """The daily and monthly backup sets of the reviewed quarter: complete or not, and how far verified."""
                 reviewed = quarterly_run_windows(context)["previous_quarter"]
-                return backups_of_quarter(s3_hook(), runtime_config()["backups"]["bucket"], from_iso(reviewed["start"]),
-                                          from_iso(reviewed["end"]))
+                return backups_of_quarter(
+                    s3_hook(),
+                    runtime_config()["backups"]["bucket"],
+                    from_iso(reviewed["start"]),
+                    from_iso(reviewed["end"]),
+                )
 
             inventory_of_backups = backup_inventory()
 
@@ -192,13 +246,19 @@ with prism_dag(
                 if not context["params"]["run_restore_drill"]:
                     raise AirflowSkipException("the restore drill is off (Param run_restore_drill is false)")
                 if in_backfill(context):
-                    raise AirflowSkipException("the restore drill tests the backups as they are now, so it is skipped "
-                                               "inside a backfill")
+                    raise AirflowSkipException(
+                        "the restore drill tests the backups as they are now, so it is skipped inside a backfill"
+                    )
                 bucket = runtime_config()["backups"]["bucket"]
                 cadence, period = newest_complete(bucket_sets(s3_hook(), bucket)) or (None, None)
                 token = run_token(f"{DAG_ID}/{context['run_id']}")
-                return {"bucket": bucket, "cadence": cadence, "period": period, "token": token,
-                        "scratch": scratch_restore.scratch_name(token)}
+                return {
+                    "bucket": bucket,
+                    "cadence": cadence,
+                    "period": period,
+                    "token": token,
+                    "scratch": scratch_restore.scratch_name(token),
+                }
 
             @task(retries=0)
             def restore_drill(chosen: dict, **context) -> dict | None:
@@ -206,7 +266,9 @@ with prism_dag(
                 restore it into scratch resources and compare (scratch_restore). The result goes into
                 the set's manifest, and the task fails when the set does not restore as it says."""
                 if chosen["cadence"] is None:
-                    log.warning("no complete daily or monthly backup set in s3://%s: nothing to drill", chosen["bucket"])
+                    log.warning(
+                        "no complete daily or monthly backup set in s3://%s: nothing to drill", chosen["bucket"]
+                    )
                     return None
                 s3, bucket, cadence, period = s3_hook(), chosen["bucket"], chosen["cadence"], chosen["period"]
                 manifest = backup_sets.load_manifest(s3, bucket, cadence, period)
@@ -219,21 +281,50 @@ with prism_dag(
                 else:
                     cf = _cf()
                     result = scratch_restore.restore_and_compare(
-                        s3, bucket, base, manifest, chosen["token"], source_db=D1Hook().find_database(cf["d1_database"]),
-                        source_index=cf["vectorize_index"], source_namespace=KVHook().find_namespace(cf["kv_namespace"]))
-                status = result.get("status") or ("failed" if result["problems"] else "verified")  # partial: KV not restorable
+                        s3,
+                        bucket,
+                        base,
+                        manifest,
+                        chosen["token"],
+                        source_db=D1Hook().find_database(cf["d1_database"]),
+                        source_index=cf["vectorize_index"],
+                        source_namespace=KVHook().find_namespace(cf["kv_namespace"]),
+                    )
+                status = result.get("status") or (
+                    "failed" if result["problems"] else "verified"
+                )  # partial: KV not restorable
                 figures = {k: result.get(k) for k in ("problems", "notes", "d1", "vectorize", "kv")}
-                backup_sets.set_verification(s3, bucket, cadence, period, status,
-                                             {"method": "quarterly restore drill", "dag_run": context["run_id"], **figures,
-                                              **{k: result[k] for k in ("restorable", "restorable_reasons") if k in result}})
-                outcome = {**backup_sets.summary(manifest), "cadence": cadence, "status": status,
-                           "kv_keys": manifest.get("kv", {}).get("key_count"), **figures}
+                backup_sets.set_verification(
+                    s3,
+                    bucket,
+                    cadence,
+                    period,
+                    status,
+                    {
+                        "method": "quarterly restore drill",
+                        "dag_run": context["run_id"],
+                        **figures,
+                        **{k: result[k] for k in ("restorable", "restorable_reasons") if k in result},
+                    },
+                )
+                outcome = {
+                    **backup_sets.summary(manifest),
+                    "cadence": cadence,
+                    "status": status,
+                    "kv_keys": manifest.get("kv", {}).get("key_count"),
+                    **figures,
+                }
                 # Pushed before a failure too: the review reports what the drill found either way.
                 context["ti"].xcom_push(key=DRILL_RESULT, value=outcome)
-                record("backup", backup_snapshot(cadence, manifest, status, "quarterly restore drill", problems=result["problems"]))
+                record(
+                    "backup",
+                    backup_snapshot(cadence, manifest, status, "quarterly restore drill", problems=result["problems"]),
+                )
                 if status == "failed":
-                    raise AirflowException(f"restore drill of {cadence}/{period} FAILED (recorded in its manifest):\n  "
-                                           + "\n  ".join(result["problems"]))
+                    raise AirflowException(
+                        f"restore drill of {cadence}/{period} FAILED (recorded in its manifest):\n  "
+                        + "\n  ".join(result["problems"])
+                    )
                 return outcome
 
             @task
@@ -254,10 +345,18 @@ with prism_dag(
         def q3_review(**context) -> dict:
             ti, testing = context["ti"], "q3.backup_testing"
             backups = pulled(context, f"{testing}.backup_inventory")
-            return _review(context, "dependency audit, backup testing", quarterly_reviews.q3_items(
-                backups, pulled(context, f"{testing}.pick_set"),
-                ti.xcom_pull(task_ids=f"{testing}.restore_drill", key=DRILL_RESULT), pulled(context, f"{testing}.drop_scratch"),
-                pulled(context, "q3.dependency_audit.npm_audit")), {"backups": backups})
+            return _review(
+                context,
+                "dependency audit, backup testing",
+                quarterly_reviews.q3_items(
+                    backups,
+                    pulled(context, f"{testing}.pick_set"),
+                    ti.xcom_pull(task_ids=f"{testing}.restore_drill", key=DRILL_RESULT),
+                    pulled(context, f"{testing}.drop_scratch"),
+                    pulled(context, "q3.dependency_audit.npm_audit"),
+                ),
+                {"backups": backups},
+            )
 
         review_q3 = q3_review()
         [q3_npm, inventory_of_backups, dropped] >> review_q3
@@ -266,11 +365,16 @@ with prism_dag(
     # ---- Q4 --------------------------------------------------------------------------------
     with TaskGroup("q4") as q4:
         with TaskGroup("yearly_review"):
-            usage_by_month = D1SqlOperator(task_id="usage_by_month", sql="quarterly/usage_by_month.sql", database=D1,
-                                           parameters=w["sql_year_dates"])
+            usage_by_month = D1SqlOperator(
+                task_id="usage_by_month",
+                sql="quarterly/usage_by_month.sql",
+                database=D1,
+                parameters=w["sql_year_dates"],
+            )
             q4_traffic = monthly_traffic()
 
         with TaskGroup("capacity_planning"):
+
             @task
             def growth_projection(usage: dict, **context) -> dict:
                 """Growth per month of requests and neurons (complete months of PRISM's usage log) and the
@@ -282,8 +386,13 @@ with prism_dag(
         @report_task(trigger_rule="none_failed_min_one_success")
         def q4_review(**context) -> dict:
             plan = pulled(context, "q4.capacity_planning.growth_projection") or {"months": []}
-            usage, months = pulled(context, "q4.yearly_review.usage_by_month"), pulled(context, "q4.yearly_review.monthly_traffic") or []
-            sections = quarterly_reviews.q4_items(runtime_config()["thresholds"]["free_tier_usage_percent"], usage, months, plan)
+            usage, months = (
+                pulled(context, "q4.yearly_review.usage_by_month"),
+                pulled(context, "q4.yearly_review.monthly_traffic") or [],
+            )
+            sections = quarterly_reviews.q4_items(
+                runtime_config()["thresholds"]["free_tier_usage_percent"], usage, months, plan
+            )
             figures = {"usage_by_month": usage, "monthly_traffic": months}
             return {**_review(context, "yearly review, capacity planning", sections, figures), "plan": plan}
 

@@ -34,9 +34,9 @@ DB = "{{ prism().cloudflare.d1_database }}"
 # Why D1 gets no VACUUM or REINDEX (the guide's "Database Vacuum" and "Rebuild indexes if needed").
 UNSUPPORTED = {
     "VACUUM": "D1 refuses it: every D1 query runs inside a transaction, where SQLite cannot VACUUM, and "
-              "Cloudflare manages the storage itself. PRAGMA optimize and ANALYZE ran instead.",
+    "Cloudflare manages the storage itself. PRAGMA optimize and ANALYZE ran instead.",
     "REINDEX": "D1 does not document it as supported and keeps its indexes itself; ANALYZE (run instead) "
-               "refreshes the planner's statistics, and the EXPLAIN QUERY PLAN check shows the index is used.",
+    "refreshes the planner's statistics, and the EXPLAIN QUERY PLAN check shows the index is used.",
 }
 
 
@@ -58,11 +58,15 @@ with prism_dag(
         start, end = window(context, default=PERIOD)
         refuse_future_window("cache, orphaned and usage_log rows", end)
         retention = runtime_config()["retention"]
-        out = {"start": sql_time(start), "end": sql_time(end), "period": end.strftime("%Y%m%d"),
-               "cache_min_hits": retention["cache_low_hit_count"],
-               "cache_created_before": sql_time(end - timedelta(days=retention["cache_low_hit_age_days"])),
-               "usage_oldest_kept": (end - timedelta(days=retention["usage_log_days"])).date().isoformat(),
-               "in_backfill": in_backfill(context)}
+        out = {
+            "start": sql_time(start),
+            "end": sql_time(end),
+            "period": end.strftime("%Y%m%d"),
+            "cache_min_hits": retention["cache_low_hit_count"],
+            "cache_created_before": sql_time(end - timedelta(days=retention["cache_low_hit_age_days"])),
+            "usage_oldest_kept": (end - timedelta(days=retention["usage_log_days"])).date().isoformat(),
+            "in_backfill": in_backfill(context),
+        }
         print(f"window {out['start']} to {out['end']} (UTC); cutoffs {out}")
         return out
 
@@ -79,8 +83,10 @@ with prism_dag(
             from prism.settings.config import runtime_config
 
             if in_backfill(context):
-                raise AirflowSkipException("inside a backfill: the indexer reads the repositories as they are now, "
-                                           "not as they were in the window; the report still counts the window")
+                raise AirflowSkipException(
+                    "inside a backfill: the indexer reads the repositories as they are now, "
+                    "not as they were in the window; the report still counts the window"
+                )
             config = runtime_config()
             skip_without_indexer(config)  # the shipped config names none: the report still counts the window
             return config["indexing"]["repos"]
@@ -91,8 +97,13 @@ with prism_dag(
 
         updated = update_repo.expand(repo=repos())
 
-        new_documents = D1SqlOperator(task_id="new_documents", sql="reports/new_documents.sql", database=DB,
-                                      parameters=[bounds["start"], bounds["end"]], trigger_rule="none_failed")
+        new_documents = D1SqlOperator(
+            task_id="new_documents",
+            sql="reports/new_documents.sql",
+            database=DB,
+            parameters=[bounds["start"], bounds["end"]],
+            trigger_rule="none_failed",
+        )
         updated >> new_documents
 
         @task(trigger_rule="none_failed")
@@ -104,13 +115,20 @@ with prism_dag(
             count = new_docs["rows"][0]["new_documents"]
             # A list of task ids: every map index's value, as a list even when there is one repo.
             runs = [r for r in context["ti"].xcom_pull(task_ids=["index_update.update_repo.embed"]) if r]
-            lines = [f"- {r['index']['repo']}: {r['index'].get('documents_written', 0)} documents and "
-                     f"{r['index'].get('chunks_written', 0)} chunks written, {r['embed'].get('chunks_embedded', 0)} "
-                     f"chunks embedded" for r in runs]
-            text = markdown("PRISM weekly index update", window(context, default=PERIOD), {
-                "New documents in the window": f"{count} documents were created in the window.",
-                "Indexer and embedder": lines or ["Not run in this run (see the index_update.repos task)."],
-            })
+            lines = [
+                f"- {r['index']['repo']}: {r['index'].get('documents_written', 0)} documents and "
+                f"{r['index'].get('chunks_written', 0)} chunks written, {r['embed'].get('chunks_embedded', 0)} "
+                f"chunks embedded"
+                for r in runs
+            ]
+            text = markdown(
+                "PRISM weekly index update",
+                window(context, default=PERIOD),
+                {
+                    "New documents in the window": f"{count} documents were created in the window.",
+                    "Indexer and embedder": lines or ["Not run in this run (see the index_update.repos task)."],
+                },
+            )
             print(text)
             key = report_key("prism_weekly", "index_update", bounds["period"])
             uri = publish_report(runtime_config()["backups"]["bucket"], key, text)
@@ -119,10 +137,20 @@ with prism_dag(
         report(new_documents.output, bounds)
 
     with TaskGroup("cache_cleanup", tooltip="Weekly: Cache Cleanup") as cache_cleanup:
-        low_hits = D1SqlOperator(task_id="low_hits", pool=DELETES_POOL, sql="cleanup/cache_low_hits.sql", database=DB,
-                                 parameters=[bounds["cache_min_hits"], bounds["cache_created_before"]])
-        expired = D1SqlOperator(task_id="expired", pool=DELETES_POOL, sql="cleanup/cache_expired.sql", database=DB,
-                                parameters=[bounds["end"]])
+        low_hits = D1SqlOperator(
+            task_id="low_hits",
+            pool=DELETES_POOL,
+            sql="cleanup/cache_low_hits.sql",
+            database=DB,
+            parameters=[bounds["cache_min_hits"], bounds["cache_created_before"]],
+        )
+        expired = D1SqlOperator(
+            task_id="expired",
+            pool=DELETES_POOL,
+            sql="cleanup/cache_expired.sql",
+            database=DB,
+            parameters=[bounds["end"]],
+        )
 
         @task
         def summary(low_hits: dict, expired: dict) -> dict:
@@ -134,8 +162,14 @@ with prism_dag(
         summary(low_hits=low_hits.output, expired=expired.output)
 
     with TaskGroup("database_cleanup", tooltip="Database Cleanup: Cleanup Orphaned Data") as database_cleanup:
-        orphan_chunks = D1SqlOperator(task_id="orphan_chunks", pool=DELETES_POOL, sql="weekly/orphan_chunks.sql", database=DB,
-                                      max_xcom_rows=100_000, max_xcom_bytes=8 << 20)
+        orphan_chunks = D1SqlOperator(
+            task_id="orphan_chunks",
+            pool=DELETES_POOL,
+            sql="weekly/orphan_chunks.sql",
+            database=DB,
+            max_xcom_rows=100_000,
+            max_xcom_bytes=8 << 20,
+        )
 
         @task(pool=HEAVY_POOL)
         def orphan_vectors(deleted: dict) -> int:
@@ -157,25 +191,47 @@ with prism_dag(
             print(f"deleted {len(ids)} vectors of orphaned chunks from {index}; {info['vectorCount']} vectors remain")
             return len(ids)
 
-        relationships = D1SqlOperator(task_id="orphan_relationships", pool=DELETES_POOL, sql="cleanup/orphan_relationships.sql", database=DB)
-        expired_cache = D1SqlOperator(task_id="expired_cache", pool=DELETES_POOL, sql="cleanup/cache_expired.sql", database=DB,
-                                      parameters=[bounds["end"]])
-        usage_log = D1SqlOperator(task_id="usage_log", pool=DELETES_POOL, sql="cleanup/usage_log.sql", database=DB,
-                                  parameters=[bounds["usage_oldest_kept"]])
+        relationships = D1SqlOperator(
+            task_id="orphan_relationships", pool=DELETES_POOL, sql="cleanup/orphan_relationships.sql", database=DB
+        )
+        expired_cache = D1SqlOperator(
+            task_id="expired_cache",
+            pool=DELETES_POOL,
+            sql="cleanup/cache_expired.sql",
+            database=DB,
+            parameters=[bounds["end"]],
+        )
+        usage_log = D1SqlOperator(
+            task_id="usage_log",
+            pool=DELETES_POOL,
+            sql="cleanup/usage_log.sql",
+            database=DB,
+            parameters=[bounds["usage_oldest_kept"]],
+        )
 
         @task
-        def changes(vectors: int, orphan_chunks: dict, orphan_relationships: dict, expired_cache: dict,
-                    usage_log: dict) -> dict:
-            counts = {"orphan_chunks": orphan_chunks["changes"], "orphan_vectors": vectors,
-                      "orphan_relationships": orphan_relationships["changes"],
-                      "expired_cache": expired_cache["changes"], "usage_log": usage_log["changes"]}
+        def changes(
+            vectors: int, orphan_chunks: dict, orphan_relationships: dict, expired_cache: dict, usage_log: dict
+        ) -> dict:
+            counts = {
+                "orphan_chunks": orphan_chunks["changes"],
+                "orphan_vectors": vectors,
+                "orphan_relationships": orphan_relationships["changes"],
+                "expired_cache": expired_cache["changes"],
+                "usage_log": usage_log["changes"],
+            }
             print("rows deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
             return counts
 
         vectors = orphan_vectors(orphan_chunks.output)
         orphan_chunks >> relationships >> expired_cache >> usage_log
-        changes(vectors, orphan_chunks=orphan_chunks.output, orphan_relationships=relationships.output,
-                expired_cache=expired_cache.output, usage_log=usage_log.output)
+        changes(
+            vectors,
+            orphan_chunks=orphan_chunks.output,
+            orphan_relationships=relationships.output,
+            expired_cache=expired_cache.output,
+            usage_log=usage_log.output,
+        )
 
     with TaskGroup("optimize", tooltip="Weekly: Database Vacuum; Database Cleanup: Optimize Database") as optimize:
 
@@ -186,8 +242,10 @@ with prism_dag(
             from prism.runtime import in_backfill
 
             if in_backfill(context):
-                raise AirflowSkipException("inside a backfill: optimising and checking describe the database as it "
-                                           "is now; the scheduled run does it")
+                raise AirflowSkipException(
+                    "inside a backfill: optimising and checking describe the database as it "
+                    "is now; the scheduled run does it"
+                )
 
         analyze = D1SqlOperator(task_id="analyze", sql="optimize/analyze.sql", database=DB)
         quick_check = D1SqlOperator(task_id="quick_check", sql="optimize/quick_check.sql", database=DB)
@@ -205,13 +263,21 @@ with prism_dag(
             for statement, reason in UNSUPPORTED.items():
                 print(f"{statement}: unsupported on D1, not run. {reason}")
             if not uses_index:
-                send_alert("D1 chunk lookups by document do not use idx_chunks_document_id",
-                           "EXPLAIN QUERY PLAN: " + "; ".join(plan_lines), severity="warning")
+                send_alert(
+                    "D1 chunk lookups by document do not use idx_chunks_document_id",
+                    "EXPLAIN QUERY PLAN: " + "; ".join(plan_lines),
+                    severity="warning",
+                )
             if verdict != ["ok"]:
                 send_alert("D1 PRAGMA quick_check found problems", "\n".join(verdict[:50]))
                 raise AirflowFailException(f"PRAGMA quick_check: {verdict[:20]}")
-            return {"analyze": "done", "quick_check": "ok", "query_plan": plan_lines, "uses_index": uses_index,
-                    "unsupported": UNSUPPORTED}
+            return {
+                "analyze": "done",
+                "quick_check": "ok",
+                "query_plan": plan_lines,
+                "uses_index": uses_index,
+                "unsupported": UNSUPPORTED,
+            }
 
         live_database() >> [analyze, quick_check, query_plan]
         analyze >> result(quick_check.output, query_plan.output)

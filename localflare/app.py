@@ -121,8 +121,12 @@ class LocalFlare:
         self.vectorize = Vectorize(cfg, self.faults)
         self.kv = KV(cfg, self.faults)
         self.workers = Workers(cfg, self.faults)
-        self.graphql = GraphQLService(cfg, self.faults, lambda: self.d1.find_by_name(cfg.d1_name) or "",
-                                      lambda: self.kv.find_by_title(cfg.kv_title) or "")
+        self.graphql = GraphQLService(
+            cfg,
+            self.faults,
+            lambda: self.d1.find_by_name(cfg.d1_name) or "",
+            lambda: self.kv.find_by_title(cfg.kv_title) or "",
+        )
         self.worker = PrismWorker(cfg, self.faults, self.d1, self.vectorize, self.kv, self.graphql)
         self.routes = []
         for service in (self.d1, self.vectorize, self.kv, self.workers):
@@ -151,11 +155,11 @@ class LocalFlare:
         if raw_path.startswith("/__localflare/"):
             return await self.admin(request, raw_path)
         if raw_path.startswith("/__r2/"):
-            return await self.r2(request, raw_path[len("/__r2/"):])
+            return await self.r2(request, raw_path[len("/__r2/") :])
         if raw_path.startswith("/worker/"):
-            return await self.prism_worker(request, raw_path[len("/worker"):])
+            return await self.prism_worker(request, raw_path[len("/worker") :])
         if raw_path.startswith(API_PREFIX + "/") or raw_path == API_PREFIX:
-            return await self.api(request, raw_path[len(API_PREFIX):])
+            return await self.api(request, raw_path[len(API_PREFIX) :])
         return JSONResponse({"error": "not found"}, status_code=404)
 
     def _count(self, key: str) -> None:
@@ -187,9 +191,17 @@ class LocalFlare:
             self._count("auth_errors")
             if err.code == 10000 and err.status == 403 and path == "/graphql":
                 # GraphQL answers in its own shape, not the v4 envelope.
-                return self._finish(request, body, JSONResponse(
-                    {"data": None, "errors": [{"message": "not authorized for that account",
-                                               "extensions": {"code": "authz"}}]}, status_code=403))
+                return self._finish(
+                    request,
+                    body,
+                    JSONResponse(
+                        {
+                            "data": None,
+                            "errors": [{"message": "not authorized for that account", "extensions": {"code": "authz"}}],
+                        },
+                        status_code=403,
+                    ),
+                )
             return self._finish(request, body, fail_response(err))
         allowed, rl_headers = self.limiter.check(self.cfg.api_token)
         if not allowed:
@@ -205,7 +217,18 @@ class LocalFlare:
             form = {}
             if headers.get("content-type", "").startswith("multipart/form-data"):
                 form = await self._form(request, body)
-            req = Req(method, path, params, query, headers, body, params.get("account_id", ""), self.cfg.base_url, form, query_all)
+            req = Req(
+                method,
+                path,
+                params,
+                query,
+                headers,
+                body,
+                params.get("account_id", ""),
+                self.cfg.base_url,
+                form,
+                query_all,
+            )
             try:
                 resp = await run_in_threadpool(handler, req)
             except CFError as err:
@@ -259,8 +282,12 @@ class LocalFlare:
         if fault:
             self._count("429_sent")
             wait = int(fault.opts["retry_after"])
-            err = CFError(429, 971, "Please wait and consider throttling your request speed",
-                          {"retry-after": str(wait), "x-ratelimit-limit": str(self.cfg.rate_limit), "x-ratelimit-remaining": "0"})
+            err = CFError(
+                429,
+                971,
+                "Please wait and consider throttling your request speed",
+                {"retry-after": str(wait), "x-ratelimit-limit": str(self.cfg.rate_limit), "x-ratelimit-remaining": "0"},
+            )
             return fail_response(err)
         fault = self.faults.take("5xx", route)
         if fault:
@@ -281,12 +308,25 @@ class LocalFlare:
 
     async def _graphql(self, method: str, body: bytes, headers: dict) -> Response:
         if method != "POST":
-            return JSONResponse({"data": None, "errors": [{"message": "Cloudflare API v4 doesn't allow GETs to /graphql"}]}, status_code=405)
+            return JSONResponse(
+                {"data": None, "errors": [{"message": "Cloudflare API v4 doesn't allow GETs to /graphql"}]},
+                status_code=405,
+            )
         allowed, _ = self.gql_limiter.check(self.cfg.api_token)
         if not allowed:
             self._count("429_sent")
-            return JSONResponse({"data": None, "errors": [{"message": "rate limiter budget depleted, try again after 5 minutes",
-                                                           "extensions": {"code": "budgetDepleted"}}]}, status_code=429)
+            return JSONResponse(
+                {
+                    "data": None,
+                    "errors": [
+                        {
+                            "message": "rate limiter budget depleted, try again after 5 minutes",
+                            "extensions": {"code": "budgetDepleted"},
+                        }
+                    ],
+                },
+                status_code=429,
+            )
         req = Req("POST", "/graphql", {}, {}, headers, body)
         return await run_in_threadpool(self.graphql.handle, req)
 
@@ -317,8 +357,11 @@ class LocalFlare:
         try:
             self.signer.check(path, query)
         except CFError as err:
-            return Response(f"<Error><Code>AccessDenied</Code><Message>{err.message}</Message></Error>",
-                            status_code=403, media_type="application/xml")
+            return Response(
+                f"<Error><Code>AccessDenied</Code><Message>{err.message}</Message></Error>",
+                status_code=403,
+                media_type="application/xml",
+            )
         kind, _, name = path.partition("/")
         if kind == "exports" and request.method in ("GET", "HEAD"):
             return self._download(request, name)
@@ -379,7 +422,7 @@ class LocalFlare:
 
     # ---- admin API ------------------------------------------------------------------------
     async def admin(self, request: Request, path: str) -> Response:
-        what = path[len("/__localflare/"):].strip("/")
+        what = path[len("/__localflare/") :].strip("/")
         if what == "info":
             return JSONResponse(self.info())
         if what == "counters":

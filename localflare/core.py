@@ -27,7 +27,9 @@ def envelope(result: Any = None, result_info: dict | None = None, messages: list
     return body
 
 
-def ok(result: Any = None, result_info: dict | None = None, status: int = 200, messages: list | None = None) -> JSONResponse:
+def ok(
+    result: Any = None, result_info: dict | None = None, status: int = 200, messages: list | None = None
+) -> JSONResponse:
     return JSONResponse(envelope(result, result_info, messages), status_code=status)
 
 
@@ -82,5 +84,7 @@ class Req:
         return value
 
 
-def raw_response(data: bytes, status: int = 200, headers: dict | None = None, media_type: str = "application/octet-stream") -> Response:
+def raw_response(
+    data: bytes, status: int = 200, headers: dict | None = None, media_type: str = "application/octet-stream"
+) -> Response:
     return Response(content=data, status_code=status, headers=headers, media_type=media_type)

@@ -22,10 +22,23 @@ BUSY_EXPORT = "D1_ERROR: Currently processing a long-running export"
 BUSY_IMPORT = "D1_ERROR: Currently processing a long-running import"
 # PRAGMAs D1 documents as allowed (plus optimize, added later).
 ALLOWED_PRAGMAS = {
-    "table_list", "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
-    "quick_check", "foreign_key_check", "foreign_key_list", "case_sensitive_like",
-    "ignore_check_constraints", "legacy_alter_table", "recursive_triggers",
-    "reverse_unordered_selects", "foreign_keys", "defer_foreign_keys", "optimize",
+    "table_list",
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "quick_check",
+    "foreign_key_check",
+    "foreign_key_list",
+    "case_sensitive_like",
+    "ignore_check_constraints",
+    "legacy_alter_table",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "foreign_keys",
+    "defer_foreign_keys",
+    "optimize",
     "data_version",  # FTS5 reads it internally; FTS5 tables work on D1
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -149,7 +162,14 @@ class D1:
         """Record the current state as a new bookmark (called after every change)."""
         now = time.time()
         with self._registry() as reg:
-            seq = (reg.execute("SELECT COALESCE(MAX(seq), -1) FROM bookmarks WHERE db_uuid = ?", (db_uuid,)).fetchone()[0]) + 1
+            seq = (
+                (
+                    reg.execute(
+                        "SELECT COALESCE(MAX(seq), -1) FROM bookmarks WHERE db_uuid = ?", (db_uuid,)
+                    ).fetchone()[0]
+                )
+                + 1
+            )
             bookmark = self._bookmark(db_uuid, seq, now)
             if self.cfg.time_travel:
                 tt_dir = self._tt_dir(db_uuid)
@@ -186,7 +206,9 @@ class D1:
     def _bookmark_at(self, db_uuid: str, ts: float) -> sqlite3.Row:
         now = time.time()
         if ts < now - self.cfg.time_travel_days * 86400:
-            raise CFError(400, 7400, f"Timestamp {iso(ts)} is outside the Time Travel window of {self.cfg.time_travel_days} days")
+            raise CFError(
+                400, 7400, f"Timestamp {iso(ts)} is outside the Time Travel window of {self.cfg.time_travel_days} days"
+            )
         if ts > now + 60:
             raise CFError(400, 7400, f"Timestamp {iso(ts)} is in the future")
         with self._registry() as reg:
@@ -219,11 +241,16 @@ class D1:
         name = req.query.get("name")
         with self._registry() as reg:
             if name:
-                rows = reg.execute("SELECT * FROM databases WHERE name LIKE ? ORDER BY created_at, uuid", (f"%{name}%",)).fetchall()
+                rows = reg.execute(
+                    "SELECT * FROM databases WHERE name LIKE ? ORDER BY created_at, uuid", (f"%{name}%",)
+                ).fetchall()
             else:
                 rows = reg.execute("SELECT * FROM databases ORDER BY created_at, uuid").fetchall()
         chunk = rows[(page - 1) * per_page : page * per_page]
-        items = [{"uuid": r["uuid"], "name": r["name"], "version": r["version"], "created_at": iso(r["created_at"])} for r in chunk]
+        items = [
+            {"uuid": r["uuid"], "name": r["name"], "version": r["version"], "created_at": iso(r["created_at"])}
+            for r in chunk
+        ]
         return ok(items, {"page": page, "per_page": per_page, "count": len(items), "total_count": len(rows)})
 
     def describe(self, db_uuid: str) -> dict:
@@ -267,7 +294,9 @@ class D1:
                     raise CFError(400, 7406, f"System limit reached: databases per account ({self.cfg.max_databases})")
                 db_uuid = str(uuidlib.uuid4())
                 sqlite3.connect(self.db_path(db_uuid)).close()
-                reg.execute("INSERT INTO databases(uuid, name, created_at) VALUES (?, ?, ?)", (db_uuid, name, time.time()))
+                reg.execute(
+                    "INSERT INTO databases(uuid, name, created_at) VALUES (?, ?, ?)", (db_uuid, name, time.time())
+                )
         self.snapshot(db_uuid)
         return self.describe(db_uuid)
 
@@ -319,7 +348,9 @@ class D1:
             if isinstance(value, (dict, list)):
                 raise CFError(400, 7400, "'params' items must be strings, numbers, booleans or null")
         if params and len(stmts) > 1:
-            raise CFError(400, 7500, "params can only be bound to a single statement; use 'batch' for several: SQLITE_ERROR")
+            raise CFError(
+                400, 7500, "params can only be bound to a single statement; use 'batch' for several: SQLITE_ERROR"
+            )
         return [(s, params if i == 0 else []) for i, s in enumerate(stmts)]
 
     def execute(self, db_uuid: str, statements: list[tuple[str, list]]) -> list[dict]:
@@ -355,23 +386,25 @@ class D1:
                 rows = [tuple(list(v) if isinstance(v, bytes) else v for v in row) for row in cur.fetchall()]
                 changes = conn.total_changes - before
                 duration = (time.perf_counter() - start) * 1000
-                out.append({
-                    "columns": columns,
-                    "rows": rows,
-                    "meta": {
-                        "served_by": "localflare",
-                        "served_by_region": "WNAM",
-                        "served_by_primary": True,
-                        "timings": {"sql_duration_ms": round(duration, 4)},
-                        "duration": round(duration, 4),
-                        "changes": changes,
-                        "last_row_id": conn.execute("SELECT last_insert_rowid()").fetchone()[0] if changes else 0,
-                        "changed_db": changes > 0 or _is_ddl(sql),
-                        "size_after": 0,
-                        "rows_read": scanned + max(len(rows), changes),
-                        "rows_written": changes,
-                    },
-                })
+                out.append(
+                    {
+                        "columns": columns,
+                        "rows": rows,
+                        "meta": {
+                            "served_by": "localflare",
+                            "served_by_region": "WNAM",
+                            "served_by_primary": True,
+                            "timings": {"sql_duration_ms": round(duration, 4)},
+                            "duration": round(duration, 4),
+                            "changes": changes,
+                            "last_row_id": conn.execute("SELECT last_insert_rowid()").fetchone()[0] if changes else 0,
+                            "changed_db": changes > 0 or _is_ddl(sql),
+                            "size_after": 0,
+                            "rows_read": scanned + max(len(rows), changes),
+                            "rows_written": changes,
+                        },
+                    }
+                )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -392,17 +425,25 @@ class D1:
 
     def query(self, req: Req):
         results = self.execute(req.params["database_id"], self._parse_query_body(req))
-        return ok([
-            {"success": True, "meta": r["meta"], "results": [dict(zip(r["columns"], row)) for row in r["rows"]]}
-            for r in results
-        ])
+        return ok(
+            [
+                {"success": True, "meta": r["meta"], "results": [dict(zip(r["columns"], row)) for row in r["rows"]]}
+                for r in results
+            ]
+        )
 
     def raw(self, req: Req):
         results = self.execute(req.params["database_id"], self._parse_query_body(req))
-        return ok([
-            {"success": True, "meta": r["meta"], "results": {"columns": r["columns"], "rows": [list(row) for row in r["rows"]]}}
-            for r in results
-        ])
+        return ok(
+            [
+                {
+                    "success": True,
+                    "meta": r["meta"],
+                    "results": {"columns": r["columns"], "rows": [list(row) for row in r["rows"]]},
+                }
+                for r in results
+            ]
+        )
 
     # ---- export ---------------------------------------------------------------------------
     def export(self, req: Req):
@@ -480,7 +521,9 @@ class D1:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
             ).fetchall()
             if virtual:
-                raise RuntimeError("cannot export databases with Virtual Tables (fts5): " + ", ".join(r[0] for r in virtual))
+                raise RuntimeError(
+                    "cannot export databases with Virtual Tables (fts5): " + ", ".join(r[0] for r in virtual)
+                )
             filename = f"{self.get_row(job.db_uuid)['name']}-{job.at_bookmark}.sql"
             path = self.root / "exports" / filename
             tmp = path.with_suffix(".part")
@@ -621,9 +664,15 @@ class D1:
             row = self._bookmark_at(db_uuid, parse_iso(ts))
         else:
             with self._registry() as reg:
-                row = reg.execute("SELECT * FROM bookmarks WHERE db_uuid = ? AND bookmark = ?", (db_uuid, bookmark)).fetchone()
+                row = reg.execute(
+                    "SELECT * FROM bookmarks WHERE db_uuid = ? AND bookmark = ?", (db_uuid, bookmark)
+                ).fetchone()
             if row is None:
-                raise CFError(400, 7400, f"Bookmark {bookmark} is not valid for this database or is outside the Time Travel window")
+                raise CFError(
+                    400,
+                    7400,
+                    f"Bookmark {bookmark} is not valid for this database or is outside the Time Travel window",
+                )
         now = time.time()
         recent = [t for t in self._restores.get(db_uuid, []) if t > now - RESTORE_WINDOW_S]
         if len(recent) >= RESTORES_PER_WINDOW:
@@ -645,11 +694,13 @@ class D1:
             finally:
                 dst.close()
         self._restores[db_uuid] = recent + [now]
-        return ok({
-            "bookmark": new,
-            "previous_bookmark": previous,
-            "message": f"Restored database {db_uuid} to bookmark {row['bookmark']}",
-        })
+        return ok(
+            {
+                "bookmark": new,
+                "previous_bookmark": previous,
+                "message": f"Restored database {db_uuid} to bookmark {row['bookmark']}",
+            }
+        )
 
 
 _SCAN_RE = re.compile(r"^SCAN (\w+)(?: |$)")

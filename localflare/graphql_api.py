@@ -15,10 +15,18 @@ from .d1 import iso
 
 MAX_LIMIT = 10_000
 # How far back each dataset can be queried, and the widest window one query may ask for (seconds).
-LOOKBACK = {"workersInvocationsAdaptive": 92 * 86400, "d1AnalyticsAdaptiveGroups": 31 * 86400,
-            "aiInferenceAdaptiveGroups": 31 * 86400, "kvOperationsAdaptiveGroups": 31 * 86400}
-MAX_RANGE = {"workersInvocationsAdaptive": 32 * 86400, "d1AnalyticsAdaptiveGroups": 32 * 86400,
-             "aiInferenceAdaptiveGroups": 32 * 86400, "kvOperationsAdaptiveGroups": 32 * 86400}
+LOOKBACK = {
+    "workersInvocationsAdaptive": 92 * 86400,
+    "d1AnalyticsAdaptiveGroups": 31 * 86400,
+    "aiInferenceAdaptiveGroups": 31 * 86400,
+    "kvOperationsAdaptiveGroups": 31 * 86400,
+}
+MAX_RANGE = {
+    "workersInvocationsAdaptive": 32 * 86400,
+    "d1AnalyticsAdaptiveGroups": 32 * 86400,
+    "aiInferenceAdaptiveGroups": 32 * 86400,
+    "kvOperationsAdaptiveGroups": 32 * 86400,
+}
 
 _TIME_FILTERS = """
   datetime: Time  datetime_geq: Time  datetime_gt: Time  datetime_leq: Time  datetime_lt: Time
@@ -260,14 +268,27 @@ class GraphQLService:
                 cpu += round(rec["cpu_time_us"] * share)
                 wall += round(rec["wall_time_us"] * share)
                 hist = [h + round(c * share) for h, c in zip(hist, rec["hist"])]
-            q = {f"wallTimeP{p}": traffic.quantile(hist, v) * 1000 for p, v in
-                 (("25", .25), ("50", .5), ("75", .75), ("90", .9), ("95", .95), ("99", .99), ("999", .999))}
+            q = {
+                f"wallTimeP{p}": traffic.quantile(hist, v) * 1000
+                for p, v in (
+                    ("25", 0.25),
+                    ("50", 0.5),
+                    ("75", 0.75),
+                    ("90", 0.9),
+                    ("95", 0.95),
+                    ("99", 0.99),
+                    ("999", 0.999),
+                )
+            }
             q.update({k.replace("wallTime", "cpuTime"): v / 20 for k, v in q.items()})
             return {
                 "sum": {"requests": requests, "errors": errors, "subrequests": sub, "cpuTimeUs": cpu, "wallTime": wall},
                 "quantiles": q,
-                "avg": {"sampleInterval": 1.0, "wallTime": wall / requests if requests else 0.0,
-                        "cpuTime": cpu / requests if requests else 0.0},
+                "avg": {
+                    "sampleInterval": 1.0,
+                    "wallTime": wall / requests if requests else 0.0,
+                    "cpuTime": cpu / requests if requests else 0.0,
+                },
             }
 
         return _sort_and_limit(self._group(info, rows, build), orderBy, limit)
@@ -288,11 +309,13 @@ class GraphQLService:
         def build(recs):
             total_q = sum(r["d1_read_queries"] + r["d1_write_queries"] for r in recs)
             return {
-                "sum": {"readQueries": sum(r["d1_read_queries"] for r in recs),
-                        "writeQueries": sum(r["d1_write_queries"] for r in recs),
-                        "rowsRead": sum(r["d1_rows_read"] for r in recs),
-                        "rowsWritten": sum(r["d1_rows_written"] for r in recs),
-                        "queryBatchResponseBytes": total_q * 512},
+                "sum": {
+                    "readQueries": sum(r["d1_read_queries"] for r in recs),
+                    "writeQueries": sum(r["d1_write_queries"] for r in recs),
+                    "rowsRead": sum(r["d1_rows_read"] for r in recs),
+                    "rowsWritten": sum(r["d1_rows_written"] for r in recs),
+                    "queryBatchResponseBytes": total_q * 512,
+                },
                 "avg": {"queryBatchTimeMs": 2.5, "sampleInterval": 1.0},
                 "quantiles": {"queryBatchTimeMsP50": 1.8, "queryBatchTimeMsP90": 6.4},
             }
@@ -314,9 +337,15 @@ class GraphQLService:
 
         def build(recs):
             calls = sum(r["ai_requests"] for r in recs)
-            return {"count": calls, "sum": {"totalNeurons": float(sum(r["neurons"] for r in recs)),
-                                            "totalInputTokens": calls * 96, "totalOutputTokens": 0,
-                                            "totalRequestBytesIn": calls * 410}}
+            return {
+                "count": calls,
+                "sum": {
+                    "totalNeurons": float(sum(r["neurons"] for r in recs)),
+                    "totalInputTokens": calls * 96,
+                    "totalOutputTokens": 0,
+                    "totalRequestBytesIn": calls * 410,
+                },
+            }
 
         return _sort_and_limit(self._group(info, rows, build), orderBy, limit)
 
@@ -328,7 +357,12 @@ class GraphQLService:
             return []
         rows = []
         for rec in self._records(flt, "kvOperationsAdaptiveGroups"):
-            for action, key in (("read", "kv_reads"), ("write", "kv_writes"), ("delete", "kv_deletes"), ("list", "kv_lists")):
+            for action, key in (
+                ("read", "kv_reads"),
+                ("write", "kv_writes"),
+                ("delete", "kv_deletes"),
+                ("list", "kv_lists"),
+            ):
                 if "actionType" in flat and action != flat["actionType"]:
                     continue
                 if "actionType_in" in flat and action not in flat["actionType_in"]:
@@ -342,14 +376,30 @@ class GraphQLService:
         try:
             body = json.loads(req.body or b"")
         except ValueError:
-            return JSONResponse({"data": None, "errors": [{"message": "failed to parse the request body as JSON"}]}, status_code=400)
+            return JSONResponse(
+                {"data": None, "errors": [{"message": "failed to parse the request body as JSON"}]}, status_code=400
+            )
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return JSONResponse({"data": None, "errors": [{"message": "the request body needs a 'query' string"}]}, status_code=400)
-        result = graphql_sync(self.schema, body["query"], root_value={"viewer": {"budget": self.cfg.graphql_rate_limit}},
-                              variable_values=body.get("variables") or None, operation_name=body.get("operationName"))
+            return JSONResponse(
+                {"data": None, "errors": [{"message": "the request body needs a 'query' string"}]}, status_code=400
+            )
+        result = graphql_sync(
+            self.schema,
+            body["query"],
+            root_value={"viewer": {"budget": self.cfg.graphql_rate_limit}},
+            variable_values=body.get("variables") or None,
+            operation_name=body.get("operationName"),
+        )
         out = {"data": result.data, "errors": None}
         if result.errors:
             stamp = iso(time.time())
-            out["errors"] = [{"message": e.message, "path": e.path, "locations": [loc._asdict() for loc in e.locations or []] or None,
-                              "extensions": {"timestamp": stamp}} for e in result.errors]
+            out["errors"] = [
+                {
+                    "message": e.message,
+                    "path": e.path,
+                    "locations": [loc._asdict() for loc in e.locations or []] or None,
+                    "extensions": {"timestamp": stamp},
+                }
+                for e in result.errors
+            ]
         return JSONResponse(out, status_code=200)

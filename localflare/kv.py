@@ -90,7 +90,13 @@ class KV:
             rows = c.execute(f"SELECT * FROM namespaces ORDER BY {order} {direction}").fetchall()
         chunk = rows[(page - 1) * per_page : page * per_page]
         total_pages = (len(rows) + per_page - 1) // per_page
-        info = {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(rows), "total_pages": total_pages}
+        info = {
+            "page": page,
+            "per_page": per_page,
+            "count": len(chunk),
+            "total_count": len(rows),
+            "total_pages": total_pages,
+        }
         return ok([self._ns_view(r) for r in chunk], info)
 
     def create(self, title: str) -> dict:
@@ -98,7 +104,9 @@ class KV:
             raise CFError(400, 10019, "title must be a non-empty string of at most 512 characters")
         with self._lock, self.conn() as c:
             if c.execute("SELECT 1 FROM namespaces WHERE title = ?", (title,)).fetchone():
-                raise CFError(400, 10014, "create namespace: 'a namespace with this account ID and title already exists'")
+                raise CFError(
+                    400, 10014, "create namespace: 'a namespace with this account ID and title already exists'"
+                )
             ns_id = secrets.token_hex(16)
             c.execute("INSERT INTO namespaces VALUES (?, ?, ?)", (ns_id, title, time.time()))
         return {"id": ns_id, "title": title, "supports_url_encoding": True}
@@ -158,7 +166,9 @@ class KV:
 
     def _get_pair(self, ns_id: str, key: str):
         with self.conn() as c:
-            return c.execute(f"SELECT * FROM pairs WHERE ns = ? AND key = ? AND {self._live()}", (ns_id, key)).fetchone()
+            return c.execute(
+                f"SELECT * FROM pairs WHERE ns = ? AND key = ? AND {self._live()}", (ns_id, key)
+            ).fetchone()
 
     def get_value(self, req: Req):
         ns = self._ns(req.params["namespace_id"])
@@ -184,7 +194,9 @@ class KV:
             except (TypeError, ValueError):
                 raise CFError(400, 10037, f"Invalid expiration_ttl of {ttl}") from None
             if ttl < MIN_TTL:
-                raise CFError(400, 10037, f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {MIN_TTL}.")
+                raise CFError(
+                    400, 10037, f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {MIN_TTL}."
+                )
             return now + ttl
         if expiration not in (None, ""):
             try:
@@ -192,7 +204,11 @@ class KV:
             except (TypeError, ValueError):
                 raise CFError(400, 10037, f"Invalid expiration of {expiration}") from None
             if expiration < now + MIN_TTL:
-                raise CFError(400, 10037, f"Invalid expiration of {expiration}. Expiration times must be at least {MIN_TTL} seconds in the future.")
+                raise CFError(
+                    400,
+                    10037,
+                    f"Invalid expiration of {expiration}. Expiration times must be at least {MIN_TTL} seconds in the future.",
+                )
             return expiration
         return None
 
@@ -246,7 +262,11 @@ class KV:
             raise CFError(400, 10026, f"bulk write takes at most {MAX_BULK_WRITE} pairs")
         rows = []
         for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not isinstance(item.get("value"), str):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("key"), str)
+                or not isinstance(item.get("value"), str)
+            ):
                 raise CFError(400, 10026, "each item needs a string 'key' and a string 'value'")
             value = item["value"]
             if item.get("base64"):
@@ -295,7 +315,9 @@ class KV:
                 text = bytes(row["value"]).decode("utf-8")
                 value = json.loads(text) if kind == "json" else text
             except ValueError:
-                raise CFError(400, 10026, f"bulk get does not support binary or invalid {kind} values: {key!r}") from None
+                raise CFError(
+                    400, 10026, f"bulk get does not support binary or invalid {kind} values: {key!r}"
+                ) from None
             if with_meta:
                 entry = {"value": value, "metadata": json.loads(row["metadata"]) if row["metadata"] else None}
                 if row["expiration"] is not None:

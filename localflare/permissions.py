@@ -12,9 +12,12 @@ then take away exactly one permission. (On Cloudflare, Edit groups generally inc
 from __future__ import annotations
 
 PERMISSIONS = (
-    "D1 Read", "D1 Edit",
-    "Vectorize Read", "Vectorize Edit",
-    "Workers KV Storage Read", "Workers KV Storage Edit",
+    "D1 Read",
+    "D1 Edit",
+    "Vectorize Read",
+    "Vectorize Edit",
+    "Workers KV Storage Read",
+    "Workers KV Storage Edit",
     "Workers Scripts Read",
     "Workers AI Read",
     "Account Analytics Read",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import sqlite3
 
-_TXN_RE = re.compile(r"^\s*(BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?|COMMIT(\s+TRANSACTION)?|END(\s+TRANSACTION)?)\s*;?\s*$", re.I)
+_TXN_RE = re.compile(
+    r"^\s*(BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?|COMMIT(\s+TRANSACTION)?|END(\s+TRANSACTION)?)\s*;?\s*$",
+    re.I,
+)
 _COMMENT_RE = re.compile(r"(--[^\n]*(\n|$))|(/\*.*?\*/)", re.S)
 
 

@@ -81,12 +81,17 @@ def start(data_dir: Path, *args: str, port: int | None = None, timeout: float = 
     (data_dir / "localflare.json").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "localflare", "serve", "--data-dir", str(data_dir), "--port", str(port), *args],
-        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1], env={**os.environ},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ},
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"localflare exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"localflare exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-2000:]}"
+            )
         try:
             if (data_dir / "localflare.json").exists():
                 requests.get(f"http://127.0.0.1:{port}/__localflare/info", timeout=1).raise_for_status()

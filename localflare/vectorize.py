@@ -84,8 +84,15 @@ class Index:
                 if kind == "delete":
                     c.executemany("DELETE FROM vectors WHERE id = ?", [(i,) for i in data])
                 else:
-                    rows = [(v["id"], v.get("namespace"), np.asarray(v["values"], dtype="<f4").tobytes(),
-                             json.dumps(v["metadata"]) if v.get("metadata") is not None else None) for v in data]
+                    rows = [
+                        (
+                            v["id"],
+                            v.get("namespace"),
+                            np.asarray(v["values"], dtype="<f4").tobytes(),
+                            json.dumps(v["metadata"]) if v.get("metadata") is not None else None,
+                        )
+                        for v in data
+                    ]
                     verb = "INSERT OR IGNORE" if kind == "insert" else "INSERT OR REPLACE"
                     c.executemany(f"{verb} INTO vectors VALUES (?, ?, ?, ?)", rows)
                 c.execute("UPDATE mutations SET applied = ?, payload = '[]' WHERE seq = ?", (time.time(), seq))
@@ -94,7 +101,9 @@ class Index:
 
     def processed(self) -> tuple[str | None, float | None]:
         with self.conn() as c:
-            row = c.execute("SELECT mutation_id, applied FROM mutations WHERE applied IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchone()
+            row = c.execute(
+                "SELECT mutation_id, applied FROM mutations WHERE applied IS NOT NULL ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
     def count(self) -> int:
@@ -198,7 +207,9 @@ class Vectorize:
         if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 64:
             raise CFError(400, 40004, f"vectorize.invalid_index_name: {name!r} must match {NAME_RE.pattern}")
         if not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_DIMENSIONS:
-            raise CFError(400, 40002, f"vectorize.invalid_dimensions: dimensions must be between 1 and {MAX_DIMENSIONS}")
+            raise CFError(
+                400, 40002, f"vectorize.invalid_dimensions: dimensions must be between 1 and {MAX_DIMENSIONS}"
+            )
         if metric not in METRICS:
             raise CFError(400, 40003, f"vectorize.invalid_metric: metric must be one of {', '.join(METRICS)}")
         with self._lock, self._registry() as reg:
@@ -221,7 +232,9 @@ class Vectorize:
                 raise CFError(400, 40005, f"vectorize.invalid_preset: unknown preset {config['preset']!r}")
             dims, metric = PRESETS[config["preset"]]
             return ok(self.create(body.get("name"), dims, metric, body.get("description") or "", config["preset"]))
-        return ok(self.create(body.get("name"), config.get("dimensions"), config.get("metric"), body.get("description") or ""))
+        return ok(
+            self.create(body.get("name"), config.get("dimensions"), config.get("metric"), body.get("description") or "")
+        )
 
     def get_index(self, req: Req):
         return ok(self._view(self._row(req.params["index_name"])))
@@ -238,12 +251,14 @@ class Vectorize:
     def info(self, req: Req):
         row, idx = self.index(req.params["index_name"])
         mutation, applied = idx.processed()
-        return ok({
-            "dimensions": row["dimensions"],
-            "vectorCount": idx.count(),
-            "processedUpToDatetime": iso(applied) if applied else None,
-            "processedUpToMutation": mutation,
-        })
+        return ok(
+            {
+                "dimensions": row["dimensions"],
+                "vectorCount": idx.count(),
+                "processedUpToDatetime": iso(applied) if applied else None,
+                "processedUpToMutation": mutation,
+            }
+        )
 
     # ---- writes ---------------------------------------------------------------------------
     def _ndjson(self, req: Req) -> bytes:
@@ -254,7 +269,11 @@ class Vectorize:
             if part is None:
                 raise CFError(400, 40001, "vectorize.missing_vectors: the multipart body needs a 'vectors' file part")
             return part
-        raise CFError(400, 40026, "vectorize.unknown_content_type: send application/x-ndjson or multipart/form-data with a 'vectors' part")
+        raise CFError(
+            400,
+            40026,
+            "vectorize.unknown_content_type: send application/x-ndjson or multipart/form-data with a 'vectors' part",
+        )
 
     def _parse_vectors(self, req: Req, dims: int) -> list[dict]:
         discard = req.query.get("unparsable-behavior", "error") == "discard"
@@ -267,10 +286,14 @@ class Vectorize:
             except (ValueError, TypeError) as exc:
                 if discard:
                     continue
-                raise CFError(400, 40023, f"vectorize.upstream_error - failed to parse ndjson line {lineno}: {exc}") from None
+                raise CFError(
+                    400, 40023, f"vectorize.upstream_error - failed to parse ndjson line {lineno}: {exc}"
+                ) from None
             vectors.append(vec)
             if len(vectors) > MAX_VECTORS_PER_REQUEST:
-                raise CFError(400, 40006, f"vectorize.too_many_vectors: at most {MAX_VECTORS_PER_REQUEST} vectors per request")
+                raise CFError(
+                    400, 40006, f"vectorize.too_many_vectors: at most {MAX_VECTORS_PER_REQUEST} vectors per request"
+                )
         if not vectors:
             raise CFError(400, 40023, "vectorize.upstream_error - no vectors in the request body")
         return vectors
@@ -284,7 +307,9 @@ class Vectorize:
             raise ValueError(f"id must be a non-empty string of at most {MAX_ID_BYTES} bytes")
         values = obj.get("values")
         if not isinstance(values, list) or len(values) != dims:
-            raise ValueError(f"vector {vid} has {len(values) if isinstance(values, list) else 'no'} dimensions; the index has {dims}")
+            raise ValueError(
+                f"vector {vid} has {len(values) if isinstance(values, list) else 'no'} dimensions; the index has {dims}"
+            )
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
             raise ValueError(f"vector {vid} values must be numbers")
         meta = obj.get("metadata")
@@ -316,7 +341,7 @@ class Vectorize:
         body = req.json(expect_json_content_type=True)
         ids = body.get("ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise CFError(400, 40001, "Request body must be {\"ids\": [string, ...]}")
+            raise CFError(400, 40001, 'Request body must be {"ids": [string, ...]}')
         if cap is not None and len(ids) > cap:
             raise CFError(400, 40007, f"too many ids in payload; max id count is {cap}")
         return ids
@@ -353,7 +378,12 @@ class Vectorize:
             raise CFError(400, 40001, "topK must be a positive integer")
         cap = MAX_TOPK_WITH_DATA if (return_values or rm == "all") else MAX_TOPK
         if top_k > cap:
-            raise CFError(400, 40008, f"vectorize.invalid_topk: topK must be <= {cap}" + (" when returnValues is true or returnMetadata is 'all'" if cap == MAX_TOPK_WITH_DATA else ""))
+            raise CFError(
+                400,
+                40008,
+                f"vectorize.invalid_topk: topK must be <= {cap}"
+                + (" when returnValues is true or returnMetadata is 'all'" if cap == MAX_TOPK_WITH_DATA else ""),
+            )
         vector = body.get("vector")
         if vector is None and body.get("vectorId"):
             found = self._fetch(idx, [body["vectorId"]])
@@ -371,7 +401,9 @@ class Vectorize:
         if body.get("filter"):
             mask &= self._filter_mask(idx, ids, body["filter"])
         candidates = np.flatnonzero(mask)
-        order = candidates[np.argsort(scores[candidates] if row["metric"] == "euclidean" else -scores[candidates], kind="stable")][:top_k]
+        order = candidates[
+            np.argsort(scores[candidates] if row["metric"] == "euclidean" else -scores[candidates], kind="stable")
+        ][:top_k]
         picked = self._fetch(idx, [ids[i] for i in order]) if (return_values or rm != "none") else None
         by_id = {r[0]: r for r in picked or []}
         indexed = self._meta_props(idx) if rm == "indexed" else None
@@ -392,7 +424,11 @@ class Vectorize:
     @staticmethod
     def _fetch(idx: Index, ids: list[str]) -> list:
         with idx.conn() as c:
-            return [r for vid in ids for r in c.execute("SELECT id, namespace, vals, metadata FROM vectors WHERE id = ?", (vid,))]
+            return [
+                r
+                for vid in ids
+                for r in c.execute("SELECT id, namespace, vals, metadata FROM vectors WHERE id = ?", (vid,))
+            ]
 
     @staticmethod
     def _meta_props(idx: Index) -> dict:
@@ -418,22 +454,37 @@ class Vectorize:
         cursor = req.query.get("cursor")
         now = time.time()
         with idx.lock, idx.conn() as c:
-            c.execute("DELETE FROM snapshot_ids WHERE token IN (SELECT token FROM snapshots WHERE created < ?)", (now - LIST_CURSOR_TTL_S,))
+            c.execute(
+                "DELETE FROM snapshot_ids WHERE token IN (SELECT token FROM snapshots WHERE created < ?)",
+                (now - LIST_CURSOR_TTL_S,),
+            )
             c.execute("DELETE FROM snapshots WHERE created < ?", (now - LIST_CURSOR_TTL_S,))
             if cursor:
                 token, _, pos = cursor.partition(".")
                 snap = c.execute("SELECT created, total FROM snapshots WHERE token = ?", (token,)).fetchone()
                 if snap is None or not pos.isdigit():
-                    raise CFError(400, 40010, "vectorize.invalid_cursor: the cursor is invalid or has expired; start again without a cursor")
+                    raise CFError(
+                        400,
+                        40010,
+                        "vectorize.invalid_cursor: the cursor is invalid or has expired; start again without a cursor",
+                    )
                 start = int(pos)
             else:
                 token, start = secrets.token_hex(8), 0
-                c.execute("INSERT INTO snapshot_ids(token, pos, id) SELECT ?, ROW_NUMBER() OVER (ORDER BY id) - 1, id FROM vectors", (token,))
+                c.execute(
+                    "INSERT INTO snapshot_ids(token, pos, id) SELECT ?, ROW_NUMBER() OVER (ORDER BY id) - 1, id FROM vectors",
+                    (token,),
+                )
                 total = c.execute("SELECT COUNT(*) FROM snapshot_ids WHERE token = ?", (token,)).fetchone()[0]
                 c.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (token, now, total))
                 snap = (now, total)
-            ids = [r[0] for r in c.execute(
-                "SELECT id FROM snapshot_ids WHERE token = ? AND pos >= ? AND pos < ? ORDER BY pos", (token, start, start + count))]
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM snapshot_ids WHERE token = ? AND pos >= ? AND pos < ? ORDER BY pos",
+                    (token, start, start + count),
+                )
+            ]
         created, total = snap
         truncated = start + len(ids) < total
         result = {"count": len(ids), "totalCount": total, "isTruncated": truncated, "vectors": [{"id": i} for i in ids]}
@@ -496,10 +547,14 @@ def _match(value, cond) -> bool:
     if not isinstance(cond, dict):
         return value == cond
     ops = {
-        "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b,
-        "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
-        "$lt": lambda a, b: a is not None and a < b, "$lte": lambda a, b: a is not None and a <= b,
-        "$gt": lambda a, b: a is not None and a > b, "$gte": lambda a, b: a is not None and a >= b,
+        "$eq": lambda a, b: a == b,
+        "$ne": lambda a, b: a != b,
+        "$in": lambda a, b: a in b,
+        "$nin": lambda a, b: a not in b,
+        "$lt": lambda a, b: a is not None and a < b,
+        "$lte": lambda a, b: a is not None and a <= b,
+        "$gt": lambda a, b: a is not None and a > b,
+        "$gte": lambda a, b: a is not None and a >= b,
     }
     try:
         return all(ops[op](value, arg) for op, arg in cond.items())

@@ -47,8 +47,15 @@ class Workers:
 
     def account(self, req: Req):
         # Account Details: auth already checked that the id is this server's account.
-        return ok({"id": self.cfg.account_id, "name": "localflare account", "type": "standard",
-                   "settings": {"enforce_twofactor": False}, "created_on": "2024-01-01T00:00:00Z"})
+        return ok(
+            {
+                "id": self.cfg.account_id,
+                "name": "localflare account",
+                "type": "standard",
+                "settings": {"enforce_twofactor": False},
+                "created_on": "2024-01-01T00:00:00Z",
+            }
+        )
 
     def _script(self, name: str) -> dict:
         script = self.scripts().get(name)
@@ -62,24 +69,39 @@ class Workers:
     def versions(self, req: Req):
         items = self._script(req.params["script_name"])["versions"]
         if req.query.get("deployable") in ("true", "1"):
-            return ok({"items": items}, {"page": 1, "per_page": len(items), "count": len(items), "total_count": len(items)})
+            return ok(
+                {"items": items}, {"page": 1, "per_page": len(items), "count": len(items), "total_count": len(items)}
+            )
         page = req.int_arg("page", 1, 1, 10**9)
         per_page = req.int_arg("per_page", 10, 1, 100)
         chunk = items[(page - 1) * per_page : page * per_page]
-        return ok({"items": chunk}, {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items)})
+        return ok(
+            {"items": chunk}, {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items)}
+        )
 
     def version(self, req: Req):
         for item in self._script(req.params["script_name"])["versions"]:
             if item["id"] == req.params["version_id"]:
                 # The detail adds `resources` (bindings, script, runtime) to the list item.
-                return ok({**item, "resources": {
-                    "bindings": [{"name": "DB", "type": "d1", "id": self.cfg.d1_name},
-                                 {"name": "VECTORIZE", "type": "vectorize", "index_name": self.cfg.index_name},
-                                 {"name": "CACHE", "type": "kv_namespace", "namespace_id": self.cfg.kv_title},
-                                 {"name": "AI", "type": "ai"}],
-                    "script": {"etag": item["id"].replace("-", "") * 2, "handlers": ["fetch", "scheduled"],
-                               "last_deployed_from": item["metadata"]["source"]},
-                    "script_runtime": {"usage_model": "standard"}}})
+                return ok(
+                    {
+                        **item,
+                        "resources": {
+                            "bindings": [
+                                {"name": "DB", "type": "d1", "id": self.cfg.d1_name},
+                                {"name": "VECTORIZE", "type": "vectorize", "index_name": self.cfg.index_name},
+                                {"name": "CACHE", "type": "kv_namespace", "namespace_id": self.cfg.kv_title},
+                                {"name": "AI", "type": "ai"},
+                            ],
+                            "script": {
+                                "etag": item["id"].replace("-", "") * 2,
+                                "handlers": ["fetch", "scheduled"],
+                                "last_deployed_from": item["metadata"]["source"],
+                            },
+                            "script_runtime": {"usage_model": "standard"},
+                        },
+                    }
+                )
         raise CFError(404, 10230, "version not found")
 
     def ai_run(self, req: Req):
@@ -97,7 +119,10 @@ class Workers:
         return ok({"shape": [len(data), embedding.DIMS], "data": data, "pooling": "mean"})
 
     def verify_token(self, req: Req):
-        return ok({"id": "localflare-token", "status": "active"}, messages=[{"code": 10000, "message": "This API Token is valid and active", "type": None}])
+        return ok(
+            {"id": "localflare-token", "status": "active"},
+            messages=[{"code": 10000, "message": "This API Token is valid and active", "type": None}],
+        )
 
 
 def _merge(into: dict, extra: dict) -> None:
@@ -142,7 +167,12 @@ class PrismWorker:
         checks = self.checks()
         forced = self.faults.take("worker_unhealthy") is not None
         healthy = all(v == "ok" for v in checks.values()) and not forced
-        body = {"status": "healthy" if healthy else "unhealthy", "timestamp": iso(time.time()), "version": "1.4.2", "checks": checks}
+        body = {
+            "status": "healthy" if healthy else "unhealthy",
+            "timestamp": iso(time.time()),
+            "version": "1.4.2",
+            "checks": checks,
+        }
         if forced:
             body["checks"]["worker"] = "error: injected fault worker_unhealthy"
         return JSONResponse(body, status_code=200 if healthy else 503)
@@ -169,28 +199,44 @@ class PrismWorker:
         except CFError:
             dims, stored_dims = 0, 0
         # A quarter of the requests are searches; each one the cache misses queries the index (this month, UTC).
-        month_start = datetime.fromtimestamp(now, timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month_start = datetime.fromtimestamp(now, timezone.utc).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
         month = traffic.records(month_start.timestamp(), now, now, self.graphql.error_windows())
         body = {
             "period": period or "24h",
             "window": {"start": iso(now - seconds), "end": iso(now)},
-            "requests": {"total": total, "errors": errors,
-                         "success_rate": round(100 * (total - errors) / total, 3) if total else 100.0,
-                         "error_rate": round(100 * errors / total, 3) if total else 0.0},
-            "performance": {"p50_latency_ms": round(traffic.quantile(hist, .5), 1),
-                            "p95_latency_ms": round(traffic.quantile(hist, .95), 1),
-                            "p99_latency_ms": round(traffic.quantile(hist, .99), 1)},
-            "resources": {"neurons_used": sum(r["neurons"] for r in today), "neurons_limit": traffic.NEURONS_DAILY_LIMIT,
-                          "d1_rows_read_today": sum(r["d1_rows_read"] for r in today),
-                          "d1_rows_written_today": sum(r["d1_rows_written"] for r in today),
-                          "kv_reads_today": sum(r["kv_reads"] for r in today),
-                          "kv_writes_today": sum(r["kv_writes"] for r in today),
-                          "vectorize_stored_dimensions": stored_dims,
-                          "vectorize_queries_month": sum(r["cache_misses"] // 4 for r in month),
-                          "vectorize_queried_dimensions_month": sum(r["cache_misses"] // 4 for r in month) * dims},
+            "requests": {
+                "total": total,
+                "errors": errors,
+                "success_rate": round(100 * (total - errors) / total, 3) if total else 100.0,
+                "error_rate": round(100 * errors / total, 3) if total else 0.0,
+            },
+            "performance": {
+                "p50_latency_ms": round(traffic.quantile(hist, 0.5), 1),
+                "p95_latency_ms": round(traffic.quantile(hist, 0.95), 1),
+                "p99_latency_ms": round(traffic.quantile(hist, 0.99), 1),
+            },
+            "resources": {
+                "neurons_used": sum(r["neurons"] for r in today),
+                "neurons_limit": traffic.NEURONS_DAILY_LIMIT,
+                "d1_rows_read_today": sum(r["d1_rows_read"] for r in today),
+                "d1_rows_written_today": sum(r["d1_rows_written"] for r in today),
+                "kv_reads_today": sum(r["kv_reads"] for r in today),
+                "kv_writes_today": sum(r["kv_writes"] for r in today),
+                "vectorize_stored_dimensions": stored_dims,
+                "vectorize_queries_month": sum(r["cache_misses"] // 4 for r in month),
+                "vectorize_queried_dimensions_month": sum(r["cache_misses"] // 4 for r in month) * dims,
+            },
             "tokens": {"saved": saved, "cost_saved_usd": round(saved * traffic.COST_PER_TOKEN_USD, 2)},
-            "cache": {"hits": hits, "misses": misses, "hit_rate": round(100 * hits / (hits + misses), 2) if hits + misses else 0.0,
-                      "entries": entries, "size_bytes": size, "evictions": sum(r["kv_deletes"] for r in recs)},
+            "cache": {
+                "hits": hits,
+                "misses": misses,
+                "hit_rate": round(100 * hits / (hits + misses), 2) if hits + misses else 0.0,
+                "entries": entries,
+                "size_bytes": size,
+                "evictions": sum(r["kv_deletes"] for r in recs),
+            },
         }
         override = self.faults.take("worker_metrics")
         if override is not None:  # a Worker answering what it likes: hostile strings, wrong types

@@ -14,10 +14,12 @@ from prism_dashboard.app import URL_PREFIX, create_app
 class PrismDashboardPlugin(AirflowPlugin):
     name = "prism_dashboard"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "PRISM dashboard"}]
-    external_views = [{
-        "name": "PRISM Dashboard",
-        "href": f"{URL_PREFIX}/",
-        "url_route": "prism-dashboard",  # shown inside the UI at /plugin/prism-dashboard
-        "destination": "nav",
-        "nav_top_level": True,
-    }]
+    external_views = [
+        {
+            "name": "PRISM Dashboard",
+            "href": f"{URL_PREFIX}/",
+            "url_route": "prism-dashboard",  # shown inside the UI at /plugin/prism-dashboard
+            "destination": "nav",
+            "nav_top_level": True,
+        }
+    ]

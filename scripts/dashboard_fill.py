@@ -36,11 +36,21 @@ def runs(now: datetime, every_dag: bool = False) -> list[tuple[str, dict | None,
     slots = [now.replace(second=0, microsecond=0) - timedelta(minutes=now.minute % 5 + 5 * i) for i in range(4, -1, -1)]
     monitor = [("prism_health_monitor", None, t, OUTAGE if i == 3 else None) for i, t in enumerate(slots)]
     # Each calendar day's run gets its own logical date too (a minute apart), for the same reason.
-    return (monitor[:4] + [("prism_daily", None, nine, None)]
-            + [("prism_monthly", {"run_day": day}, hour - timedelta(minutes=i), None) for i, day in enumerate((1, 7, 28))]
-            + [("prism_quarterly", {"quarter": 2}, hour, None)] + monitor[4:]
-            + ([("prism_weekly", None, last_sunday_two(now), None),
-                ("prism_index_incremental", None, hour - timedelta(minutes=10), None)] if every_dag else []))
+    return (
+        monitor[:4]
+        + [("prism_daily", None, nine, None)]
+        + [("prism_monthly", {"run_day": day}, hour - timedelta(minutes=i), None) for i, day in enumerate((1, 7, 28))]
+        + [("prism_quarterly", {"quarter": 2}, hour, None)]
+        + monitor[4:]
+        + (
+            [
+                ("prism_weekly", None, last_sunday_two(now), None),
+                ("prism_index_incremental", None, hour - timedelta(minutes=10), None),
+            ]
+            if every_dag
+            else []
+        )
+    )
 
 
 def last_sunday_two(now: datetime) -> datetime:

@@ -56,25 +56,40 @@ def main() -> int:
             # Demo runs of every DAG, so the dashboard has live data from the first page view.
             print(f"Filling the dashboard with demo runs (a minute or two; log: {demo / 'fill.log'}) ...", flush=True)
             with open(demo / "fill.log", "ab") as fill_log:
-                subprocess.run([sys.executable, str(ROOT / "scripts" / "dashboard_fill.py"), f"{lf.base_url}/__localflare",
-                                "--every-dag"],
-                               env=env, cwd=ROOT, stdout=fill_log, stderr=subprocess.STDOUT, check=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        str(ROOT / "scripts" / "dashboard_fill.py"),
+                        f"{lf.base_url}/__localflare",
+                        "--every-dag",
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=fill_log,
+                    stderr=subprocess.STDOUT,
+                    check=True,
+                )
             filled.touch()
         print(f"Starting airflow standalone on 127.0.0.1:{api_port} (log: {demo / 'airflow.log'}) ...", flush=True)
         log = open(demo / "airflow.log", "ab")
-        airflow = subprocess.Popen(["airflow", "standalone"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        airflow = subprocess.Popen(
+            ["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+        )
         wait_for(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", airflow, 300)
         # The bundle's pools (include/pools.json); a task in a missing pool is never scheduled.
-        subprocess.run(["airflow", "pools", "import", str(POOLS_FILE)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["airflow", "pools", "import", str(POOLS_FILE)], env=env, check=True, stdout=subprocess.DEVNULL)
         # The health monitor keeps the dashboard live: every 5 minutes from now on.
-        subprocess.run(["airflow", "dags", "unpause", "prism_health_monitor"], env=env, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["airflow", "dags", "unpause", "prism_health_monitor"],
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         print(
             "\nPRISM maintenance demo is up.\n"
             f"  Airflow UI:     http://127.0.0.1:{api_port}   (user: admin  password: {password})\n"
-            f"  Dashboard:      http://127.0.0.1:{api_port}/plugin/prism-dashboard   (\"PRISM Dashboard\" in the UI's navigation)\n"
+            f'  Dashboard:      http://127.0.0.1:{api_port}/plugin/prism-dashboard   ("PRISM Dashboard" in the UI\'s navigation)\n'
             f"  localflare API: {lf.api_url}   account {lf.account_id}\n"
             f"  PRISM Worker:   {lf.worker_url}/health\n"
             f"  S3 stand-in:    {s3.endpoint}   bucket {BUCKET}\n"

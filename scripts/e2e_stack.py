@@ -49,8 +49,14 @@ class Component:
         log = open(self.log_path, "ab")
         log.write(f"\n===== {time.strftime('%H:%M:%S')} starting {' '.join(self.args)}\n".encode())
         log.flush()
-        self.proc = subprocess.Popen([sys.executable, "-m", "airflow", *self.args], env=self.env, cwd=ROOT,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.tree()
 
@@ -111,8 +117,16 @@ class Component:
 class DistributedStack:
     """The whole deployment. `start()` returns when every component is up and the DAGs are parsed."""
 
-    def __init__(self, workdir: Path | None = None, *, schedules: dict | None = None, worker_concurrency: int = 4,
-                 task_retries: int = 2, retry_delay_seconds: int = 3, heartbeat_timeout: int = 20):
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        schedules: dict | None = None,
+        worker_concurrency: int = 4,
+        task_retries: int = 2,
+        retry_delay_seconds: int = 3,
+        heartbeat_timeout: int = 20,
+    ):
         self.token = secrets.token_hex(4)
         self.name = f"prism_e2e_{self.token}"
         self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"{self.name}-"))
@@ -157,43 +171,45 @@ class DistributedStack:
         tmp.mkdir(exist_ok=True)
         pw_file = home / "passwords.json"
         pw_file.write_text(json.dumps({"admin": self.password}))
-        env.update({
-            "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(cloudflare),
-            "TMPDIR": str(tmp),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
-            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
-            # Every component signs and checks the same tokens, and finds the same execution API.
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API__WORKERS": "1",
-            # Celery: Redis broker under our own key prefix, results in our own database.
-            "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": self.redis_prefix,
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.sql_alchemy_conn,
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
-            "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
-            # Ports of our own (the defaults 8793/8794/8974 may be taken by another deployment).
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(testing.free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(testing.free_port()),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(testing.free_port()),
-            # A worker that dies is noticed in seconds, not the default five minutes.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            # Bundle settings read at parse time: schedules and retries without a code change.
-            "PRISM_SCHEDULES": json.dumps(self.schedules),
-            "PRISM_TASK_RETRIES": str(self.task_retries),
-            "PRISM_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
-        })
+        env.update(
+            {
+                "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": json.dumps(cloudflare),
+                "TMPDIR": str(tmp),
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+                # Every component signs and checks the same tokens, and finds the same execution API.
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__API__WORKERS": "1",
+                # Celery: Redis broker under our own key prefix, results in our own database.
+                "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": self.redis_prefix,
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.sql_alchemy_conn,
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                # Ports of our own (the defaults 8793/8794/8974 may be taken by another deployment).
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(testing.free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(testing.free_port()),
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(testing.free_port()),
+                # A worker that dies is noticed in seconds, not the default five minutes.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(self.heartbeat_timeout),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # Bundle settings read at parse time: schedules and retries without a code change.
+                "PRISM_SCHEDULES": json.dumps(self.schedules),
+                "PRISM_TASK_RETRIES": str(self.task_retries),
+                "PRISM_TASK_RETRY_DELAY_SECONDS": str(self.retry_delay_seconds),
+            }
+        )
         env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
         self.api_url = env["AIRFLOW__API__BASE_URL"]
         return env
@@ -216,8 +232,18 @@ class DistributedStack:
                 "scheduler": ["scheduler"],
                 "dag-processor": ["dag-processor"],
                 "triggerer": ["triggerer"],
-                "worker": ["celery", "worker", "--queues", self.queue, "--concurrency", str(self.worker_concurrency),
-                           "--celery-hostname", f"{self.name}@%h", "--without-mingle", "--without-gossip"],
+                "worker": [
+                    "celery",
+                    "worker",
+                    "--queues",
+                    self.queue,
+                    "--concurrency",
+                    str(self.worker_concurrency),
+                    "--celery-hostname",
+                    f"{self.name}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
             }
             for name in COMPONENTS:
                 self.components[name] = Component(name, commands[name], self.env, logs / f"{name}.log")
@@ -269,13 +295,14 @@ class DistributedStack:
         keys, client = self.redis_keys(), self.redis()
         try:
             for i in range(0, len(keys), 500):
-                client.delete(*keys[i:i + 500])
+                client.delete(*keys[i : i + 500])
         finally:
             client.close()
 
     def wait_until_up(self, deadline: float) -> None:
         """The api-server answers, scheduler, triggerer and dag-processor heartbeat, the worker
         consumes its queue, and every DAG file is parsed."""
+
         def check_alive():
             for comp in self.components.values():
                 if not comp.alive():
@@ -362,17 +389,26 @@ class DistributedStack:
     # ---- clients ---------------------------------------------------------------------------
     def airflow(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         """The `airflow` CLI against this deployment (what an operator runs on any node)."""
-        result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=ROOT, timeout=timeout,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            cwd=ROOT,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+        )
         if check and result.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} exited with {result.returncode}:\n"
-                               f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited with {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def bearer(self) -> str:
         if self._token is None or time.monotonic() > self._token[1]:
-            resp = requests.post(f"{self.api_url}/auth/token", json={"username": "admin", "password": self.password},
-                                 timeout=30)
+            resp = requests.post(
+                f"{self.api_url}/auth/token", json={"username": "admin", "password": self.password}, timeout=30
+            )
             resp.raise_for_status()
             self._token = (resp.json()["access_token"], time.monotonic() + 600)
         return self._token[0]
@@ -391,16 +427,23 @@ class DistributedStack:
     def s3_client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3.endpoint, aws_access_key_id="testing",
-                            aws_secret_access_key="testing", region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
 
     def describe(self) -> str:
-        return (f"  Airflow UI/API:  {self.api_url}   (user: admin  password: {self.password})\n"
-                f"  metadata DB:     {self.sql_alchemy_conn}\n"
-                f"  Celery broker:   {REDIS_URL} (keys {self.redis_prefix}*, queue {self.queue})\n"
-                f"  localflare API:  {self.lf.api_url}\n"
-                f"  S3 stand-in:     {self.s3.endpoint}   bucket {BUCKET}\n"
-                f"  logs:            {self.dir / 'logs'}\n")
+        return (
+            f"  Airflow UI/API:  {self.api_url}   (user: admin  password: {self.password})\n"
+            f"  metadata DB:     {self.sql_alchemy_conn}\n"
+            f"  Celery broker:   {REDIS_URL} (keys {self.redis_prefix}*, queue {self.queue})\n"
+            f"  localflare API:  {self.lf.api_url}\n"
+            f"  S3 stand-in:     {self.s3.endpoint}   bucket {BUCKET}\n"
+            f"  logs:            {self.dir / 'logs'}\n"
+        )
 
 
 def main() -> int:
@@ -408,8 +451,10 @@ def main() -> int:
     stack = DistributedStack(schedules=schedules)
     print(f"Starting the distributed stack in {stack.dir} ...", flush=True)
     stack.start()
-    print(f"Up in {stack.startup_seconds:.0f} s:\n{stack.describe()}Press Ctrl-C to stop everything it started.",
-          flush=True)
+    print(
+        f"Up in {stack.startup_seconds:.0f} s:\n{stack.describe()}Press Ctrl-C to stop everything it started.",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while all(c.alive() for c in stack.components.values()):

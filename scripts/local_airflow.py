@@ -41,15 +41,30 @@ def ensure_stand_ins() -> tuple[testing.Server, str]:
     lf_port = int(os.environ.get("LOCALFLARE_PORT", 8788))
     s3_port = int(os.environ.get("S3_PORT", 5056))
     if not _alive(f"http://127.0.0.1:{lf_port}/__localflare/info"):
-        _spawn("localflare", [sys.executable, "-m", "localflare", "serve", "--data-dir", str(STATE / "localflare"),
-                              "--port", str(lf_port), "--seed", "demo"], f"http://127.0.0.1:{lf_port}/__localflare/info")
+        _spawn(
+            "localflare",
+            [
+                sys.executable,
+                "-m",
+                "localflare",
+                "serve",
+                "--data-dir",
+                str(STATE / "localflare"),
+                "--port",
+                str(lf_port),
+                "--seed",
+                "demo",
+            ],
+            f"http://127.0.0.1:{lf_port}/__localflare/info",
+        )
     s3 = f"http://127.0.0.1:{s3_port}"
     if not _alive(s3):
         _spawn("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], s3)
         import boto3
 
-        boto3.client("s3", endpoint_url=s3, aws_access_key_id="testing", aws_secret_access_key="testing",
-                     region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        boto3.client(
+            "s3", endpoint_url=s3, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).create_bucket(Bucket=BUCKET)
     return testing.Server(STATE / "localflare", lf_port, None, STATE / "localflare.log"), s3
 
 
@@ -72,12 +87,18 @@ def main(argv: list[str]) -> int:
     env = airflow_env(STATE / "airflow", lf, s3)
     fresh = not (STATE / "airflow" / "airflow.db").exists()
     if fresh:
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
     # (Re)load the pools when the file changed since the last import: an existing home gets new pools too.
     stamp = STATE / "airflow" / "pools.imported"
     if fresh or not stamp.exists() or stamp.stat().st_mtime < POOLS_FILE.stat().st_mtime:
-        subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         stamp.touch()
     return subprocess.run([sys.executable, "-m", "airflow", *argv], env=env).returncode
 

@@ -38,8 +38,11 @@ def main() -> int:
 
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
         # prism_preflight checks the pools, as a deployment would have them.
-        subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "include" / "pools.json")],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "pools", "import", str(ROOT / "include" / "pools.json")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         from airflow.dag_processing.dagbag import DagBag
 
         bag = DagBag(dag_folder=str(ROOT / "dags"))

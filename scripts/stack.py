@@ -33,8 +33,11 @@ class S3Server:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -50,8 +53,13 @@ class S3Server:
     def create_bucket(self, name: str = BUCKET) -> None:
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
         s3.create_bucket(Bucket=name)
 
     def stop(self) -> None:
@@ -65,11 +73,18 @@ class S3Server:
 
 def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int = 8080) -> dict:
     """Environment for any `airflow` command: this bundle, SQLite, connections to the stand-ins."""
-    cloudflare = {"conn_type": "cloudflare", "password": lf.token,
-                  "extra": {"account_id": lf.account_id, "base_url": lf.api_url}}
+    cloudflare = {
+        "conn_type": "cloudflare",
+        "password": lf.token,
+        "extra": {"account_id": lf.account_id, "base_url": lf.api_url},
+    }
     worker = {"conn_type": "http", "host": lf.worker_url}
-    aws = {"conn_type": "aws", "login": "testing", "password": "testing",
-           "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+    aws = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+    }
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),

@@ -57,8 +57,14 @@ def lf_fresh(tmp_path, exchanges_file):
     servers = []
 
     def make(*args, seed: bool = True):
-        server = testing.start(tmp_path / f"lf-{len(servers)}", *(("--seed", "demo") if seed else ()),
-                               "--record", str(exchanges_file), *FAST, *args)
+        server = testing.start(
+            tmp_path / f"lf-{len(servers)}",
+            *(("--seed", "demo") if seed else ()),
+            "--record",
+            str(exchanges_file),
+            *FAST,
+            *args,
+        )
         servers.append(server)
         return server
 
@@ -84,8 +90,11 @@ def connect_airflow(monkeypatch, server, conn_id: str = "cloudflare_default", **
     """Point an Airflow connection (through its AIRFLOW_CONN_ variable) at a localflare server."""
     import json
 
-    conn = {"conn_type": "cloudflare", "password": server.token,
-            "extra": {"account_id": server.account_id, "base_url": server.api_url, **extra}}
+    conn = {
+        "conn_type": "cloudflare",
+        "password": server.token,
+        "extra": {"account_id": server.account_id, "base_url": server.api_url, **extra},
+    }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": server.worker_url}))
 
@@ -106,8 +115,13 @@ def connect(monkeypatch):
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata DB (SQLite in the test AIRFLOW_HOME), for dag.test()."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=os.environ.copy(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     return os.environ["AIRFLOW_HOME"]
 
 
@@ -128,9 +142,17 @@ def s3(s3_server, monkeypatch):
     """aws_default pointed at the S3 stand-in; returns an S3Hook for assertions."""
     import json
 
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id="aws_default")
@@ -159,8 +181,12 @@ def alerts(monkeypatch):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_PRISM_SLACK", json.dumps(
-        {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PRISM_SLACK",
+        json.dumps(
+            {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX"}
+        ),
+    )
     yield received
     server.shutdown()
     server.server_close()

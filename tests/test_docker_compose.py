@@ -13,18 +13,39 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer",
-           "airflow-init", "airflow-cli", "flower"]
+AIRFLOW = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "airflow-init",
+    "airflow-cli",
+    "flower",
+]
 COMPONENTS = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker", "airflow-triggerer"]
 STAND_INS = ["localflare", "s3", "local-init"]
 ONE_SHOT = {"airflow-init", "airflow-cli", "local-init"}
-SHARED = ["AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
-          "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__API_AUTH__JWT_SECRET",
-          "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__CORE__AUTH_MANAGER",
-          "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-          "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT", "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
-          "AIRFLOW_CONN_PRISM_WORKER", "AIRFLOW_CONN_AWS_DEFAULT", "PRISM_SCHEDULES", "PRISM_TASK_RETRIES",
-          "PRISM_TASK_RETRY_DELAY_SECONDS"]
+SHARED = [
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+    "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
+    "AIRFLOW_CONN_PRISM_WORKER",
+    "AIRFLOW_CONN_AWS_DEFAULT",
+    "PRISM_SCHEDULES",
+    "PRISM_TASK_RETRIES",
+    "PRISM_TASK_RETRY_DELAY_SECONDS",
+]
 VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -89,13 +110,19 @@ def connection(uri: str):
 
 # ---- layout ----------------------------------------------------------------------------------
 
+
 def test_services_follow_the_official_celery_layout(services):
     assert set(services) == {"postgres", "redis", *AIRFLOW, *STAND_INS}
     profiles = {name: s.get("profiles") for name, s in services.items() if s.get("profiles")}
     assert profiles == {"flower": ["flower"], "airflow-cli": ["debug"], **dict.fromkeys(STAND_INS, ["local"])}
-    expected = {"airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
-                "airflow-dag-processor": ["dag-processor"], "airflow-worker": ["celery", "worker"],
-                "airflow-triggerer": ["triggerer"], "flower": ["celery", "flower"]}
+    expected = {
+        "airflow-apiserver": ["api-server"],
+        "airflow-scheduler": ["scheduler"],
+        "airflow-dag-processor": ["dag-processor"],
+        "airflow-worker": ["celery", "worker"],
+        "airflow-triggerer": ["triggerer"],
+        "flower": ["celery", "flower"],
+    }
     assert {name: command(services[name]) for name in expected} == expected
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
@@ -109,7 +136,9 @@ def test_image_is_built_from_the_dockerfile_with_the_lock(services):
     assert stages.get("airflow") == "stand-ins", stages
     pinned = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     assert pinned == "3.3.2" and re.search(r"^apache-airflow==3\.3\.2$", (ROOT / "requirements.lock").read_text(), re.M)
-    install = re.search(r"^RUN grep -v '\^-e ' requirements\.lock > constraints\.txt(?:.*\\\n)*.*$", dockerfile, re.M).group(0)
+    install = re.search(
+        r"^RUN grep -v '\^-e ' requirements\.lock > constraints\.txt(?:.*\\\n)*.*$", dockerfile, re.M
+    ).group(0)
     assert "pip install --no-cache-dir -r requirements.txt -c constraints.txt" in install
     assert "WORKDIR /opt/airflow/prism-requirements" in dockerfile
     assert re.search(r"^COPY .*requirements\.txt requirements\.lock /opt/airflow/prism-requirements/", dockerfile, re.M)
@@ -118,16 +147,30 @@ def test_image_is_built_from_the_dockerfile_with_the_lock(services):
     assert len({services[name]["image"] for name in AIRFLOW}) == 1
     for name in STAND_INS:
         assert services[name]["build"] == {"context": ".", "target": "stand-ins"}, name
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
-    assert not ignored & {"dags", "plugins", "include", "localflare", "requirements.txt", "requirements.lock", "providers"}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert not ignored & {
+        "dags",
+        "plugins",
+        "include",
+        "localflare",
+        "requirements.txt",
+        "requirements.lock",
+        "providers",
+    }
     # The Cloudflare provider (and its connection type) is installed into the image from requirements.txt.
-    assert re.search(r"^COPY .*providers/cloudflare/ /opt/airflow/prism-requirements/providers/cloudflare/$", dockerfile, re.M)
+    assert re.search(
+        r"^COPY .*providers/cloudflare/ /opt/airflow/prism-requirements/providers/cloudflare/$", dockerfile, re.M
+    )
     assert "-e ./providers/cloudflare" in (ROOT / "requirements.txt").read_text()
     assert environment(services["airflow-worker"])["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
 
 
 # ---- the environment every component shares ----------------------------------------------------
+
 
 def test_every_component_shares_the_environment(services):
     envs = {name: environment(services[name]) for name in AIRFLOW}
@@ -151,14 +194,22 @@ def test_urls_point_at_the_services(services):
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
         url = urlsplit(env[key].removeprefix("db+"))
         assert url.scheme.startswith("postgresql") and url.hostname == "postgres", key
-        assert (url.username, url.password, url.path.strip("/")) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"])
+        assert (url.username, url.password, url.path.strip("/")) == (
+            pg["POSTGRES_USER"],
+            pg["POSTGRES_PASSWORD"],
+            pg["POSTGRES_DB"],
+        )
     health = services["airflow-scheduler"]["healthcheck"]["test"]
     assert env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true" and "http://localhost:8974/health" in health
 
 
 def test_production_values_replace_the_local_defaults():
-    env = {"AIRFLOW_JWT_SECRET": "s3cret", "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": "cloudflare://:token@/?account_id=abc",
-           "PRISM_SCHEDULES": '{"prism_daily": "0 6 * * *"}', "AIRFLOW_UID": "1000"}
+    env = {
+        "AIRFLOW_JWT_SECRET": "s3cret",
+        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT": "cloudflare://:token@/?account_id=abc",
+        "PRISM_SCHEDULES": '{"prism_daily": "0 6 * * *"}',
+        "AIRFLOW_UID": "1000",
+    }
     services = load(env)["services"]
     for name in AIRFLOW:
         got = environment(services[name])
@@ -170,11 +221,15 @@ def test_production_values_replace_the_local_defaults():
 
 # ---- mounts ----------------------------------------------------------------------------------
 
+
 def test_the_bundle_is_mounted_into_every_airflow_service(services):
     for name in AIRFLOW:
         mounts = dict(v.rsplit(":", 1) for v in services[name]["volumes"] if v.startswith("./"))
-        assert mounts == {"./dags": "/opt/airflow/dags", "./plugins": "/opt/airflow/plugins",
-                          "./include": "/opt/airflow/include"}, name
+        assert mounts == {
+            "./dags": "/opt/airflow/dags",
+            "./plugins": "/opt/airflow/plugins",
+            "./include": "/opt/airflow/include",
+        }, name
     # The plugins find include/ next to themselves (config, SQL templates), as in the repository.
     from_plugins = (ROOT / "plugins" / "prism" / "settings" / "paths.py").resolve().parents[3]
     assert from_plugins == ROOT and (ROOT / "include" / "prism.config.json").exists()
@@ -185,6 +240,7 @@ def test_the_bundle_is_mounted_into_every_airflow_service(services):
 
 
 # ---- healthchecks and dependencies ------------------------------------------------------------
+
 
 def test_every_long_running_service_has_a_healthcheck(services):
     for name, service in services.items():
@@ -241,6 +297,7 @@ def test_init_migrates_and_creates_the_pool(services):
 
 # ---- the `local` profile ---------------------------------------------------------------------
 
+
 def test_local_profile_is_what_the_default_connections_point_at(services):
     config = __import__("json").loads((ROOT / "include" / "prism.config.json").read_text())
     env = environment(services["airflow-worker"])
@@ -252,8 +309,10 @@ def test_local_profile_is_what_the_default_connections_point_at(services):
 
     cloudflare = connection(env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"])
     assert cloudflare.conn_type == "cloudflare" and cloudflare.password == option(lf, "--api-token")
-    assert cloudflare.extra_dejson == {"account_id": option(lf, "--account-id"),
-                                       "base_url": f"http://localflare:{port}/client/v4"}
+    assert cloudflare.extra_dejson == {
+        "account_id": option(lf, "--account-id"),
+        "base_url": f"http://localflare:{port}/client/v4",
+    }
     worker = connection(env["AIRFLOW_CONN_PRISM_WORKER"])
     assert (worker.conn_type, worker.host) == ("http", f"http://localflare:{port}/worker")
 
@@ -273,9 +332,14 @@ def test_the_e2e_suite_runs_the_same_components():
     for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
         assert f'"{component}": ["{component}"]' in text
     assert '"worker": ["celery", "worker"' in text
-    for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CELERY__BROKER_URL",
-                "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__API__SECRET_KEY",
-                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"):
+    for key in (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+    ):
         assert f'"{key}"' in text, key
 
 
@@ -287,5 +351,7 @@ def test_the_locked_celery_runs_the_celery_executor():
     try:
         from airflow.providers.celery.executors import celery_executor  # noqa: F401
     except ImportError as exc:
-        pytest.fail(f"celery {celery.__version__} breaks apache-airflow-providers-celery: {exc}. Pin a celery it "
-                    "supports in requirements.txt (celery[redis]>=5.5,<5.7) and run `make lock`.")
+        pytest.fail(
+            f"celery {celery.__version__} breaks apache-airflow-providers-celery: {exc}. Pin a celery it "
+            "supports in requirements.txt (celery[redis]>=5.5,<5.7) and run `make lock`."
+        )

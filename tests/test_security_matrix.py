@@ -38,7 +38,7 @@ def test_every_row_names_tests_that_exist():
         for path, name in nodes:
             names = [name]
             # "file::a; ::b" names a second test of the same file
-            tail = test[test.index(f"{path}::{name}") + len(f"{path}::{name}"):].split("tests/")[0]
+            tail = test[test.index(f"{path}::{name}") + len(f"{path}::{name}") :].split("tests/")[0]
             names += CONTINUED.findall(tail)
             defined = _defined(ROOT / path) if (ROOT / path).exists() else set()
             missing += [f"{path}::{n}" for n in names if n not in defined]

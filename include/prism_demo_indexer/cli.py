@@ -23,9 +23,9 @@ from prism_demo_indexer import corpus
 
 CONFIG = Path(__file__).resolve().parents[1] / "prism.config.json"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-DOCS_PER_WRITE = 20     # documents per D1 transaction: keeps each JSON param small
-CHUNKS_PER_READ = 500   # chunks per page when reading what to embed
-IDS_PER_UPDATE = 1000   # chunk ids per UPDATE that records vector ids
+DOCS_PER_WRITE = 20  # documents per D1 transaction: keeps each JSON param small
+CHUNKS_PER_READ = 500  # chunks per page when reading what to embed
+IDS_PER_UPDATE = 1000  # chunk ids per UPDATE that records vector ids
 
 
 def _defaults() -> dict:
@@ -34,10 +34,12 @@ def _defaults() -> dict:
         cf = json.loads(CONFIG.read_text())["cloudflare"]
     except (OSError, ValueError, KeyError):
         cf = {}
-    return {"database": os.environ.get("PRISM_D1_DATABASE") or cf.get("d1_database", "claudes-friend-db"),
-            "index": os.environ.get("PRISM_VECTORIZE_INDEX") or cf.get("vectorize_index", "claudes-companion"),
-            "model": os.environ.get("PRISM_EMBEDDING_MODEL") or cf.get("embedding_model", "@cf/baai/bge-small-en-v1.5"),
-            "conn_id": os.environ.get("PRISM_CLOUDFLARE_CONN_ID", "cloudflare_default")}
+    return {
+        "database": os.environ.get("PRISM_D1_DATABASE") or cf.get("d1_database", "claudes-friend-db"),
+        "index": os.environ.get("PRISM_VECTORIZE_INDEX") or cf.get("vectorize_index", "claudes-companion"),
+        "model": os.environ.get("PRISM_EMBEDDING_MODEL") or cf.get("embedding_model", "@cf/baai/bge-small-en-v1.5"),
+        "conn_id": os.environ.get("PRISM_CLOUDFLARE_CONN_ID", "cloudflare_default"),
+    }
 
 
 def _connect_from_environment(settings: dict) -> None:
@@ -47,12 +49,16 @@ def _connect_from_environment(settings: dict) -> None:
     token = os.environ.get("CLOUDFLARE_API_TOKEN")
     if not token:
         return
-    extra = {"account_id": os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""),
-             "base_url": os.environ.get("CLOUDFLARE_API_BASE_URL") or "https://api.cloudflare.com/client/v4"}
+    extra = {
+        "account_id": os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""),
+        "base_url": os.environ.get("CLOUDFLARE_API_BASE_URL") or "https://api.cloudflare.com/client/v4",
+    }
     if os.environ.get("PRISM_CLOUDFLARE_BUDGET"):
         extra["budget"] = json.loads(os.environ["PRISM_CLOUDFLARE_BUDGET"])
     os.environ.setdefault("AIRFLOW_HOME", str(Path(tempfile.gettempdir()) / "prism-demo-indexer-airflow"))
-    os.environ["AIRFLOW_CONN_PRISM_DEMO_INDEXER"] = json.dumps({"conn_type": "generic", "password": token, "extra": extra})
+    os.environ["AIRFLOW_CONN_PRISM_DEMO_INDEXER"] = json.dumps(
+        {"conn_type": "generic", "password": token, "extra": extra}
+    )
     settings["conn_id"] = "prism_demo_indexer"
 
 
@@ -68,8 +74,11 @@ def _repo_id(d1, db: str, repo: str, create: bool) -> str | None:
     rows = d1.rows(db, "SELECT id FROM repos WHERE name = ?", [repo])
     if rows or not create:
         return rows[0]["id"] if rows else None
-    d1.query(db, "INSERT OR IGNORE INTO repos(id, name, url) VALUES (?, ?, ?)",
-             ["repo-" + re.sub(r"[^A-Za-z0-9]+", "-", repo).strip("-").lower(), repo, f"https://github.com/{repo}"])
+    d1.query(
+        db,
+        "INSERT OR IGNORE INTO repos(id, name, url) VALUES (?, ?, ?)",
+        ["repo-" + re.sub(r"[^A-Za-z0-9]+", "-", repo).strip("-").lower(), repo, f"https://github.com/{repo}"],
+    )
     return d1.rows(db, "SELECT id FROM repos WHERE name = ?", [repo])[0]["id"]
 
 
@@ -83,26 +92,68 @@ def index(args, settings: dict) -> dict:
     verb = "INSERT OR REPLACE" if args.rebuild else "INSERT OR IGNORE"
     added_docs = added_chunks = 0
     for start in range(0, len(files), DOCS_PER_WRITE):
-        part = files[start:start + DOCS_PER_WRITE]
-        docs = [{"id": f.doc_id, "path": f.path, "title": f.title, "language": f.language, "size": f.size_bytes,
-                 "at": _sql_time(f.changed_at), "repo": repo_id} for f in part]
-        chunks = [{"id": f.chunk_id(i), "doc": f.doc_id, "n": i, "text": text, "tokens": len(text.split()),
-                   "at": _sql_time(f.changed_at)} for f in part for i, text in enumerate(f.chunks)]
-        results = d1.batch(db, [
-            (f"{verb} INTO documents(id, path, title, language, size_bytes, created_at, repo_id) "
-             "SELECT value->>'id', value->>'path', value->>'title', value->>'language', value->>'size', value->>'at', "
-             "value->>'repo' FROM json_each(?)", [json.dumps(docs)]),
-            (f"{verb} INTO document_chunks(id, document_id, chunk_index, content, token_count, created_at) "
-             "SELECT value->>'id', value->>'doc', value->>'n', value->>'text', value->>'tokens', value->>'at' "
-             "FROM json_each(?)", [json.dumps(chunks)]),
-            ("DELETE FROM chunks_fts WHERE chunk_id IN (SELECT value->>'id' FROM json_each(?))", [json.dumps(chunks)]),
-            ("INSERT INTO chunks_fts(chunk_id, content) SELECT value->>'id', value->>'text' FROM json_each(?)",
-             [json.dumps(chunks)]),
-        ], read_only=False)
+        part = files[start : start + DOCS_PER_WRITE]
+        docs = [
+            {
+                "id": f.doc_id,
+                "path": f.path,
+                "title": f.title,
+                "language": f.language,
+                "size": f.size_bytes,
+                "at": _sql_time(f.changed_at),
+                "repo": repo_id,
+            }
+            for f in part
+        ]
+        chunks = [
+            {
+                "id": f.chunk_id(i),
+                "doc": f.doc_id,
+                "n": i,
+                "text": text,
+                "tokens": len(text.split()),
+                "at": _sql_time(f.changed_at),
+            }
+            for f in part
+            for i, text in enumerate(f.chunks)
+        ]
+        results = d1.batch(
+            db,
+            [
+                (
+                    f"{verb} INTO documents(id, path, title, language, size_bytes, created_at, repo_id) "
+                    "SELECT value->>'id', value->>'path', value->>'title', value->>'language', value->>'size', value->>'at', "
+                    "value->>'repo' FROM json_each(?)",
+                    [json.dumps(docs)],
+                ),
+                (
+                    f"{verb} INTO document_chunks(id, document_id, chunk_index, content, token_count, created_at) "
+                    "SELECT value->>'id', value->>'doc', value->>'n', value->>'text', value->>'tokens', value->>'at' "
+                    "FROM json_each(?)",
+                    [json.dumps(chunks)],
+                ),
+                (
+                    "DELETE FROM chunks_fts WHERE chunk_id IN (SELECT value->>'id' FROM json_each(?))",
+                    [json.dumps(chunks)],
+                ),
+                (
+                    "INSERT INTO chunks_fts(chunk_id, content) SELECT value->>'id', value->>'text' FROM json_each(?)",
+                    [json.dumps(chunks)],
+                ),
+            ],
+            read_only=False,
+        )
         added_docs += results[0]["meta"].get("changes", 0)
         added_chunks += results[1]["meta"].get("changes", 0)
-    return {"command": "index", "repo": args.repo, "since": args.since and args.since.isoformat(), "rebuild": args.rebuild,
-            "files": len(files), "documents_written": added_docs, "chunks_written": added_chunks}
+    return {
+        "command": "index",
+        "repo": args.repo,
+        "since": args.since and args.since.isoformat(),
+        "rebuild": args.rebuild,
+        "files": len(files),
+        "documents_written": added_docs,
+        "chunks_written": added_chunks,
+    }
 
 
 def embed(args, settings: dict) -> dict:
@@ -112,8 +163,15 @@ def embed(args, settings: dict) -> dict:
 
     d1, ai, vec = D1Hook(settings["conn_id"]), WorkersAIHook(settings["conn_id"]), VectorizeHook(settings["conn_id"])
     db = _database_id(d1, args.database)
-    summary = {"command": "embed", "repo": args.repo, "since": args.since and args.since.isoformat(),
-               "rebuild": args.rebuild, "index": args.index, "chunks_embedded": 0, "mutations": 0}
+    summary = {
+        "command": "embed",
+        "repo": args.repo,
+        "since": args.since and args.since.isoformat(),
+        "rebuild": args.rebuild,
+        "index": args.index,
+        "chunks_embedded": 0,
+        "mutations": 0,
+    }
     repo_id = _repo_id(d1, db, args.repo, create=False)
     if repo_id is None:
         return summary
@@ -122,8 +180,10 @@ def embed(args, settings: dict) -> dict:
         where.append("c.vector_id IS NULL")
     if args.since:
         where.append("d.created_at > ?")
-    sql = ("SELECT c.id, c.document_id, c.chunk_index, c.content, d.path FROM document_chunks c "
-           f"JOIN documents d ON d.id = c.document_id WHERE {' AND '.join(where)} ORDER BY c.id LIMIT {CHUNKS_PER_READ}")
+    sql = (
+        "SELECT c.id, c.document_id, c.chunk_index, c.content, d.path FROM document_chunks c "
+        f"JOIN documents d ON d.id = c.document_id WHERE {' AND '.join(where)} ORDER BY c.id LIMIT {CHUNKS_PER_READ}"
+    )
     embedded: list[str] = []
 
     def vectors():  # pages of chunks, keyset-paginated on id, embedded 100 texts a call
@@ -134,9 +194,16 @@ def embed(args, settings: dict) -> dict:
                 return
             for row, values in zip(rows, ai.embed([r["content"] for r in rows], model=args.model)):
                 embedded.append(row["id"])
-                yield {"id": row["id"], "values": values,
-                       "metadata": {"document_id": row["document_id"], "chunk_index": row["chunk_index"],
-                                    "repo": args.repo, "path": row["path"]}}
+                yield {
+                    "id": row["id"],
+                    "values": values,
+                    "metadata": {
+                        "document_id": row["document_id"],
+                        "chunk_index": row["chunk_index"],
+                        "repo": args.repo,
+                        "path": row["path"],
+                    },
+                }
             last = rows[-1]["id"]
 
     mutations = vec.upsert(args.index, vectors())  # 5,000 vectors a request at most
@@ -144,9 +211,13 @@ def embed(args, settings: dict) -> dict:
         info = vec.wait_for_mutation(args.index, mutations[-1], timeout=args.timeout, poll_interval=0.5)
         summary["vector_count"] = info["vectorCount"]
     for start in range(0, len(embedded), IDS_PER_UPDATE):
-        d1.query(db, "UPDATE document_chunks SET vector_id = id, embedding_model = ? "
-                     "WHERE id IN (SELECT value FROM json_each(?))",
-                 [args.model, json.dumps(embedded[start:start + IDS_PER_UPDATE])], read_only=False)
+        d1.query(
+            db,
+            "UPDATE document_chunks SET vector_id = id, embedding_model = ? "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            [args.model, json.dumps(embedded[start : start + IDS_PER_UPDATE])],
+            read_only=False,
+        )
     summary.update(chunks_embedded=len(embedded), mutations=len(mutations))
     return summary
 
@@ -155,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = _defaults()
     parser = argparse.ArgumentParser(prog="python -m prism_demo_indexer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("index", "write the repo's documents and chunks into D1"),
-                           ("embed", "embed the repo's chunks that have no vector yet, into Vectorize")):
+    for name, helptext in (
+        ("index", "write the repo's documents and chunks into D1"),
+        ("embed", "embed the repo's chunks that have no vector yet, into Vectorize"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--repo", required=True, help="owner/name, as in indexing.repos")
         p.add_argument("--since", type=corpus.parse_time, help="only what changed after this time (ISO, UTC)")

@@ -76,8 +76,14 @@ def _file(repo: str, k: int) -> SourceFile:
     folder, stem = rng.choice(WORDS), rng.choice(WORDS)
     path = f"{'docs' if docs else 'src'}/{folder}/{stem}_{k}.{'md' if docs else 'ts'}"
     chunks = [" ".join(rng.choice(WORDS) for _ in range(WORDS_PER_CHUNK)) for _ in range(rng.randint(2, 4))]
-    return SourceFile(repo, path, f"{stem.title()} {folder}", "markdown" if docs else "typescript",
-                      ORIGIN + _offset(repo) + k * STEP, chunks)
+    return SourceFile(
+        repo,
+        path,
+        f"{stem.title()} {folder}",
+        "markdown" if docs else "typescript",
+        ORIGIN + _offset(repo) + k * STEP,
+        chunks,
+    )
 
 
 def files(repo: str, now: datetime | None = None, since: datetime | None = None) -> list[SourceFile]:

@@ -37,8 +37,15 @@ def _connection(conn_id: str):
         return None
 
 
-def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn_id: str = SLACK_CONN,
-               smtp_conn_id: str = SMTP_CONN, investigations: list[str] | None = None, ti=None) -> list[str]:
+def send_alert(
+    subject: str,
+    body: str = "",
+    severity: str = "error",
+    slack_conn_id: str = SLACK_CONN,
+    smtp_conn_id: str = SMTP_CONN,
+    investigations: list[str] | None = None,
+    ti=None,
+) -> list[str]:
     """Send an alert on every configured channel. Returns the channels that took it. `investigations`
     names the troubleshooting investigations whose findings the body carries (for the dashboard)."""
     from airflow.sdk.log import redact
@@ -53,8 +60,9 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
             from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
             # Slack's own escaping: no <link|label>, <!channel> or <@user> can come from a subject or body.
-            SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).send(text=slack_escape(text), unfurl_links=False,
-                                                                        unfurl_media=False)
+            SlackWebhookHook(slack_webhook_conn_id=slack_conn_id).send(
+                text=slack_escape(text), unfurl_links=False, unfurl_media=False
+            )
             sent.append("slack")
         except Exception as exc:  # noqa: BLE001 - one channel failing must not hide the alert
             log.error("Slack alert failed: %s", exc)
@@ -65,15 +73,29 @@ def send_alert(subject: str, body: str = "", severity: str = "error", slack_conn
 
             to = smtp.extra_dejson.get("to") or []
             with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-                hook.send_email_smtp(to=to, subject=" ".join(f"[PRISM {severity}] {subject}".split())[:900],
-                                     html_content=email_html(text))
+                hook.send_email_smtp(
+                    to=to,
+                    subject=" ".join(f"[PRISM {severity}] {subject}".split())[:900],
+                    html_content=email_html(text),
+                )
             sent.append("email")
         except Exception as exc:  # noqa: BLE001
             log.error("e-mail alert failed: %s", exc)
     from prism.monitoring.dashboard_records import now_iso, record
 
-    record("alert", {"at": now_iso(), "severity": severity, "subject": subject, "body": body[:6000],
-                     "investigations": investigations or [], "channels": sent}, ti=ti, append=True)
+    record(
+        "alert",
+        {
+            "at": now_iso(),
+            "severity": severity,
+            "subject": subject,
+            "body": body[:6000],
+            "investigations": investigations or [],
+            "channels": sent,
+        },
+        ti=ti,
+        append=True,
+    )
     return sent
 
 

@@ -29,8 +29,8 @@ BASE_PREFIXES = ("LC_",)
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # what a config `env` entry may be (the schema checks it)
 REDACTED = "***"
 OUTPUT_TAIL = 4000  # what of a child's output is kept: XCom and alerts need the end, not all of it
-TIMED_OUT = 124     # the exit code `timeout` uses
-NOT_FOUND = 127     # a shell's "command not found"
+TIMED_OUT = 124  # the exit code `timeout` uses
+NOT_FOUND = 127  # a shell's "command not found"
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ class Finished:
     output: str
 
 
-def child_env(names: Iterable[str] = (), explicit: Mapping[str, str] | None = None,
-              environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_env(
+    names: Iterable[str] = (), explicit: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment of a child: the allow-list, the `names` the config gives (when set here) and
     `explicit` values. Anything else, AIRFLOW* and AWS_* included, stays out."""
     environ = os.environ if environ is None else environ
@@ -77,16 +78,24 @@ def redact(value, *secrets: str | None):
     return masker_redact(value)
 
 
-def run(argv: list[str], cwd, *, env_names: Iterable[str] = (), explicit_env: Mapping[str, str] | None = None,
-        secrets: Iterable[str | None] = (), timeout: float | None = None) -> Finished:
+def run(
+    argv: list[str],
+    cwd,
+    *,
+    env_names: Iterable[str] = (),
+    explicit_env: Mapping[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+    timeout: float | None = None,
+) -> Finished:
     """Run `argv` in `cwd` with child_env(); nothing it prints leaves here unredacted. A program that
     does not exist is exit code 127, a timeout 124 (the output so far is kept)."""
     secrets = tuple(s for s in secrets if s)
     env = child_env(env_names, explicit_env)
     log.info("running %s in %s (environment: %s)", redact(" ".join(argv), *secrets), cwd, ", ".join(sorted(env)))
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace")
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
     except FileNotFoundError as exc:
         code, stdout, stderr = NOT_FOUND, "", str(exc)
     else:
@@ -99,8 +108,12 @@ def run(argv: list[str], cwd, *, env_names: Iterable[str] = (), explicit_env: Ma
                 stdout, stderr = proc.communicate()
                 code, stderr = TIMED_OUT, stderr + f"\ntimed out after {timeout} s"
     # Redacted before cutting, so no cut can leave part of a secret.
-    return Finished(argv=[redact(a, *secrets) for a in argv], returncode=code, stdout=redact(stdout, *secrets),
-                    output=redact((stdout + stderr), *secrets))
+    return Finished(
+        argv=[redact(a, *secrets) for a in argv],
+        returncode=code,
+        stdout=redact(stdout, *secrets),
+        output=redact((stdout + stderr), *secrets),
+    )
 
 
 def _kill_tree(pid: int) -> None:

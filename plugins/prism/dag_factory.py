@@ -56,8 +56,15 @@ def default_args(**overrides) -> dict:
     return args
 
 
-def prism_dag(dag_id: str, *, doc_md: str, tags: list[str], dagrun_timeout: timedelta = timedelta(hours=6),
-              task_defaults: dict | None = None, **kwargs):
+def prism_dag(
+    dag_id: str,
+    *,
+    doc_md: str,
+    tags: list[str],
+    dagrun_timeout: timedelta = timedelta(hours=6),
+    task_defaults: dict | None = None,
+    **kwargs,
+):
     """A DAG with the bundle's shared settings: start date, no catchup (missed runs are backfilled on
     purpose), one run at a time (cleanups and retention must not race), the config macro and the SQL
     templates. Every task refuses a run whose conf has keys the DAG declares no Param for
@@ -65,6 +72,16 @@ def prism_dag(dag_id: str, *, doc_md: str, tags: list[str], dagrun_timeout: time
     from airflow.sdk import DAG
 
     kwargs.setdefault("schedule", None)
-    return DAG(dag_id=dag_id, start_date=START, catchup=False, max_active_runs=1, dagrun_timeout=dagrun_timeout,
-               default_args=default_args(**(task_defaults or {})), user_defined_macros=MACROS,
-               template_searchpath=[SQL_DIR], tags=["prism", *tags], doc_md=doc_md, **kwargs)
+    return DAG(
+        dag_id=dag_id,
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=dagrun_timeout,
+        default_args=default_args(**(task_defaults or {})),
+        user_defined_macros=MACROS,
+        template_searchpath=[SQL_DIR],
+        tags=["prism", *tags],
+        doc_md=doc_md,
+        **kwargs,
+    )

@@ -18,8 +18,10 @@ CLOCK_SLACK = timedelta(minutes=5)
 
 BACKUP_DATE_PATTERN = r"\A(?:[0-9]{8}|[0-9]{6}|safety-[0-9]{8}T[0-9]{6}Z)\Z"
 # ISO 8601 with a zone (Z or +hh:mm), a T or a space between date and time, seconds optional.
-ISO_WITH_ZONE_PATTERN = (r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-                         r"(?:Z|[+-][0-9]{2}:[0-9]{2})\Z")
+ISO_WITH_ZONE_PATTERN = (
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
+)
 REPO_PATTERN = r"\A[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}\Z"
 # Free text that is only logged: one line, no control characters (no forged log lines).
 ONE_LINE_PATTERN = r"\A[^\x00-\x1f\x7f]*\Z"
@@ -44,15 +46,17 @@ def backup_moment(value) -> tuple[str, datetime]:
     """(cadence, the moment the name stands for) of a backup name, or ValueError saying why not.
     YYYYMMDD: a daily set; YYYYMM: a monthly one; safety-YYYYMMDDTHHMMSSZ: a recovery's safety backup."""
     if not _fullmatch(BACKUP_DATE_PATTERN, value):
-        raise ValueError(f"backup_date {shown(value)} is not a backup name: use YYYYMMDD (daily), YYYYMM (monthly) "
-                         "or safety-YYYYMMDDTHHMMSSZ (the safety backup of an earlier recovery), in ASCII digits")
+        raise ValueError(
+            f"backup_date {shown(value)} is not a backup name: use YYYYMMDD (daily), YYYYMM (monthly) "
+            "or safety-YYYYMMDDTHHMMSSZ (the safety backup of an earlier recovery), in ASCII digits"
+        )
     from prism.backups.sets import parse_backup_id
 
     cadence, period = parse_backup_id(value)
     digits = period.replace("T", "").rstrip("Z")
     # Field by field, not strptime: datetime's own message names the field ("month must be in 1..12").
     parts = [int(digits[:4]), int(digits[4:6]), int(digits[6:8]) if len(digits) > 6 else 1]
-    parts += [int(digits[i:i + 2]) for i in (8, 10, 12) if len(digits) > i]
+    parts += [int(digits[i : i + 2]) for i in (8, 10, 12) if len(digits) > i]
     try:
         moment = datetime(*parts, tzinfo=timezone.utc)
     except ValueError as exc:
@@ -64,8 +68,10 @@ def check_backup_date(value, now: datetime) -> str:
     """The backup name, when it is one and does not lie in the future; ValueError otherwise."""
     _, moment = backup_moment(value)
     if moment > now + CLOCK_SLACK:
-        raise ValueError(f"backup_date {shown(value)} is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ}): "
-                         "no backup can have been taken then")
+        raise ValueError(
+            f"backup_date {shown(value)} is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ}): "
+            "no backup can have been taken then"
+        )
     return value
 
 

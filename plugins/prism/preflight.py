@@ -63,15 +63,20 @@ def failed(name: str, detail: str, fix: str) -> Check:
 
 
 def _grant(permission: str) -> str:
-    return (f"give the API token the permission '{permission}' (dash.cloudflare.com → My Profile → API Tokens → "
-            f"edit the token), then run the preflight again")
+    return (
+        f"give the API token the permission '{permission}' (dash.cloudflare.com → My Profile → API Tokens → "
+        f"edit the token), then run the preflight again"
+    )
 
 
 def _from_error(name: str, exc: Exception, permission: str, missing_fix: str = "") -> Check:
     """A failed probe as a FAIL line: a refusal names the permission, a 404 says what to create."""
     if isinstance(exc, CloudflareAuthError) and exc.code == 9109:
-        return failed(name, f"the token may not use this account: {exc}",
-                      "check account_id in the cloudflare_default connection and the token's account resources")
+        return failed(
+            name,
+            f"the token may not use this account: {exc}",
+            "check account_id in the cloudflare_default connection and the token's account resources",
+        )
     if isinstance(exc, CloudflareAuthError) or (isinstance(exc, CloudflareError) and exc.status in (401, 403)):
         return failed(name, f"refused, the token lacks '{permission}' ({exc})", _grant(permission))
     if isinstance(exc, CloudflareNotFound) and missing_fix:
@@ -100,8 +105,10 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
     kw = {"cloudflare_conn_id": conn_id, "priority": "monitor", "max_attempts": 2}
     base, d1, vec, kv = CloudflareBaseHook(**kw), D1Hook(**kw), VectorizeHook(**kw), KVHook(**kw)
     ai, analytics = WorkersAIHook(**kw), WorkersAnalyticsHook(**kw)
-    conn_fix = ("set the API token (password) and account_id (extra) of the connection "
-                f"'{conn_id}', type cloudflare; `airflow connections test {conn_id}` checks both")
+    conn_fix = (
+        "set the API token (password) and account_id (extra) of the connection "
+        f"'{conn_id}', type cloudflare; `airflow connections test {conn_id}` checks both"
+    )
     try:
         ok, detail = base.verify_token()
     except Exception as exc:  # noqa: BLE001 - a missing or broken connection
@@ -123,8 +130,14 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
         info = d1.get_database(found["d1"])
         return f"{db_name!r} exists (uuid {found['d1']}, {info.get('file_size', '?')} bytes)"
 
-    checks.append(_probe("D1 database [D1 Read]", "D1 Read", d1_database,
-                         f"create it (`wrangler d1 create {db_name}`) or set cloudflare.d1_database in the config"))
+    checks.append(
+        _probe(
+            "D1 database [D1 Read]",
+            "D1 Read",
+            d1_database,
+            f"create it (`wrangler d1 create {db_name}`) or set cloudflare.d1_database in the config",
+        )
+    )
 
     def vectorize_index() -> str:
         config = vec.get_index(index).get("config") or {}
@@ -133,13 +146,20 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
             raise _Mismatch(f"{index!r} has dimensions {got[0]} and metric {got[1]}, the config wants {dims}/{metric}")
         return f"{index!r} exists, {dims} dimensions, {metric}"
 
-    vec_check = _probe("Vectorize index [Vectorize Read]", "Vectorize Read", vectorize_index,
-                       f"create it (`wrangler vectorize create {index} --dimensions={dims} --metric={metric}`) or set "
-                       "cloudflare.vectorize_index in the config")
+    vec_check = _probe(
+        "Vectorize index [Vectorize Read]",
+        "Vectorize Read",
+        vectorize_index,
+        f"create it (`wrangler vectorize create {index} --dimensions={dims} --metric={metric}`) or set "
+        "cloudflare.vectorize_index in the config",
+    )
     if vec_check.status == "FAIL" and "the config wants" in vec_check.detail:
-        vec_check = failed(vec_check.name, vec_check.detail.removeprefix("_Mismatch: "),
-                           "an index's dimensions and metric cannot change: recreate the index with the configured "
-                           "ones (prism_index_rebuild does it) or fix cloudflare.vectorize_dimensions/_metric")
+        vec_check = failed(
+            vec_check.name,
+            vec_check.detail.removeprefix("_Mismatch: "),
+            "an index's dimensions and metric cannot change: recreate the index with the configured "
+            "ones (prism_index_rebuild does it) or fix cloudflare.vectorize_dimensions/_metric",
+        )
     checks.append(vec_check)
 
     def kv_namespace() -> str:
@@ -147,8 +167,14 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
         next(iter(kv.list_keys(found["kv"])), None)  # the key list is what backups read
         return f"{ns_title!r} exists (id {found['kv']}); its keys can be listed"
 
-    checks.append(_probe("KV namespace [Workers KV Storage Read]", "Workers KV Storage Read", kv_namespace,
-                         f"create it (`wrangler kv namespace create {ns_title}`) or set cloudflare.kv_namespace"))
+    checks.append(
+        _probe(
+            "KV namespace [Workers KV Storage Read]",
+            "Workers KV Storage Read",
+            kv_namespace,
+            f"create it (`wrangler kv namespace create {ns_title}`) or set cloudflare.kv_namespace",
+        )
+    )
 
     def worker_script() -> str:
         if not WORKER_NAME_RE.match(worker):
@@ -156,11 +182,18 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
         deployments = analytics.deployments(worker)
         return f"{worker!r} exists, {len(deployments)} deployment(s)"
 
-    worker_check = _probe("Worker script [Workers Scripts Read]", "Workers Scripts Read", worker_script,
-                          f"deploy the Worker `{worker}` (`wrangler deploy`) or set cloudflare.worker_name")
+    worker_check = _probe(
+        "Worker script [Workers Scripts Read]",
+        "Workers Scripts Read",
+        worker_script,
+        f"deploy the Worker `{worker}` (`wrangler deploy`) or set cloudflare.worker_name",
+    )
     if worker_check.status == "FAIL" and worker_check.detail.startswith("_Invalid"):
-        worker_check = failed(worker_check.name, worker_check.detail.removeprefix("_Invalid: "),
-                              "set cloudflare.worker_name to the Worker's name")
+        worker_check = failed(
+            worker_check.name,
+            worker_check.detail.removeprefix("_Invalid: "),
+            "set cloudflare.worker_name to the Worker's name",
+        )
     checks.append(worker_check)
 
     # Reads of the other permission groups, each harmless.
@@ -202,12 +235,21 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
 
 def write_checks(d1, vec, kv, kv_id: str | None, dims: int, metric: str, prove_writes: bool) -> list[Check]:
     """Create and delete a scratch D1 database and Vectorize index, and write and delete a KV key."""
-    names = ("D1 scratch database [D1 Edit]", "Vectorize scratch index [Vectorize Edit]",
-             "KV scratch key [Workers KV Storage Edit]")
+    names = (
+        "D1 scratch database [D1 Edit]",
+        "Vectorize scratch index [Vectorize Edit]",
+        "KV scratch key [Workers KV Storage Edit]",
+    )
     if not prove_writes:
-        return [Check("SKIP", n, "not proven: prove_writes is off, so nothing was written",
-                      "trigger prism_preflight with prove_writes=true to create and delete scratch resources")
-                for n in names]
+        return [
+            Check(
+                "SKIP",
+                n,
+                "not proven: prove_writes is off, so nothing was written",
+                "trigger prism_preflight with prove_writes=true to create and delete scratch resources",
+            )
+            for n in names
+        ]
     scratch = SCRATCH_PREFIX + uuid.uuid4().hex[:12]
 
     def d1_scratch() -> str:
@@ -230,8 +272,9 @@ def write_checks(d1, vec, kv, kv_id: str | None, dims: int, metric: str, prove_w
         return f"wrote and deleted the key {key!r} (60 s TTL as a net)"
 
     out = []
-    for name, permission, action in zip(names, ("D1 Edit", "Vectorize Edit", "Workers KV Storage Edit"),
-                                        (d1_scratch, vectorize_scratch, kv_scratch)):
+    for name, permission, action in zip(
+        names, ("D1 Edit", "Vectorize Edit", "Workers KV Storage Edit"), (d1_scratch, vectorize_scratch, kv_scratch)
+    ):
         check = _probe(name, permission, action)
         if check.status == "FAIL" and check.detail.startswith("_Skipped"):
             check = Check("SKIP", name, check.detail.removeprefix("_Skipped: "), "fix the KV namespace check first")
@@ -277,19 +320,32 @@ def read_pools_cli() -> dict[str, int]:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "airflow", "pools", "list", "--output", "json"],
-                         capture_output=True, text=True, timeout=180, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "list", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
     start = out.find("[")
     return {p["pool"]: int(p["slots"]) for p in json.loads(out[start:])}
 
 
-def pool_checks(expected: dict[str, int] | None = None, reader: Callable[[], dict[str, int]] = read_pools) -> list[Check]:
+def pool_checks(
+    expected: dict[str, int] | None = None, reader: Callable[[], dict[str, int]] = read_pools
+) -> list[Check]:
     expected = expected or expected_pools()
     try:
         have = reader()
     except Exception as exc:  # noqa: BLE001
-        return [failed(f"pool {name}", f"could not read Airflow's pools: {type(exc).__name__}: {exc}",
-                       "run `airflow pools list` on the scheduler host to check by hand") for name in expected]
+        return [
+            failed(
+                f"pool {name}",
+                f"could not read Airflow's pools: {type(exc).__name__}: {exc}",
+                "run `airflow pools list` on the scheduler host to check by hand",
+            )
+            for name in expected
+        ]
     out = []
     for name, slots in sorted(expected.items()):
         fix = f'`airflow pools set {name} {slots} "PRISM: {name}"` (or `airflow pools import include/pools.json`)'
@@ -308,13 +364,20 @@ def bucket_checks(bucket: str, aws_conn_id: str = "aws_default") -> list[Check]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     name = "bucket"
-    conn_fix = (f"check the connection '{aws_conn_id}' (type aws: access key, secret, region; extra endpoint_url for R2) "
-                f"and backups.bucket in the config")
+    conn_fix = (
+        f"check the connection '{aws_conn_id}' (type aws: access key, secret, region; extra endpoint_url for R2) "
+        f"and backups.bucket in the config"
+    )
     try:
         s3 = S3Hook(aws_conn_id=aws_conn_id)
         if not s3.check_for_bucket(bucket):
-            return [failed(name, f"{bucket!r} does not exist or the credentials cannot see it",
-                           f"create the bucket {bucket!r} (R2: `wrangler r2 bucket create {bucket}`) or {conn_fix}")]
+            return [
+                failed(
+                    name,
+                    f"{bucket!r} does not exist or the credentials cannot see it",
+                    f"create the bucket {bucket!r} (R2: `wrangler r2 bucket create {bucket}`) or {conn_fix}",
+                )
+            ]
     except Exception as exc:  # noqa: BLE001
         return [failed(name, f"{type(exc).__name__}: {exc}", conn_fix)]
     checks = [passed(name, f"{bucket!r} exists")]
@@ -329,9 +392,14 @@ def bucket_checks(bucket: str, aws_conn_id: str = "aws_default") -> list[Check]:
             raise ValueError(f"{key} is still there after the delete")
         checks.append(passed("bucket write/read/delete", f"wrote, read back and deleted {key!r}"))
     except Exception as exc:  # noqa: BLE001
-        checks.append(failed("bucket write/read/delete", f"{type(exc).__name__}: {exc}",
-                             "the credentials need s3:PutObject, s3:GetObject, s3:DeleteObject and s3:ListBucket on "
-                             f"{bucket!r} (R2: an Object Read & Write token); {conn_fix}"))
+        checks.append(
+            failed(
+                "bucket write/read/delete",
+                f"{type(exc).__name__}: {exc}",
+                "the credentials need s3:PutObject, s3:GetObject, s3:DeleteObject and s3:ListBucket on "
+                f"{bucket!r} (R2: an Object Read & Write token); {conn_fix}",
+            )
+        )
     return checks
 
 
@@ -347,14 +415,21 @@ def worker_checks(http_conn_id: str = "prism_worker") -> list[Check]:
         if health.get("http_status") == 200 and health.get("status") == "healthy":
             out.append(passed("Worker /health", "healthy"))
         else:
-            out.append(failed("Worker /health", f"HTTP {health.get('http_status')}, status {health.get('status')!r}",
-                              f"see the Worker's checks {health.get('checks')!r}; {fix}"))
+            out.append(
+                failed(
+                    "Worker /health",
+                    f"HTTP {health.get('http_status')}, status {health.get('status')!r}",
+                    f"see the Worker's checks {health.get('checks')!r}; {fix}",
+                )
+            )
     except Exception as exc:  # noqa: BLE001
         out.append(failed("Worker /health", f"{type(exc).__name__}: {exc}", fix))
     try:
         metrics = hook.metrics("24h")
         if not isinstance(metrics, dict) or "requests" not in metrics:
-            raise ValueError(f"no 'requests' in the answer (keys {sorted(metrics)[:10] if isinstance(metrics, dict) else type(metrics).__name__})")
+            raise ValueError(
+                f"no 'requests' in the answer (keys {sorted(metrics)[:10] if isinstance(metrics, dict) else type(metrics).__name__})"
+            )
         out.append(passed("Worker /metrics", "answered with request figures"))
     except Exception as exc:  # noqa: BLE001
         out.append(failed("Worker /metrics", f"{type(exc).__name__}: {exc}", fix))
@@ -373,12 +448,15 @@ def verdict(all_lines: list[str]) -> tuple[bool, str]:
     failures = [line for line in all_lines if line.startswith("FAIL ")]
     total = len(all_lines)
     if failures:
-        return False, f"{len(failures)} of {total} checks failed: " + "; ".join(f.split(" — fix:")[0][5:] for f in failures)
+        return False, f"{len(failures)} of {total} checks failed: " + "; ".join(
+            f.split(" — fix:")[0][5:] for f in failures
+        )
     skipped = sum(1 for line in all_lines if line.startswith("SKIP "))
     return True, f"all {total - skipped} checks passed" + (f", {skipped} skipped" if skipped else "")
 
 
 # ---- the DAG's tasks: one call each --------------------------------------------------------------
+
 
 def account_lines(prove_writes: bool) -> list[str]:
     from prism.settings.config import runtime_config

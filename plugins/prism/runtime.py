@@ -37,5 +37,8 @@ def capture_labels(context) -> dict:
     """Both times for a point-in-time result: what the run stands for (`logical_date`: the end of its
     data interval, which is not always Airflow's own logical date), and when it really ran."""
     start, end = window(context)
-    return {"logical_date": end.isoformat(), "captured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "in_backfill": in_backfill(context)}
+    return {
+        "logical_date": end.isoformat(),
+        "captured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "in_backfill": in_backfill(context),
+    }

@@ -22,13 +22,22 @@ URL_PREFIX = "/prism-dashboard"
 REPORTS = "reports/"
 DAG_PREFIX = "prism_"
 # The page: inline styles and SVG only; framed by the Airflow UI (same origin) and nothing else.
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'self'")
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'"
+)
 # A report opened from a link: a sandboxed document (its own opaque origin) with no scripts at all.
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; sandbox"
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; sandbox"
+)
 # What a report object may be served as; anything else is a download, never rendered.
-REPORT_TYPES = {".html": "text/html", ".md": "text/plain", ".txt": "text/plain", ".json": "application/json",
-                ".csv": "text/csv"}
+REPORT_TYPES = {
+    ".html": "text/html",
+    ".md": "text/plain",
+    ".txt": "text/plain",
+    ".json": "application/json",
+    ".csv": "text/csv",
+}
 
 
 def prism_dag_ids(session) -> list[str]:
@@ -39,7 +48,9 @@ def prism_dag_ids(session) -> list[str]:
 
     from prism_dashboard.data import HEALTH_DAG
 
-    known = session.scalars(select(DagModel.dag_id).where(DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))).all()
+    known = session.scalars(
+        select(DagModel.dag_id).where(DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
+    ).all()
     return sorted({*known, HEALTH_DAG})
 
 
@@ -61,8 +72,11 @@ async def require_reader(request: Request) -> list[str]:
         with create_session() as session:
             dag_ids = prism_dag_ids(session)
             teams = DagModel.get_dag_id_to_team_name_mapping(dag_ids, session=session)
-        checks = [{"method": "GET", "access_entity": entity, "details": DagDetails(id=dag_id, team_name=teams.get(dag_id))}
-                  for dag_id in dag_ids for entity in (DagAccessEntity.XCOM, DagAccessEntity.TASK_INSTANCE)]
+        checks = [
+            {"method": "GET", "access_entity": entity, "details": DagDetails(id=dag_id, team_name=teams.get(dag_id))}
+            for dag_id in dag_ids
+            for entity in (DagAccessEntity.XCOM, DagAccessEntity.TASK_INSTANCE)
+        ]
         return get_auth_manager().batch_is_authorized_dag(checks, user=user), dag_ids
 
     ok, dag_ids = await run_in_threadpool(allowed)
@@ -73,13 +87,18 @@ async def require_reader(request: Request) -> list[str]:
 
 
 def _headers(csp: str) -> dict[str, str]:
-    return {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": csp,
-            "Referrer-Policy": "no-referrer"}
+    return {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="PRISM dashboard", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(require_reader)])
+    app = FastAPI(
+        title="PRISM dashboard", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(require_reader)]
+    )
 
     @app.middleware("http")
     async def safe_headers(request: Request, call_next):

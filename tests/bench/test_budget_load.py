@@ -22,8 +22,9 @@ import budget_load  # noqa: E402
 @pytest.mark.slow
 def test_heavy_tasks_never_trip_the_limit_and_monitoring_never_starves(lf_fresh):
     server = lf_fresh("--rate-limit", "40/8")
-    report = budget_load.run(server, heavy_tasks=3, seconds=20, budget={"bulk_rps": 3.0, "reserve": 12},
-                              monitor_interval=1.0)
+    report = budget_load.run(
+        server, heavy_tasks=3, seconds=20, budget={"bulk_rps": 3.0, "reserve": 12}, monitor_interval=1.0
+    )
     assert report["429_sent"] == 0, report
     heavy = [p for p in report["processes"] if p["role"] == "heavy"]
     monitor = next(p for p in report["processes"] if p["role"] == "monitor")

@@ -58,103 +58,199 @@ class Deviation:
 
     def matches(self, finding: Finding) -> bool:
         pattern, _, text = self.rule.partition(": ")
-        return (fnmatchcase(finding.operation, self.operation) and fnmatchcase(finding.key, pattern)
-                and text in finding.message)
+        return (
+            fnmatchcase(finding.operation, self.operation)
+            and fnmatchcase(finding.key, pattern)
+            and text in finding.message
+        )
 
 
 DEVIATIONS = (
     # --- the 2024 spec lags the API -------------------------------------------------------------
-    Deviation("cloudflare-d1-query-database", "request $ required: 'sql' is a required property",
-              "The {batch: [{sql, params}]} body is newer than the 2024 spec (SDK 5.9.0 database_query_params; "
-              "cloudflare-api.md 2.3)."),
-    Deviation("cloudflare-d1-raw-database-query", "request $ required: 'sql' is a required property",
-              "/raw takes the same body as /query, batch form included (cloudflare-api.md 2.4)."),
-    Deviation("vectorize-query-vector", "request $.returnMetadata type",
-              "V2 takes returnMetadata 'none'|'indexed'|'all'; the 2024 spec still types it as the V1 boolean "
-              "(SDK 5.9.0 index_query_params; cloudflare-api.md 3.4 and 8)."),
-    Deviation("vectorize-query-vector", "request $ required: 'vector' is a required property",
-              "wrangler queries by id with {vectorId} instead of {vector} (cloudflare-api.md 3.4)."),
-    Deviation("vectorize-insert-vector", "request $ MediaTypeNotFound: multipart/form-data",
-              "wrangler and the official docs send multipart/form-data with a 'vectors' file part; the spec "
-              "lists only application/x-ndjson (cloudflare-api.md 3.3)."),
-    Deviation("vectorize-upsert-vector", "request $ MediaTypeNotFound: multipart/form-data",
-              "Same two wire formats as insert (cloudflare-api.md 3.3)."),
-    Deviation("workers-kv-namespace-write-key-value-pair-with-metadata", "request $ MediaTypeNotFound",
-              "A value may be sent as the raw body, not multipart (cloudflare-api.md 4.4): wrangler's putKVKeyValue "
-              "sends the value itself with no content type of its own (a string goes out as text/plain, bytes with "
-              "none) unless there is metadata; the spec lists only multipart/form-data."),
-    Deviation("workers-kv-namespace-write-key-value-pair-with-metadata",
-              "request $ required: 'metadata' is a required property",
-              "The multipart 'metadata' part is optional; the spec marks it required (cloudflare-api.md 4.4)."),
-    Deviation("workers-kv-namespace-*", "request $ MissingRequiredRequestBody",
-              "DELETE value and DELETE namespace declare a required application/json body with no schema; the "
-              "SDK 5.9.0 and wrangler send no body at all."),
-    Deviation("workers-kv-namespace-read-the-metadata-for-a-key", "response 200 $.result type: None for not nullable",
-              "A key stored without metadata reads back as result: null. The 2024 schema is a non-nullable object; "
-              "the SDK 5.9.0 (generated from the newer spec) unwraps this result as Optional[object], unlike e.g. "
-              "namespaces.get (plain Namespace)."),
-    Deviation("workers-kv-namespace-read-the-metadata-for-a-key",
-              "response 200 $.result type: None is not of type 'object'",
-              "The same null result, as reported by the type check (see the entry above)."),
-    Deviation("cloudflare-d1-raw-database-query", "response 200 $.result.*.results.rows.*.* anyOf: None is not valid",
-              "SQL NULL comes back as JSON null; the spec's cell anyOf(number, string, object) forgets null "
-              "(SDK 5.9.0 types cells as Union[float, str, object])."),
+    Deviation(
+        "cloudflare-d1-query-database",
+        "request $ required: 'sql' is a required property",
+        "The {batch: [{sql, params}]} body is newer than the 2024 spec (SDK 5.9.0 database_query_params; "
+        "cloudflare-api.md 2.3).",
+    ),
+    Deviation(
+        "cloudflare-d1-raw-database-query",
+        "request $ required: 'sql' is a required property",
+        "/raw takes the same body as /query, batch form included (cloudflare-api.md 2.4).",
+    ),
+    Deviation(
+        "vectorize-query-vector",
+        "request $.returnMetadata type",
+        "V2 takes returnMetadata 'none'|'indexed'|'all'; the 2024 spec still types it as the V1 boolean "
+        "(SDK 5.9.0 index_query_params; cloudflare-api.md 3.4 and 8).",
+    ),
+    Deviation(
+        "vectorize-query-vector",
+        "request $ required: 'vector' is a required property",
+        "wrangler queries by id with {vectorId} instead of {vector} (cloudflare-api.md 3.4).",
+    ),
+    Deviation(
+        "vectorize-insert-vector",
+        "request $ MediaTypeNotFound: multipart/form-data",
+        "wrangler and the official docs send multipart/form-data with a 'vectors' file part; the spec "
+        "lists only application/x-ndjson (cloudflare-api.md 3.3).",
+    ),
+    Deviation(
+        "vectorize-upsert-vector",
+        "request $ MediaTypeNotFound: multipart/form-data",
+        "Same two wire formats as insert (cloudflare-api.md 3.3).",
+    ),
+    Deviation(
+        "workers-kv-namespace-write-key-value-pair-with-metadata",
+        "request $ MediaTypeNotFound",
+        "A value may be sent as the raw body, not multipart (cloudflare-api.md 4.4): wrangler's putKVKeyValue "
+        "sends the value itself with no content type of its own (a string goes out as text/plain, bytes with "
+        "none) unless there is metadata; the spec lists only multipart/form-data.",
+    ),
+    Deviation(
+        "workers-kv-namespace-write-key-value-pair-with-metadata",
+        "request $ required: 'metadata' is a required property",
+        "The multipart 'metadata' part is optional; the spec marks it required (cloudflare-api.md 4.4).",
+    ),
+    Deviation(
+        "workers-kv-namespace-*",
+        "request $ MissingRequiredRequestBody",
+        "DELETE value and DELETE namespace declare a required application/json body with no schema; the "
+        "SDK 5.9.0 and wrangler send no body at all.",
+    ),
+    Deviation(
+        "workers-kv-namespace-read-the-metadata-for-a-key",
+        "response 200 $.result type: None for not nullable",
+        "A key stored without metadata reads back as result: null. The 2024 schema is a non-nullable object; "
+        "the SDK 5.9.0 (generated from the newer spec) unwraps this result as Optional[object], unlike e.g. "
+        "namespaces.get (plain Namespace).",
+    ),
+    Deviation(
+        "workers-kv-namespace-read-the-metadata-for-a-key",
+        "response 200 $.result type: None is not of type 'object'",
+        "The same null result, as reported by the type check (see the entry above).",
+    ),
+    Deviation(
+        "cloudflare-d1-raw-database-query",
+        "response 200 $.result.*.results.rows.*.* anyOf: None is not valid",
+        "SQL NULL comes back as JSON null; the spec's cell anyOf(number, string, object) forgets null "
+        "(SDK 5.9.0 types cells as Union[float, str, object]).",
+    ),
     # --- the 2024 spec contradicts itself -------------------------------------------------------
-    Deviation("*", "request path.* readOnly",
-              "Path parameters reuse the identifier schemas (account, database, namespace, version ids), "
-              "which are marked readOnly for response bodies; readOnly means nothing for a parameter."),
-    Deviation("vectorize-*-vectors-by-id", "request $.ids.* readOnly",
-              "The ids a client must send to get_by_ids/delete_by_ids use the readOnly vector-identifier schema."),
-    Deviation("cloudflare-d1-*", "response 200 $.result type: is not of type 'object'",
-              "D1 responses allOf the common envelope, whose result is typed 'object', with an operation schema "
-              "whose result is an array (list, query, raw): no real response can pass both."),
-    Deviation("cloudflare-d1-delete-database", "response 200 $.result type: None for not nullable",
-              "Same allOf: the delete schema says result is null, the common envelope says a non-nullable object."),
-    Deviation("vectorize-get-vectors-by-id", "response 200 $.result anyOf: is not valid under any",
-              "get_by_ids returns an array (the operation's own schema), but the allOf'd single-result envelope "
-              "allows only an object or a string."),
-    Deviation("vectorize-get-vectors-by-id", "response 200 $.result type: is not of type 'object'",
-              "Same allOf as above: the single-result envelope also types result as an object."),
-    Deviation("vectorize-delete-vectorize-index", "response 200 $.result anyOf: None is not valid",
-              "Delete answers result: null, which the operation schema allows (nullable) and the allOf'd common "
-              "envelope's anyOf(object, array, string) does not."),
-    Deviation("vectorize-*", "response 4?? $.success enum: False is not one of [True]",
-              "Vectorize 4XX schemas allOf the success envelope (success: true) with the failure envelope "
-              "(success: false): unsatisfiable, so the success flag is checked by the failure half only."),
-    Deviation("vectorize-*", "response 4?? $.result anyOf: None is not valid",
-              "Same allOf: the success half wants result to be an object, array or string; the failure half, null."),
-    Deviation("worker-*", "response 4?? $.success enum: False is not one of [True]",
-              "Workers 4XX schemas allOf the list/single success response with the failure envelope: unsatisfiable."),
-    Deviation("worker-*", "response 4?? $.result type",
-              "Same allOf: the success half wants a (non-nullable) result object, the failure half wants null "
-              "(and still checks it, through its enum [null])."),
-    Deviation("user-api-tokens-verify-token", "response 4?? $.success enum: False is not one of [True]",
-              "The token-verify 4XX schema allOf the success response with the failure envelope: unsatisfiable."),
-    Deviation("accounts-account-details", "response 4?? $.success enum: False is not one of [True]",
-              "The Account Details 4XX schema allOf the success response with the failure envelope: unsatisfiable."),
-    Deviation("accounts-account-details", "response 4?? $.result type",
-              "Same allOf: the success half wants a (non-nullable) result object, the failure half null."),
-    Deviation("workers-kv-namespace-read-key-value-pair", "response 200 $ type: is not of type 'string'",
-              "The value is raw bytes (application/octet-stream); the schema says type string but leaves out "
-              "format: binary, so a validator sees bytes where it wants text."),
+    Deviation(
+        "*",
+        "request path.* readOnly",
+        "Path parameters reuse the identifier schemas (account, database, namespace, version ids), "
+        "which are marked readOnly for response bodies; readOnly means nothing for a parameter.",
+    ),
+    Deviation(
+        "vectorize-*-vectors-by-id",
+        "request $.ids.* readOnly",
+        "The ids a client must send to get_by_ids/delete_by_ids use the readOnly vector-identifier schema.",
+    ),
+    Deviation(
+        "cloudflare-d1-*",
+        "response 200 $.result type: is not of type 'object'",
+        "D1 responses allOf the common envelope, whose result is typed 'object', with an operation schema "
+        "whose result is an array (list, query, raw): no real response can pass both.",
+    ),
+    Deviation(
+        "cloudflare-d1-delete-database",
+        "response 200 $.result type: None for not nullable",
+        "Same allOf: the delete schema says result is null, the common envelope says a non-nullable object.",
+    ),
+    Deviation(
+        "vectorize-get-vectors-by-id",
+        "response 200 $.result anyOf: is not valid under any",
+        "get_by_ids returns an array (the operation's own schema), but the allOf'd single-result envelope "
+        "allows only an object or a string.",
+    ),
+    Deviation(
+        "vectorize-get-vectors-by-id",
+        "response 200 $.result type: is not of type 'object'",
+        "Same allOf as above: the single-result envelope also types result as an object.",
+    ),
+    Deviation(
+        "vectorize-delete-vectorize-index",
+        "response 200 $.result anyOf: None is not valid",
+        "Delete answers result: null, which the operation schema allows (nullable) and the allOf'd common "
+        "envelope's anyOf(object, array, string) does not.",
+    ),
+    Deviation(
+        "vectorize-*",
+        "response 4?? $.success enum: False is not one of [True]",
+        "Vectorize 4XX schemas allOf the success envelope (success: true) with the failure envelope "
+        "(success: false): unsatisfiable, so the success flag is checked by the failure half only.",
+    ),
+    Deviation(
+        "vectorize-*",
+        "response 4?? $.result anyOf: None is not valid",
+        "Same allOf: the success half wants result to be an object, array or string; the failure half, null.",
+    ),
+    Deviation(
+        "worker-*",
+        "response 4?? $.success enum: False is not one of [True]",
+        "Workers 4XX schemas allOf the list/single success response with the failure envelope: unsatisfiable.",
+    ),
+    Deviation(
+        "worker-*",
+        "response 4?? $.result type",
+        "Same allOf: the success half wants a (non-nullable) result object, the failure half wants null "
+        "(and still checks it, through its enum [null]).",
+    ),
+    Deviation(
+        "user-api-tokens-verify-token",
+        "response 4?? $.success enum: False is not one of [True]",
+        "The token-verify 4XX schema allOf the success response with the failure envelope: unsatisfiable.",
+    ),
+    Deviation(
+        "accounts-account-details",
+        "response 4?? $.success enum: False is not one of [True]",
+        "The Account Details 4XX schema allOf the success response with the failure envelope: unsatisfiable.",
+    ),
+    Deviation(
+        "accounts-account-details",
+        "response 4?? $.result type",
+        "Same allOf: the success half wants a (non-nullable) result object, the failure half null.",
+    ),
+    Deviation(
+        "workers-kv-namespace-read-key-value-pair",
+        "response 200 $ type: is not of type 'string'",
+        "The value is raw bytes (application/octet-stream); the schema says type string but leaves out "
+        "format: binary, so a validator sees bytes where it wants text.",
+    ),
     # --- the real API's errors differ from the spec's error schema ------------------------------
-    Deviation("*", "response 429 $.errors.*.code minimum: 971 is less than the minimum of 1000",
-              "The global rate limit answers with code 971 (cloudflare-api.md 1.3 and 1.4); the spec's message "
-              "schema says codes start at 1000."),
-    Deviation("*", "response 5?? $ ResponseNotFound",
-              "The spec declares no 5xx responses, but the API sends them (overload, D1 busy with an export or "
-              "import) and wrangler and the SDK retry them (cloudflare-api.md 1.4 and 7.3)."),
-    Deviation("workers-ai-post-run-cf-baai-bge-small-en-v1-5",
-              "response 400 $.errors.*.code type: is not of type 'string'",
-              "The Workers AI 400 schema types error codes as strings; the v4 envelope uses integers everywhere "
-              "else (cloudflare-api.md 1.2; SDK ResponseInfo.code: int)."),
-    Deviation("workers-ai-post-run-cf-baai-bge-small-en-v1-5", "response 403 $ ResponseNotFound",
-              "The Workers AI operation declares 200 and 400 only; a token without the Workers AI permission "
-              "gets the v4 envelope's 403 with code 10000 Authentication error (cloudflare-api.md 1.2), as every "
-              "other operation declares in its 4XX."),
-    Deviation("workers-ai-post-run-cf-baai-bge-small-en-v1-5", "response 400 $.result type",
-              "The Workers AI 400 schema types result as a non-nullable object; failures carry result: null "
-              "(cloudflare-api.md 1.2, and every other failure schema in the spec: enum [null])."),
+    Deviation(
+        "*",
+        "response 429 $.errors.*.code minimum: 971 is less than the minimum of 1000",
+        "The global rate limit answers with code 971 (cloudflare-api.md 1.3 and 1.4); the spec's message "
+        "schema says codes start at 1000.",
+    ),
+    Deviation(
+        "*",
+        "response 5?? $ ResponseNotFound",
+        "The spec declares no 5xx responses, but the API sends them (overload, D1 busy with an export or "
+        "import) and wrangler and the SDK retry them (cloudflare-api.md 1.4 and 7.3).",
+    ),
+    Deviation(
+        "workers-ai-post-run-cf-baai-bge-small-en-v1-5",
+        "response 400 $.errors.*.code type: is not of type 'string'",
+        "The Workers AI 400 schema types error codes as strings; the v4 envelope uses integers everywhere "
+        "else (cloudflare-api.md 1.2; SDK ResponseInfo.code: int).",
+    ),
+    Deviation(
+        "workers-ai-post-run-cf-baai-bge-small-en-v1-5",
+        "response 403 $ ResponseNotFound",
+        "The Workers AI operation declares 200 and 400 only; a token without the Workers AI permission "
+        "gets the v4 envelope's 403 with code 10000 Authentication error (cloudflare-api.md 1.2), as every "
+        "other operation declares in its 4XX.",
+    ),
+    Deviation(
+        "workers-ai-post-run-cf-baai-bge-small-en-v1-5",
+        "response 400 $.result type",
+        "The Workers AI 400 schema types result as a non-nullable object; failures carry result: null "
+        "(cloudflare-api.md 1.2, and every other failure schema in the spec: enum [null]).",
+    ),
 )
 
 
@@ -177,9 +273,17 @@ class Exchange:
         def unb64(value):
             return None if value is None else base64.b64decode(value)
 
-        return cls(record["method"], record["path"], record.get("query", ""), record.get("request_content_type", ""),
-                   unb64(record.get("request_body")), int(record["status"]), record.get("response_content_type", ""),
-                   unb64(record.get("response_body")), line)
+        return cls(
+            record["method"],
+            record["path"],
+            record.get("query", ""),
+            record.get("request_content_type", ""),
+            unb64(record.get("request_body")),
+            int(record["status"]),
+            record.get("response_content_type", ""),
+            unb64(record.get("response_body")),
+            line,
+        )
 
     def __str__(self) -> str:
         query = f"?{self.query}" if self.query else ""
@@ -212,8 +316,10 @@ class Finding:
     def __str__(self) -> str:
         body = self.exchange.request_body if self.where == "request" else self.exchange.response_body
         excerpt = (body or b"")[:300].decode("utf-8", "replace")
-        return (f"{self.operation}: {self.key}\n    {self.message}\n    exchange: {self.exchange} "
-                f"(recording line {self.exchange.line})\n    {self.where.split()[0]} body: {excerpt}")
+        return (
+            f"{self.operation}: {self.key}\n    {self.message}\n    exchange: {self.exchange} "
+            f"(recording line {self.exchange.line})\n    {self.where.split()[0]} body: {excerpt}"
+        )
 
 
 @dataclass(frozen=True)
@@ -262,10 +368,12 @@ class Report:
     rejected_requests: list[Finding] = field(default_factory=list)  # spec-invalid requests answered 4xx
 
     def format(self, limit: int = 40) -> str:
-        out = [f"{self.exchanges} exchanges: {sum(self.covered.values())} covered by the spec "
-               f"({len(self.covered)} operations), {sum(self.not_covered.values())} not covered, "
-               f"{len(self.violations)} violations, {len(self.tolerated)} tolerated deviations, "
-               f"{len(self.rejected_requests)} spec-invalid requests rejected with 4xx"]
+        out = [
+            f"{self.exchanges} exchanges: {sum(self.covered.values())} covered by the spec "
+            f"({len(self.covered)} operations), {sum(self.not_covered.values())} not covered, "
+            f"{len(self.violations)} violations, {len(self.tolerated)} tolerated deviations, "
+            f"{len(self.rejected_requests)} spec-invalid requests rejected with 4xx"
+        ]
         for finding in self.violations[:limit]:
             out.append("VIOLATION " + str(finding))
         if len(self.violations) > limit:
@@ -341,8 +449,9 @@ class ContractChecker:
         return op, findings
 
     @staticmethod
-    def _findings(op: Operation, where: str, error: Exception, exchange: Exchange,
-                  location: str = "$") -> list[Finding]:
+    def _findings(
+        op: Operation, where: str, error: Exception, exchange: Exchange, location: str = "$"
+    ) -> list[Finding]:
         cause = error.__cause__
         schema_errors = list(getattr(cause, "schema_errors", None) or [])
         if not schema_errors:

@@ -31,10 +31,13 @@ EMBEDDING_MODEL = "@cf/baai/bge-small-en-v1.5"
 # Deviations only injected faults bring out; the drive on `lf` exercises all the others.
 FAULT_DEVIATIONS = {d for d in DEVIATIONS if d.rule.startswith(("response 429 ", "response 5?? "))}
 # Met only by a token that lacks a permission, or by another account: checked in their own test.
-REFUSAL_DEVIATIONS = {d for d in DEVIATIONS if d.operation == "accounts-account-details" or d.rule.startswith("response 403 ")}
+REFUSAL_DEVIATIONS = {
+    d for d in DEVIATIONS if d.operation == "accounts-account-details" or d.rule.startswith("response 403 ")
+}
 
 
 # ---- (a) the pruned spec is up to date ---------------------------------------------------------
+
 
 def test_pruned_spec_is_up_to_date():
     source = prune_openapi.DEFAULT_SPEC.resolve()
@@ -42,7 +45,8 @@ def test_pruned_spec_is_up_to_date():
         pytest.skip(f"the full Cloudflare spec is not here ({source}), so the pruned copy cannot be regenerated")
     fresh = prune_openapi.render(prune_openapi.prune(json.loads(source.read_text(encoding="utf-8"))))
     assert SPEC_PATH.read_text(encoding="utf-8") == fresh, (
-        "tests/contract/cloudflare-openapi-prism.json is stale: run `python scripts/prune_openapi.py`")
+        "tests/contract/cloudflare-openapi-prism.json is stale: run `python scripts/prune_openapi.py`"
+    )
 
 
 def test_endpoints_said_to_be_newer_than_the_spec_are_not_in_it():
@@ -75,12 +79,17 @@ def test_pruned_spec_keeps_only_what_localflare_serves_and_all_its_refs():
     refs = set(prune_openapi._refs(spec))
     for ref in refs:
         prune_openapi._resolve(spec, ref)
-    kept = {f"#/components/{kind}/{name}" for kind, items in spec["components"].items()
-            if kind != "securitySchemes" for name in items}
+    kept = {
+        f"#/components/{kind}/{name}"
+        for kind, items in spec["components"].items()
+        if kind != "securitySchemes"
+        for name in items
+    }
     assert kept == refs
 
 
 # ---- (b) drive every operation and validate the exchanges --------------------------------------
+
 
 class Client:
     """Raw HTTP against localflare's /client/v4 API, with bearer auth."""
@@ -134,14 +143,33 @@ def drive_d1(call: Client, tag: str) -> None:
     db_id = db["uuid"]
     try:
         assert ok(call("GET", f"{base}/{db_id}"))["name"] == f"contract-{tag}"
-        ok(call("POST", f"{base}/{db_id}/query",
-                json={"sql": "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT)"}))
-        ok(call("POST", f"{base}/{db_id}/query",
-                json={"sql": "INSERT INTO notes(title, body) VALUES (?, ?)", "params": ["first", "hello"]}))
+        ok(
+            call(
+                "POST",
+                f"{base}/{db_id}/query",
+                json={"sql": "CREATE TABLE notes(id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT)"},
+            )
+        )
+        ok(
+            call(
+                "POST",
+                f"{base}/{db_id}/query",
+                json={"sql": "INSERT INTO notes(title, body) VALUES (?, ?)", "params": ["first", "hello"]},
+            )
+        )
         # the batch body is newer than the 2024 spec (a tolerated deviation)
-        batch = ok(call("POST", f"{base}/{db_id}/query", json={"batch": [
-            {"sql": "INSERT INTO notes(title) VALUES (?)", "params": ["second"]},
-            {"sql": "SELECT COUNT(*) AS n FROM notes"}]}))
+        batch = ok(
+            call(
+                "POST",
+                f"{base}/{db_id}/query",
+                json={
+                    "batch": [
+                        {"sql": "INSERT INTO notes(title) VALUES (?)", "params": ["second"]},
+                        {"sql": "SELECT COUNT(*) AS n FROM notes"},
+                    ]
+                },
+            )
+        )
         assert batch[1]["results"] == [{"n": 2}]
         rows = ok(call("POST", f"{base}/{db_id}/query", json={"sql": "SELECT id, title FROM notes ORDER BY id"}))
         assert rows[0]["results"] == [{"id": 1, "title": "first"}, {"id": 2, "title": "second"}]
@@ -158,8 +186,11 @@ def drive_d1(call: Client, tag: str) -> None:
         assert first.status_code in (200, 202), first.text
         job = first.json()["result"]
         while job["status"] == "active":
-            resp = call("POST", f"{base}/{db_id}/export",
-                        json={"output_format": "polling", "current_bookmark": job["at_bookmark"]})
+            resp = call(
+                "POST",
+                f"{base}/{db_id}/export",
+                json={"output_format": "polling", "current_bookmark": job["at_bookmark"]},
+            )
             job = ok(resp, 202 if resp.json()["result"]["status"] == "active" else 200)
         assert job["status"] == "complete", job
         dump = requests.get(job["result"]["signed_url"], timeout=30)
@@ -172,12 +203,14 @@ def drive_d1(call: Client, tag: str) -> None:
         init = ok(call("POST", f"{base}/{db_id}/import", json={"action": "init", "etag": etag}))
         upload = requests.put(init["upload_url"], data=sql, timeout=30)
         assert upload.status_code == 200 and upload.headers["ETag"].strip('"') == etag
-        resp = call("POST", f"{base}/{db_id}/import",
-                    json={"action": "ingest", "etag": etag, "filename": init["filename"]})
+        resp = call(
+            "POST", f"{base}/{db_id}/import", json={"action": "ingest", "etag": etag, "filename": init["filename"]}
+        )
         job = resp.json()["result"]
         while job["status"] == "active":
-            resp = call("POST", f"{base}/{db_id}/import",
-                        json={"action": "poll", "current_bookmark": job["at_bookmark"]})
+            resp = call(
+                "POST", f"{base}/{db_id}/import", json={"action": "poll", "current_bookmark": job["at_bookmark"]}
+            )
             job = resp.json()["result"]
         assert resp.status_code == 200 and job["status"] == "complete", job
         assert job["result"]["num_queries"] == rows
@@ -197,14 +230,21 @@ def drive_vectorize(call: Client, tag: str) -> None:
     base = "/accounts/{acct}/vectorize/v2/indexes"
     assert DEMO_INDEX in [ix["name"] for ix in ok(call("GET", base))]
     name = f"contract-{tag}"
-    created = ok(call("POST", base, json={"name": name, "description": "contract test",
-                                          "config": {"dimensions": 4, "metric": "cosine"}}))
+    created = ok(
+        call(
+            "POST",
+            base,
+            json={"name": name, "description": "contract test", "config": {"dimensions": 4, "metric": "cosine"}},
+        )
+    )
     assert created["config"] == {"dimensions": 4, "metric": "cosine"}
     try:
         assert ok(call("GET", f"{base}/{name}"))["name"] == name
         ok(call("POST", f"{base}/{name}/metadata_index/create", json={"propertyName": "kind", "indexType": "string"}))
-        lines = [{"id": "a", "values": [1, 0, 0, 0], "metadata": {"kind": "x"}},
-                 {"id": "b", "values": [0, 1, 0, 0], "metadata": {"kind": "y"}, "namespace": "ns1"}]
+        lines = [
+            {"id": "a", "values": [1, 0, 0, 0], "metadata": {"kind": "x"}},
+            {"id": "b", "values": [0, 1, 0, 0], "metadata": {"kind": "y"}, "namespace": "ns1"},
+        ]
         ndjson = "\n".join(json.dumps(v) for v in lines).encode()
         ok(call("POST", f"{base}/{name}/insert", data=ndjson, headers={"Content-Type": "application/x-ndjson"}))
         # wrangler's multipart form (a tolerated deviation), and the spec's ndjson body with a query parameter
@@ -212,17 +252,36 @@ def drive_vectorize(call: Client, tag: str) -> None:
         for op in ("insert", "upsert"):
             part = ("v.ndjson", io.BytesIO(c), "application/x-ndjson")
             ok(call("POST", f"{base}/{name}/{op}", files={"vectors": part}))
-        mutation = ok(call("POST", f"{base}/{name}/upsert", params={"unparsable-behavior": "discard"},
-                           data=b'{"id": "d", "values": [0, 0, 0, 1]}\nnot json\n',
-                           headers={"Content-Type": "application/x-ndjson"}))["mutationId"]
-        info = wait_for(lambda: (i := ok(call("GET", f"{base}/{name}/info")))["processedUpToMutation"] == mutation
-                        and i, what="the upserts to apply")
+        mutation = ok(
+            call(
+                "POST",
+                f"{base}/{name}/upsert",
+                params={"unparsable-behavior": "discard"},
+                data=b'{"id": "d", "values": [0, 0, 0, 1]}\nnot json\n',
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        )["mutationId"]
+        info = wait_for(
+            lambda: (i := ok(call("GET", f"{base}/{name}/info")))["processedUpToMutation"] == mutation and i,
+            what="the upserts to apply",
+        )
         assert info["vectorCount"] == 4 and info["dimensions"] == 4
 
         plain = ok(call("POST", f"{base}/{name}/query", json={"vector": [1, 0.1, 0, 0], "topK": 2}))
         assert [m["id"] for m in plain["matches"]] == ["a", "b"]
-        rich = ok(call("POST", f"{base}/{name}/query", json={"vector": [1, 0, 0, 0], "topK": 3, "returnValues": True,
-                                                             "returnMetadata": "all", "filter": {"kind": "x"}}))
+        rich = ok(
+            call(
+                "POST",
+                f"{base}/{name}/query",
+                json={
+                    "vector": [1, 0, 0, 0],
+                    "topK": 3,
+                    "returnValues": True,
+                    "returnMetadata": "all",
+                    "filter": {"kind": "x"},
+                },
+            )
+        )
         assert [m["id"] for m in rich["matches"]] == ["a", "c"] and rich["matches"][0]["metadata"] == {"kind": "x"}
         by_id = ok(call("POST", f"{base}/{name}/query", json={"vectorId": "b", "topK": 1}))
         assert by_id["matches"][0]["id"] == "b"
@@ -234,15 +293,26 @@ def drive_vectorize(call: Client, tag: str) -> None:
         ok(call("POST", f"{base}/{name}/metadata_index/delete", json={"propertyName": "kind"}))
         fails(call("POST", f"{base}/{name}/metadata_index/delete", json={"propertyName": "kind"}), 404, 40012)
         fails(call("POST", f"{base}/{name}/query", json={"vector": [1, 0], "topK": 1}), 400, 40001)
-        fails(call("POST", f"{base}/{name}/get_by_ids", data=b'{"ids": ["a"]}', headers={"Content-Type": "text/plain"}),
-              400, 40026)
+        fails(
+            call("POST", f"{base}/{name}/get_by_ids", data=b'{"ids": ["a"]}', headers={"Content-Type": "text/plain"}),
+            400,
+            40026,
+        )
     finally:
         ok(call("DELETE", f"{base}/{name}"))
     fails(call("GET", f"{base}/{name}"), 404, 3000)
     fails(call("GET", f"{base}/no-such-index/info"), 404, 3000)
     fails(call("POST", f"{base}/no-such-index/query", json={"vector": [1, 0, 0, 0]}), 404, 3000)
-    fails(call("POST", f"{base}/no-such-index/insert", data=b'{"id": "a", "values": [1]}',
-               headers={"Content-Type": "application/x-ndjson"}), 404, 3000)
+    fails(
+        call(
+            "POST",
+            f"{base}/no-such-index/insert",
+            data=b'{"id": "a", "values": [1]}',
+            headers={"Content-Type": "application/x-ndjson"},
+        ),
+        404,
+        3000,
+    )
     fails(call("DELETE", f"{base}/no-such-index"), 404, 3000)
     assert DEMO_INDEX in [ix["name"] for ix in ok(call("GET", base))]
 
@@ -256,21 +326,45 @@ def drive_kv(call: Client, tag: str) -> None:
     key = "dir/key one"  # a "/" and a space: sent percent-encoded, recorded decoded
     try:
         assert ok(call("GET", ns))["title"] == f"contract-{tag}"
-        ok(call("PUT", f"{ns}/values/{quote(key, safe='')}", files={
-            "value": (None, b"v1"), "metadata": (None, json.dumps({"owner": "contract"}))}))
+        ok(
+            call(
+                "PUT",
+                f"{ns}/values/{quote(key, safe='')}",
+                files={"value": (None, b"v1"), "metadata": (None, json.dumps({"owner": "contract"}))},
+            )
+        )
         # a multipart value without metadata, and a raw octet-stream value (both tolerated deviations)
         ok(call("PUT", f"{ns}/values/bare", files={"value": (None, b"no metadata")}))
         assert ok(call("GET", f"{ns}/metadata/bare")) is None
-        ok(call("PUT", f"{ns}/values/plain", params={"expiration_ttl": 3600}, data=b"\x00\x01binary",
-                headers={"Content-Type": "application/octet-stream"}))
+        ok(
+            call(
+                "PUT",
+                f"{ns}/values/plain",
+                params={"expiration_ttl": 3600},
+                data=b"\x00\x01binary",
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
         value = call("GET", f"{ns}/values/{quote(key, safe='')}")
         assert value.status_code == 200 and value.content == b"v1"
         assert call("GET", f"{ns}/values/plain").content == b"\x00\x01binary"
         assert ok(call("GET", f"{ns}/metadata/{quote(key, safe='')}")) == {"owner": "contract"}
-        ok(call("PUT", f"{ns}/bulk", json=[
-            {"key": "bulk-1", "value": "one", "metadata": {"n": 1}},
-            {"key": "bulk-2", "value": base64.b64encode(b"two").decode(), "base64": True, "expiration_ttl": 600},
-            {"key": "bulk-3", "value": "three"}]))
+        ok(
+            call(
+                "PUT",
+                f"{ns}/bulk",
+                json=[
+                    {"key": "bulk-1", "value": "one", "metadata": {"n": 1}},
+                    {
+                        "key": "bulk-2",
+                        "value": base64.b64encode(b"two").decode(),
+                        "base64": True,
+                        "expiration_ttl": 600,
+                    },
+                    {"key": "bulk-3", "value": "three"},
+                ],
+            )
+        )
         page = call("GET", f"{ns}/keys", params={"prefix": "bulk-", "limit": 10})
         assert [k["name"] for k in ok(page)] == ["bulk-1", "bulk-2", "bulk-3"]
         assert page.json()["result_info"]["cursor"] == ""
@@ -282,8 +376,17 @@ def drive_kv(call: Client, tag: str) -> None:
         assert [k["name"] for k in ok(call("GET", f"{ns}/keys"))] == ["bare", "bulk-3", key]
         fails(call("GET", f"{ns}/values/plain"), 404, 10009)
         fails(call("GET", f"{ns}/metadata/plain"), 404, 10009)
-        fails(call("PUT", f"{ns}/values/short-ttl", params={"expiration_ttl": 30}, data=b"x",
-                   headers={"Content-Type": "application/octet-stream"}), 400, 10037)
+        fails(
+            call(
+                "PUT",
+                f"{ns}/values/short-ttl",
+                params={"expiration_ttl": 30},
+                data=b"x",
+                headers={"Content-Type": "application/octet-stream"},
+            ),
+            400,
+            10037,
+        )
     finally:
         ok(call("DELETE", ns))
     fails(call("GET", ns), 404, 10013)
@@ -376,8 +479,11 @@ def test_refusals_of_a_restricted_token_and_another_account_match_the_spec(lf_fr
     """403s the drive never meets: a token without Workers AI (`--token`), and an account that is not the token's."""
     start = exchanges_file.stat().st_size
     server = lf_fresh("--token", "no-ai=D1 Read,Account Settings Read", seed=False)
-    fails(Client(server, token="no-ai")("POST", f"/accounts/{{acct}}/ai/run/{EMBEDDING_MODEL}", json={"text": "x"}),
-          403, 10000)
+    fails(
+        Client(server, token="no-ai")("POST", f"/accounts/{{acct}}/ai/run/{EMBEDDING_MODEL}", json={"text": "x"}),
+        403,
+        10000,
+    )
     fails(Client(server)("GET", "/accounts/ffffffffffffffffffffffffffffffff"), 403, 9109)
     assert ok(Client(server, token="no-ai")("GET", "/accounts/{acct}"))["id"] == server.account_id
 
@@ -389,6 +495,7 @@ def test_refusals_of_a_restricted_token_and_another_account_match_the_spec(lf_fr
 
 
 # ---- (c) coverage -------------------------------------------------------------------------------
+
 
 def test_every_spec_operation_is_served_and_was_exercised(driven, checker, tmp_path):
     app = LocalFlare(Config(data_dir=str(tmp_path / "routes")))

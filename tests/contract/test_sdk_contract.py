@@ -35,6 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Passing raw bytes as `body` is d
 
 # ---- helpers ------------------------------------------------------------------------------------
 
+
 def unique(kind: str) -> str:
     # Lower-case letters, digits and '-': valid for D1 names, Vectorize index names and KV titles.
     return f"contract-{kind}-{uuid.uuid4().hex[:10]}"
@@ -71,8 +72,11 @@ def run_export(sdk: Cloudflare, acct: str, db_id: str, **kw):
     deadline = time.monotonic() + 20
     while responses[-1].status not in ("complete", "error"):
         assert time.monotonic() < deadline, f"export never finished: {responses[-1]}"
-        responses.append(sdk.d1.database.export(db_id, account_id=acct, output_format="polling",
-                                                current_bookmark=first.at_bookmark, **kw))
+        responses.append(
+            sdk.d1.database.export(
+                db_id, account_id=acct, output_format="polling", current_bookmark=first.at_bookmark, **kw
+            )
+        )
     return responses
 
 
@@ -82,6 +86,7 @@ def rows(sdk: Cloudflare, acct: str, db_id: str, sql: str, params: list[str] | N
 
 
 # ---- fixtures -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def acct(lf) -> str:
@@ -123,8 +128,9 @@ def new_index(sdk, acct):
 
     def make(config: dict | None = None, description: str = "contract test"):
         name = unique("ix")
-        sdk.vectorize.indexes.create(account_id=acct, name=name, description=description,
-                                     config=config or {"dimensions": 4, "metric": "cosine"})
+        sdk.vectorize.indexes.create(
+            account_id=acct, name=name, description=description, config=config or {"dimensions": 4, "metric": "cosine"}
+        )
         made.append(name)
         return name
 
@@ -160,6 +166,7 @@ def worker_name(lf) -> str:
 
 
 # ---- D1 -----------------------------------------------------------------------------------------
+
 
 class TestD1Databases:
     def test_list_auto_paginates_until_an_empty_page(self, logged_sdk, acct):
@@ -230,10 +237,15 @@ class TestD1Query:
 
     def test_multiple_statements_give_one_result_each(self, sdk, acct, new_db):
         db = new_db()
-        res = sdk.d1.database.query(db.uuid, account_id=acct, sql=(
-            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); "
-            "INSERT INTO t(v) VALUES ('x; not a separator'); "
-            "SELECT v FROM t"))
+        res = sdk.d1.database.query(
+            db.uuid,
+            account_id=acct,
+            sql=(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); "
+                "INSERT INTO t(v) VALUES ('x; not a separator'); "
+                "SELECT v FROM t"
+            ),
+        )
         assert len(res.result) == 3
         assert all(r.success for r in res.result)
         assert res.result[1].meta.changes == 1
@@ -244,11 +256,15 @@ class TestD1Query:
     def test_batch_form(self, sdk, acct, new_db):
         db = new_db()
         rows(sdk, acct, db.uuid, "CREATE TABLE t(k TEXT PRIMARY KEY, n INTEGER)")
-        res = sdk.d1.database.query(db.uuid, account_id=acct, batch=[
-            {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["one", "1"]},
-            {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["two", "2"]},
-            {"sql": "SELECT k FROM t ORDER BY k"},
-        ])
+        res = sdk.d1.database.query(
+            db.uuid,
+            account_id=acct,
+            batch=[
+                {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["one", "1"]},
+                {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["two", "2"]},
+                {"sql": "SELECT k FROM t ORDER BY k"},
+            ],
+        )
         assert [r.meta.changes for r in res.result] == [1, 1, 0]
         assert res.result[2].results == [{"k": "one"}, {"k": "two"}]
 
@@ -260,7 +276,9 @@ class TestD1Query:
         assert only.success is True
         assert only.results.columns == ["id", "v"]
         assert only.results.rows == [[1, "a"], [2, "b"]]
-        batch = sdk.d1.database.raw(db.uuid, account_id=acct, batch=[{"sql": "SELECT v FROM t WHERE id = ?", "params": ["2"]}])
+        batch = sdk.d1.database.raw(
+            db.uuid, account_id=acct, batch=[{"sql": "SELECT v FROM t WHERE id = ?", "params": ["2"]}]
+        )
         assert batch.result[0].results.rows == [["b"]]
 
     def test_rows_read_counts_scanned_rows(self, sdk, acct, new_db):
@@ -268,9 +286,14 @@ class TestD1Query:
         # though it returns one row (D1 pricing docs, reference section 6 notes).
         db = new_db()
         rows(sdk, acct, db.uuid, "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT)")
-        sdk.d1.database.query(db.uuid, account_id=acct, batch=[
-            {"sql": "INSERT INTO items(name) VALUES (?)", "params": [f"item-{i}"]} for i in range(25)])
-        res = sdk.d1.database.query(db.uuid, account_id=acct, sql="SELECT id FROM items WHERE name = ?", params=["item-7"])
+        sdk.d1.database.query(
+            db.uuid,
+            account_id=acct,
+            batch=[{"sql": "INSERT INTO items(name) VALUES (?)", "params": [f"item-{i}"]} for i in range(25)],
+        )
+        res = sdk.d1.database.query(
+            db.uuid, account_id=acct, sql="SELECT id FROM items WHERE name = ?", params=["item-7"]
+        )
         assert res.result[0].results == [{"id": 8}]
         assert res.result[0].meta.rows_read >= 25, res.result[0].meta
 
@@ -285,8 +308,13 @@ class TestD1Query:
 class TestD1Export:
     def test_polling_export_and_download(self, sdk, acct, new_db):
         db = new_db("exp")
-        rows(sdk, acct, db.uuid, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); "
-                                 "INSERT INTO notes(body) VALUES ('first'), ('it''s second')")
+        rows(
+            sdk,
+            acct,
+            db.uuid,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); "
+            "INSERT INTO notes(body) VALUES ('first'), ('it''s second')",
+        )
         responses = run_export(sdk, acct, db.uuid)
         first, last = responses[0], responses[-1]
         assert first.status == "active" and first.success is True and first.type == "export"
@@ -303,7 +331,12 @@ class TestD1Export:
 
     def test_dump_options_no_data(self, sdk, acct, new_db):
         db = new_db("exp")
-        rows(sdk, acct, db.uuid, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES ('secret')")
+        rows(
+            sdk,
+            acct,
+            db.uuid,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES ('secret')",
+        )
         last = run_export(sdk, acct, db.uuid, dump_options={"no_data": True})[-1]
         assert last.status == "complete"
         dump = requests.get(last.result.signed_url, timeout=30).text
@@ -337,7 +370,9 @@ class TestD1Import:
         deadline = time.monotonic() + 20
         while status.status not in ("complete", "error"):
             assert time.monotonic() < deadline, f"import never finished: {status}"
-            status = sdk.d1.database.import_(db.uuid, account_id=acct, action="poll", current_bookmark=status.at_bookmark)
+            status = sdk.d1.database.import_(
+                db.uuid, account_id=acct, action="poll", current_bookmark=status.at_bookmark
+            )
         assert status.status == "complete", status.error
         assert status.success is True
         assert status.result.num_queries == 25
@@ -394,8 +429,9 @@ BASE_VECTORS = [
 class TestVectorizeIndexes:
     def test_create_list_get_info_delete(self, sdk, acct):
         name = unique("ix")
-        created = sdk.vectorize.indexes.create(account_id=acct, name=name, description="scratch",
-                                               config={"dimensions": 8, "metric": "euclidean"})
+        created = sdk.vectorize.indexes.create(
+            account_id=acct, name=name, description="scratch", config={"dimensions": 8, "metric": "euclidean"}
+        )
         try:
             assert created.name == name and created.description == "scratch"
             assert (created.config.dimensions, created.config.metric) == (8, "euclidean")
@@ -441,14 +477,19 @@ class TestVectorizeVectors:
         assert info.processed_up_to_mutation and info.processed_up_to_datetime is not None
 
     def test_insert_keeps_existing_upsert_replaces(self, sdk, acct, index):
-        ins = sdk.vectorize.indexes.insert(index, account_id=acct, extra_headers=NDJSON,
-                                           body=ndjson([{"id": "v1", "values": [9.0, 9.0, 9.0, 9.0], "metadata": {"n": -1}}]))
+        ins = sdk.vectorize.indexes.insert(
+            index,
+            account_id=acct,
+            extra_headers=NDJSON,
+            body=ndjson([{"id": "v1", "values": [9.0, 9.0, 9.0, 9.0], "metadata": {"n": -1}}]),
+        )
         wait_for_mutation(sdk, acct, index, ins.mutation_id)
         (v1,) = sdk.vectorize.indexes.get_by_ids(index, account_id=acct, ids=["v1"])
         assert v1["values"] == [1.0, 1.0, 0.0, 0.0] and v1["metadata"]["n"] == 1
 
-        up = sdk.vectorize.indexes.upsert(index, account_id=acct, extra_headers=NDJSON,
-                                          body=ndjson([{"id": "v1", "values": [0.0, 1.0, 0.0, 0.0]}]))
+        up = sdk.vectorize.indexes.upsert(
+            index, account_id=acct, extra_headers=NDJSON, body=ndjson([{"id": "v1", "values": [0.0, 1.0, 0.0, 0.0]}])
+        )
         wait_for_mutation(sdk, acct, index, up.mutation_id)
         (v1,) = sdk.vectorize.indexes.get_by_ids(index, account_id=acct, ids=["v1"])
         assert v1["values"] == [0.0, 1.0, 0.0, 0.0]
@@ -456,12 +497,13 @@ class TestVectorizeVectors:
         assert sdk.vectorize.indexes.info(index, account_id=acct).vector_count == len(BASE_VECTORS)
 
     def test_query_topk_values_and_metadata(self, sdk, acct, index):
-        res = sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=3,
-                                          return_values=True, return_metadata="all")
+        res = sdk.vectorize.indexes.query(
+            index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=3, return_values=True, return_metadata="all"
+        )
         assert res.count == 3 and [m.id for m in res.matches] == ["v0", "v1", "v2"]
         scores = [m.score for m in res.matches]
         assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0, abs=1e-6)
-        assert scores[1] == pytest.approx(2 ** -0.5, abs=1e-6)  # cosine of [1,0,0,0] and [1,1,0,0]
+        assert scores[1] == pytest.approx(2**-0.5, abs=1e-6)  # cosine of [1,0,0,0] and [1,1,0,0]
         assert res.matches[1].values == [1.0, 1.0, 0.0, 0.0]
         assert res.matches[1].metadata == {"n": 1, "tag": "odd"}
 
@@ -472,13 +514,18 @@ class TestVectorizeVectors:
     def test_query_topk_limit_with_values(self, sdk, acct, index):
         # topK may be at most 20 when returnValues is true or returnMetadata is 'all'.
         with pytest.raises(cloudflare.BadRequestError):
-            sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=21, return_values=True)
-        assert sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=21).count == len(BASE_VECTORS)
+            sdk.vectorize.indexes.query(
+                index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=21, return_values=True
+            )
+        assert sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=21).count == len(
+            BASE_VECTORS
+        )
 
     def test_query_namespace(self, sdk, acct, index):
         # The SDK's query() has no namespace parameter (reference 7.4.4): send it with extra_body.
-        res = sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=5,
-                                          extra_body={"namespace": "alpha"})
+        res = sdk.vectorize.indexes.query(
+            index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=5, extra_body={"namespace": "alpha"}
+        )
         assert [(m.id, m.namespace) for m in res.matches] == [("ns-1", "alpha")]
 
     def test_get_by_ids(self, sdk, acct, index):
@@ -511,8 +558,14 @@ class TestVectorizeListVectors:
         seen = [v.id for v in page.vectors]
 
         # Changes after the first page do not show up in the pages of this listing.
-        late = sdk.vectorize.indexes.insert(index, account_id=acct, extra_headers=NDJSON, body=ndjson(
-            [{"id": "a-late", "values": [0.0, 1.0, 0.0, 0.0]}, {"id": "z-late", "values": [0.0, 0.0, 0.0, 1.0]}]))
+        late = sdk.vectorize.indexes.insert(
+            index,
+            account_id=acct,
+            extra_headers=NDJSON,
+            body=ndjson(
+                [{"id": "a-late", "values": [0.0, 1.0, 0.0, 0.0]}, {"id": "z-late", "values": [0.0, 0.0, 0.0, 1.0]}]
+            ),
+        )
         wait_for_mutation(sdk, acct, index, late.mutation_id)
 
         while page.is_truncated:
@@ -531,7 +584,9 @@ class TestVectorizeListVectors:
 class TestVectorizeMetadataIndex:
     def test_create_list_filter_delete(self, sdk, acct, new_index):
         index = new_index()
-        created = sdk.vectorize.indexes.metadata_index.create(index, account_id=acct, property_name="tag", index_type="string")
+        created = sdk.vectorize.indexes.metadata_index.create(
+            index, account_id=acct, property_name="tag", index_type="string"
+        )
         assert created.mutation_id
         wait_for_mutation(sdk, acct, index, created.mutation_id)
         listed = sdk.vectorize.indexes.metadata_index.list(index, account_id=acct)
@@ -540,8 +595,14 @@ class TestVectorizeMetadataIndex:
         # Vectors written after the metadata index exists are filterable on it.
         mutation = sdk.vectorize.indexes.insert(index, account_id=acct, body=ndjson(BASE_VECTORS), extra_headers=NDJSON)
         wait_for_mutation(sdk, acct, index, mutation.mutation_id)
-        res = sdk.vectorize.indexes.query(index, account_id=acct, vector=[1.0, 0.0, 0.0, 0.0], top_k=10,
-                                          filter={"tag": {"$eq": "even"}}, return_metadata="indexed")
+        res = sdk.vectorize.indexes.query(
+            index,
+            account_id=acct,
+            vector=[1.0, 0.0, 0.0, 0.0],
+            top_k=10,
+            filter={"tag": {"$eq": "even"}},
+            return_metadata="indexed",
+        )
         assert sorted(m.id for m in res.matches) == ["v0", "v2", "v4"]
         assert all(m.metadata == {"tag": "even"} for m in res.matches)  # 'indexed' returns only indexed keys
 
@@ -551,6 +612,7 @@ class TestVectorizeMetadataIndex:
 
 
 # ---- Workers KV ---------------------------------------------------------------------------------
+
 
 class TestKVNamespaces:
     def test_create_get_list_delete(self, logged_sdk, acct):
@@ -608,8 +670,9 @@ class TestKVKeys:
 
     def test_prefix(self, sdk, acct, new_ns):
         ns = new_ns()
-        sdk.kv.namespaces.bulk_update(ns.id, account_id=acct, body=[
-            {"key": k, "value": "x"} for k in ("cache:a", "cache:b", "cachex", "other")])
+        sdk.kv.namespaces.bulk_update(
+            ns.id, account_id=acct, body=[{"key": k, "value": "x"} for k in ("cache:a", "cache:b", "cachex", "other")]
+        )
         names = [k.name for k in sdk.kv.namespaces.keys.list(ns.id, account_id=acct, prefix="cache:")]
         assert names == ["cache:a", "cache:b"]
 
@@ -621,8 +684,14 @@ class TestKVValues:
         blob = bytes(range(256)) + b"\x00\xff\xfe"
         before = int(time.time())
         # values.update needs bytes: a str raises RuntimeError inside the SDK (reference 7.4.2).
-        sdk.kv.namespaces.values.update(key, account_id=acct, namespace_id=ns.id, value=blob,
-                                        metadata={"content_type": "image/png"}, expiration_ttl=300)
+        sdk.kv.namespaces.values.update(
+            key,
+            account_id=acct,
+            namespace_id=ns.id,
+            value=blob,
+            metadata={"content_type": "image/png"},
+            expiration_ttl=300,
+        )
         got = sdk.kv.namespaces.values.get(key, account_id=acct, namespace_id=ns.id)
         assert got.read() == blob
         # The `expiration` header carries the absolute expiry (epoch seconds) the TTL produced.
@@ -647,11 +716,15 @@ class TestKVValues:
     def test_bulk_get_with_and_without_metadata(self, sdk, acct, new_ns):
         ns = new_ns()
         expiration = int(time.time()) + 3600
-        sdk.kv.namespaces.bulk_update(ns.id, account_id=acct, body=[
-            {"key": "plain", "value": "hello"},
-            {"key": "json", "value": json.dumps({"a": 1}), "metadata": {"kind": "json"}, "expiration": expiration},
-            {"key": "b64", "value": base64.b64encode(b"decoded!").decode(), "base64": True},
-        ])
+        sdk.kv.namespaces.bulk_update(
+            ns.id,
+            account_id=acct,
+            body=[
+                {"key": "plain", "value": "hello"},
+                {"key": "json", "value": json.dumps({"a": 1}), "metadata": {"kind": "json"}, "expiration": expiration},
+                {"key": "b64", "value": base64.b64encode(b"decoded!").decode(), "base64": True},
+            ],
+        )
         assert sdk.kv.namespaces.values.get("b64", account_id=acct, namespace_id=ns.id).read() == b"decoded!"
 
         text = sdk.kv.namespaces.bulk_get(ns.id, account_id=acct, keys=["plain", "json", "absent"])
@@ -683,6 +756,7 @@ class TestKVValues:
 
 # ---- Workers: deployments, versions, AI ----------------------------------------------------------
 
+
 class TestWorkersScripts:
     def test_deployments_list(self, sdk, api, acct, worker_name):
         page = sdk.workers.scripts.deployments.list(worker_name, account_id=acct)
@@ -711,7 +785,9 @@ class TestWorkersScripts:
 
         # versions.get() cannot parse any response in SDK 5.9.0: VersionGetResponse has a field typed
         # with a plain class (ResourcesBindings), so pydantic fails to build it. Read the raw body.
-        raw = sdk.workers.scripts.versions.with_raw_response.get(versions[0].id, account_id=acct, script_name=worker_name)
+        raw = sdk.workers.scripts.versions.with_raw_response.get(
+            versions[0].id, account_id=acct, script_name=worker_name
+        )
         one = raw.http_response.json()["result"]
         assert one["id"] == versions[0].id and one["number"] == versions[0].number
 
@@ -722,7 +798,9 @@ class TestWorkersScripts:
         numbers = [v.number for v in versions]
         created = [v.metadata.created_on for v in versions]
         assert numbers == sorted(numbers, reverse=True)
-        assert created == sorted(created, reverse=True), f"version {numbers[0]} is not the newest: {list(zip(numbers, created))}"
+        assert created == sorted(created, reverse=True), (
+            f"version {numbers[0]} is not the newest: {list(zip(numbers, created))}"
+        )
 
     def test_unknown_script(self, sdk, acct):
         with pytest.raises(cloudflare.NotFoundError):
@@ -789,8 +867,10 @@ class TestGraphQL:
     @pytest.fixture
     def account(self, sdk, lf, window, worker_name):
         start, end = window
-        body = {"query": GQL_WINDOW,
-                "variables": {"acct": lf.account_id, "start": iso_z(start), "end": iso_z(end), "script": worker_name}}
+        body = {
+            "query": GQL_WINDOW,
+            "variables": {"acct": lf.account_id, "start": iso_z(start), "end": iso_z(end), "script": worker_name},
+        }
         # GraphQL is not in the SDK; the generic post keeps the client's auth and retries.
         res = sdk.post("/graphql", body=body, cast_to=object)
         assert res["errors"] is None, res["errors"]
@@ -805,7 +885,10 @@ class TestGraphQL:
         for field in ("requests", "errors"):
             assert sum(h["sum"][field] for h in hourly) == total["sum"][field]
             assert sum(s["sum"][field] for s in by_status) == total["sum"][field]
-        assert sum(s["sum"]["requests"] for s in by_status if s["dimensions"]["status"] != "success") == total["sum"]["errors"]
+        assert (
+            sum(s["sum"]["requests"] for s in by_status if s["dimensions"]["status"] != "success")
+            == total["sum"]["errors"]
+        )
         q = total["quantiles"]
         assert 0 < q["wallTimeP50"] <= q["wallTimeP95"] <= q["wallTimeP99"]
         assert 0 < q["cpuTimeP50"] <= q["cpuTimeP99"]
@@ -834,9 +917,10 @@ class TestGraphQL:
 
     def test_unknown_field_is_a_graphql_error_with_http_200(self, sdk, lf, window):
         start, end = window
-        query = ('{ viewer { accounts(filter: {accountTag: "%s"}) { workersInvocationsAdaptive(limit: 1, '
-                 'filter: {datetime_geq: "%s", datetime_leq: "%s"}) { sum { notAField } } } } }') % (
-            lf.account_id, iso_z(start), iso_z(end))
+        query = (
+            '{ viewer { accounts(filter: {accountTag: "%s"}) { workersInvocationsAdaptive(limit: 1, '
+            'filter: {datetime_geq: "%s", datetime_leq: "%s"}) { sum { notAField } } } } }'
+        ) % (lf.account_id, iso_z(start), iso_z(end))
         resp = sdk.post("/graphql", body={"query": query}, cast_to=httpx.Response)
         assert resp.status_code == 200
         body = resp.json()
@@ -845,6 +929,7 @@ class TestGraphQL:
 
 
 # ---- SDK error types --------------------------------------------------------------------------------
+
 
 class TestErrors:
     def test_bad_token(self, lf, acct):

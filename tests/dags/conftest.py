@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture
 def configure(monkeypatch):
     """configure(override): the `prism_config` Variable, through its environment variable."""
+
     def apply(override: dict) -> None:
         monkeypatch.setenv("AIRFLOW_VAR_PRISM_CONFIG", json.dumps(override))
+
     return apply
 
 

@@ -23,8 +23,10 @@ def load_dag(dag_id: str):
 
 
 def states(run) -> dict[str, str]:
-    return {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
-            for ti in run.get_task_instances()}
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
+        for ti in run.get_task_instances()
+    }
 
 
 def xcom(run, task_id: str, key: str = "return_value"):
@@ -33,8 +35,9 @@ def xcom(run, task_id: str, key: str = "return_value"):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id,
-                                                 key=key)).first()
+        row = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
+        ).first()
         return XComModel.deserialize_value(row) if row is not None else None
 
 
@@ -56,6 +59,7 @@ def recent(day: int) -> datetime:
 
 # ---- the live state of a Cloudflare account, to compare before and after --------------------
 
+
 def d1_state(hook, db: str) -> dict[str, list]:
     """Every row of every user table, each value through quote() (BLOBs as X'..' text, as the dumps have them)."""
     from airflow_provider_cloudflare.sqldump import quote_ident
@@ -65,7 +69,9 @@ def d1_state(hook, db: str) -> dict[str, list]:
     for table, _ in user_tables(hook, db):
         columns = [c["name"] for c in hook.rows(db, f"PRAGMA table_info({quote_ident(table)})")]
         quoted = ", ".join(f"quote({quote_ident(c)})" for c in columns)
-        out[table] = hook.raw(db, f"SELECT rowid, {quoted} FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"]["rows"]
+        out[table] = hook.raw(db, f"SELECT rowid, {quoted} FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"][
+            "rows"
+        ]
     return out
 
 
@@ -76,9 +82,13 @@ def vector_state(hook, index: str) -> dict[str, tuple]:
         ids = list(hook.list_ids(index))
     except CloudflareNotFound:  # the index is gone
         return {}
-    return {v["id"]: ([round(x, 6) for x in v["values"]], v.get("metadata") or {}, v.get("namespace"))
-            for v in hook.get_by_ids(index, ids)}
+    return {
+        v["id"]: ([round(x, 6) for x in v["values"]], v.get("metadata") or {}, v.get("namespace"))
+        for v in hook.get_by_ids(index, ids)
+    }
 
 
 def kv_state(hook, ns: str) -> dict[str, tuple]:
-    return {k["name"]: (hook.get_value(ns, k["name"]), k.get("metadata"), k.get("expiration")) for k in hook.list_keys(ns)}
+    return {
+        k["name"]: (hook.get_value(ns, k["name"]), k.get("metadata"), k.get("expiration")) for k in hook.list_keys(ns)
+    }

@@ -17,17 +17,25 @@ from dagtest import load_dag, recent, run_only, states, xcom
 
 ALLOWED = {"PATH", "HOME", "LANG", "TMPDIR"}
 DAY_7_NPM = r"^(windows|calendar_day|day_7\.dependency_update\..+|day_7\.security_audit\.npm_audit)$"
-INDEXER_GIVEN = {"CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_BASE_URL", "PRISM_CLOUDFLARE_BUDGET",
-                 "PRISM_D1_DATABASE", "PRISM_VECTORIZE_INDEX", "PRISM_EMBEDDING_MODEL", "PYTHONPATH"}
+INDEXER_GIVEN = {
+    "CLOUDFLARE_API_TOKEN",
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_API_BASE_URL",
+    "PRISM_CLOUDFLARE_BUDGET",
+    "PRISM_D1_DATABASE",
+    "PRISM_VECTORIZE_INDEX",
+    "PRISM_EMBEDDING_MODEL",
+    "PYTHONPATH",
+}
 # A value a person would have to see redacted: registered with the masker, and hostile as text.
 HOSTILE = "<script>alert('x')</script> \"q\" \u00e9\u6f22 " + "long" * 60
 # What a PRISM indexer might do: print its environment, then its JSON summary; exit with argv[1].
-ENV_INDEXER = ("import json, os, sys; env = dict(os.environ); "
-               "print('\\n'.join(f'{k}={v}' for k, v in sorted(env.items()))); "
-               "print(json.dumps({'repo': sys.argv[sys.argv.index('--repo') + 1], 'env': env})); "
-               "sys.exit(int(sys.argv[1]))")
-
-
+ENV_INDEXER = (
+    "import json, os, sys; env = dict(os.environ); "
+    "print('\\n'.join(f'{k}={v}' for k, v in sorted(env.items()))); "
+    "print(json.dumps({'repo': sys.argv[sys.argv.index('--repo') + 1], 'env': env})); "
+    "sys.exit(int(sys.argv[1]))"
+)
 
 
 @pytest.fixture
@@ -38,12 +46,14 @@ def worker_secrets(monkeypatch, lf):
     from airflow.sdk.log import mask_secret
     from cryptography.fernet import Fernet
 
-    values = {"AIRFLOW__API_AUTH__JWT_SECRET": "jwt-" + uuid.uuid4().hex,
-              "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-              # the value Airflow already uses: this process's own runs must still reach their DB
-              "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conf.get("database", "sql_alchemy_conn"),
-              "AWS_SECRET_ACCESS_KEY": "aws-" + uuid.uuid4().hex,
-              "CLOUDFLARE_API_TOKEN": lf.token}
+    values = {
+        "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-" + uuid.uuid4().hex,
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        # the value Airflow already uses: this process's own runs must still reach their DB
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conf.get("database", "sql_alchemy_conn"),
+        "AWS_SECRET_ACCESS_KEY": "aws-" + uuid.uuid4().hex,
+        "CLOUDFLARE_API_TOKEN": lf.token,
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     passed = f"passed-{uuid.uuid4().hex}-{HOSTILE}"
@@ -53,7 +63,9 @@ def worker_secrets(monkeypatch, lf):
 
 
 def env_lines(output: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line and line.split("=", 1)[0].isidentifier())
+    return dict(
+        line.split("=", 1) for line in output.splitlines() if "=" in line and line.split("=", 1)[0].isidentifier()
+    )
 
 
 def assert_nothing_secret(text: str, secrets: dict, *, where: str) -> None:
@@ -70,27 +82,43 @@ def task_log(caplog, capfd) -> str:
 
 # ---- npm commands ------------------------------------------------------------------------------
 
-def test_npm_commands_come_from_the_config_get_no_secrets_and_are_redacted(cf, s3, bucket, configure, airflow_db,
-                                                                          alerts, worker_secrets, tmp_path, caplog,
-                                                                          capfd):
+
+def test_npm_commands_come_from_the_config_get_no_secrets_and_are_redacted(
+    cf, s3, bucket, configure, airflow_db, alerts, worker_secrets, tmp_path, caplog, capfd
+):
     caplog.set_level(logging.INFO)
     project = tmp_path / "proj ' \"<b>\u00e9"  # a hostile path, as a deployment might name one
     project.mkdir()
-    configure({"backups": {"bucket": bucket}, "npm": {
-        "project_dir": str(project), "update_command": ["env"], "audit_command": ["env"],
-        "test_command": ["sh", "-c", "env; echo '<script>tests failed</script> \u00e9'; exit 1"],
-        "deploy_command": ["touch", "deployed"], "env": ["PRISM_PASSED_SECRET"]}})
+    configure(
+        {
+            "backups": {"bucket": bucket},
+            "npm": {
+                "project_dir": str(project),
+                "update_command": ["env"],
+                "audit_command": ["env"],
+                "test_command": ["sh", "-c", "env; echo '<script>tests failed</script> \u00e9'; exit 1"],
+                "deploy_command": ["touch", "deployed"],
+                "env": ["PRISM_PASSED_SECRET"],
+            },
+        }
+    )
     dag = load_dag("prism_monthly")
-    run = run_only(dag, DAY_7_NPM,
-                   logical_date=recent(7), run_conf={"run_dependency_update": True})
+    run = run_only(dag, DAY_7_NPM, logical_date=recent(7), run_conf={"run_dependency_update": True})
     logged = task_log(caplog, capfd)
 
     st = states(run)
-    assert [st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")] == [
-        "success", "success", "success", "failed", "upstream_failed"]
+    assert [
+        st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")
+    ] == ["success", "success", "success", "failed", "upstream_failed"]
     assert st["day_7.security_audit.npm_audit"] == "success" and not (project / "deployed").exists()
-    outputs = {task: xcom(run, task) for task in ("day_7.dependency_update.npm_update",
-                                                  "day_7.dependency_update.npm_audit", "day_7.security_audit.npm_audit")}
+    outputs = {
+        task: xcom(run, task)
+        for task in (
+            "day_7.dependency_update.npm_update",
+            "day_7.dependency_update.npm_audit",
+            "day_7.security_audit.npm_audit",
+        )
+    }
     for task, result in outputs.items():
         assert result["command"] == ["env"] and result["returncode"] == 0
         env = env_lines(result["output"])
@@ -106,23 +134,38 @@ def test_npm_commands_come_from_the_config_get_no_secrets_and_are_redacted(cf, s
     assert_nothing_secret(logged, worker_secrets, where="the task log")
 
 
-def test_a_trigger_cannot_name_a_command_a_directory_or_an_environment(cf, s3, bucket, configure, airflow_db, alerts,
-                                                                       tmp_path):
+def test_a_trigger_cannot_name_a_command_a_directory_or_an_environment(
+    cf, s3, bucket, configure, airflow_db, alerts, tmp_path
+):
     """The conf keys the Params had before: whatever the run does with them, none of it runs."""
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()
     elsewhere.mkdir()
-    configure({"backups": {"bucket": bucket}, "npm": {"project_dir": str(project), "update_command": ["true"],
-                                                      "audit_command": ["true"], "test_command": ["true"],
-                                                      "deploy_command": ["true"]}})
+    configure(
+        {
+            "backups": {"bucket": bucket},
+            "npm": {
+                "project_dir": str(project),
+                "update_command": ["true"],
+                "audit_command": ["true"],
+                "test_command": ["true"],
+                "deploy_command": ["true"],
+            },
+        }
+    )
     attack = ["sh", "-c", f"touch {elsewhere}/pwned; touch pwned"]
-    conf = {"run_dependency_update": True, "npm_project_dir": str(elsewhere), "npm_update_command": attack,
-            "npm_audit_command": attack, "npm_test_command": attack, "npm_deploy_command": attack,
-            "npm_env": ["AIRFLOW__CORE__FERNET_KEY"]}
+    conf = {
+        "run_dependency_update": True,
+        "npm_project_dir": str(elsewhere),
+        "npm_update_command": attack,
+        "npm_audit_command": attack,
+        "npm_test_command": attack,
+        "npm_deploy_command": attack,
+        "npm_env": ["AIRFLOW__CORE__FERNET_KEY"],
+    }
     dag = load_dag("prism_monthly")
     try:
-        run_only(dag, DAY_7_NPM,
-                 logical_date=recent(7), run_conf=conf)
+        run_only(dag, DAY_7_NPM, logical_date=recent(7), run_conf=conf)
     except Exception:  # noqa: BLE001 - refusing the unknown keys outright is fine too
         pass
     assert not (elsewhere / "pwned").exists() and not (project / "pwned").exists()
@@ -139,12 +182,21 @@ def test_quarterly_npm_audit_runs_the_configured_command_only(cf, configure, tmp
 
 # ---- the indexer -------------------------------------------------------------------------------
 
-def test_the_indexer_gets_the_token_explicitly_and_nothing_else_of_the_worker(cf, configure, airflow_db, alerts,
-                                                                              worker_secrets, caplog, capfd):
+
+def test_the_indexer_gets_the_token_explicitly_and_nothing_else_of_the_worker(
+    cf, configure, airflow_db, alerts, worker_secrets, caplog, capfd
+):
     caplog.set_level(logging.INFO)
-    configure({"indexing": {"repos": ["prism/core"], "env": ["PRISM_PASSED_SECRET"],
-                            "indexer_command": ["python", "-c", ENV_INDEXER, "0"],
-                            "embedder_command": ["python", "-c", ENV_INDEXER, "3"]}})
+    configure(
+        {
+            "indexing": {
+                "repos": ["prism/core"],
+                "env": ["PRISM_PASSED_SECRET"],
+                "indexer_command": ["python", "-c", ENV_INDEXER, "0"],
+                "embedder_command": ["python", "-c", ENV_INDEXER, "3"],
+            }
+        }
+    )
     dag = load_dag("prism_index_incremental")
     run = dag.test(run_conf={"since": "2026-01-01T00:00:00Z"})
     logged = task_log(caplog, capfd)
@@ -167,6 +219,7 @@ def test_the_indexer_gets_the_token_explicitly_and_nothing_else_of_the_worker(cf
 
 # ---- the shipped default: no indexer -----------------------------------------------------------
 
+
 @pytest.fixture
 def shipped(monkeypatch):
     """The config as a deployment gets it: no overlay (the tests' own layer names the demo indexer)."""
@@ -187,15 +240,23 @@ def test_weekly_index_update_skips_naming_the_keys_without_an_indexer(shipped, c
     from airflow.sdk.exceptions import AirflowSkipException
 
     dag = load_dag("prism_weekly")
-    with pytest.raises(AirflowSkipException, match=r"no indexer is configured: set indexing.indexer_command and "
-                                                   r"indexing.embedder_command"):
+    with pytest.raises(
+        AirflowSkipException,
+        match=r"no indexer is configured: set indexing.indexer_command and "
+        r"indexing.embedder_command",
+    ):
         dag.get_task("index_update.repos").python_callable(dag_run=None)
     run = run_only(dag, r"^index_update\.(repos|update_repo\.)")
     assert run.state == "success"
-    assert {k: v for k, v in states(run).items() if k.startswith("index_update.") and
-            k.split(".")[1] in ("repos", "update_repo")} == {
-        "index_update.repos": "skipped", "index_update.update_repo.index": "skipped",
-        "index_update.update_repo.embed": "skipped"}
+    assert {
+        k: v
+        for k, v in states(run).items()
+        if k.startswith("index_update.") and k.split(".")[1] in ("repos", "update_repo")
+    } == {
+        "index_update.repos": "skipped",
+        "index_update.update_repo.index": "skipped",
+        "index_update.update_repo.embed": "skipped",
+    }
     assert alerts == []
 
 
@@ -215,15 +276,25 @@ def test_rebuild_refuses_before_clearing_anything_without_an_indexer(shipped, se
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     d1, vec = D1Hook(), VectorizeHook()
-    before = (d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM document_chunks")[0]["n"],
-              vec.info(server.index_name)["vectorCount"])
+    before = (
+        d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM document_chunks")[0]["n"],
+        vec.info(server.index_name)["vectorCount"],
+    )
     run = load_dag("prism_index_rebuild").test(run_conf={"confirm": "REBUILD", "reason": "no indexer configured"})
     assert run.state == "failed"
     others = states(run)
     assert others.pop("validate_params") == "failed"
     assert set(others.values()) == {"upstream_failed"}, others
-    assert (d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM document_chunks")[0]["n"],
-            vec.info(server.index_name)["vectorCount"]) == before
+    assert (
+        d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM document_chunks")[0]["n"],
+        vec.info(server.index_name)["vectorCount"],
+    ) == before
     assert s3.list_keys(bucket) == []
-    assert len(alerts) == 1 and ("refusing to rebuild: no indexer is configured: set indexing.indexer_command and "
-                                 "indexing.embedder_command") in alerts[0] and "Nothing was changed." in alerts[0]
+    assert (
+        len(alerts) == 1
+        and (
+            "refusing to rebuild: no indexer is configured: set indexing.indexer_command and indexing.embedder_command"
+        )
+        in alerts[0]
+        and "Nothing was changed." in alerts[0]
+    )

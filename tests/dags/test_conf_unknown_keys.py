@@ -33,11 +33,18 @@ def hostile_keys(marker: Path) -> dict:
     a path or an environment: the names the DAGs used to take, and a few more."""
     command = ["sh", "-c", f"touch {marker}"]
     return {
-        "npm_update_command": command, "npm_audit_command": command, "npm_test_command": command,
-        "npm_deploy_command": command, "indexer_command": command, "embedder_command": command,
-        "command": " ".join(command), "npm_project_dir": "/", "working_dir": "/tmp",
+        "npm_update_command": command,
+        "npm_audit_command": command,
+        "npm_test_command": command,
+        "npm_deploy_command": command,
+        "indexer_command": command,
+        "embedder_command": command,
+        "command": " ".join(command),
+        "npm_project_dir": "/",
+        "working_dir": "/tmp",
         "env": {"LD_PRELOAD": str(marker), "PATH": "/tmp", "AIRFLOW__CORE__FERNET_KEY": "x"},
-        "<script>alert(1)</script>": "x", "k" * 300: "long key",
+        "<script>alert(1)</script>": "x",
+        "k" * 300: "long key",
     }
 
 
@@ -85,8 +92,11 @@ def test_declared_keys_alone_are_not_refused():
     refuse_unknown_conf({"dag": dag, "dag_run": Run({"confirm": "RESTORE", "backup_date": "20260101"})})
     refuse_unknown_conf({"dag": dag, "dag_run": Run(None)})
     refuse_unknown_conf({"dag": dag, "dag_run": None})
-    with pytest.raises(Refused, match=r"^refusing to run: unknown conf keys \['working_dir'\] \(prism_disaster_recovery "
-                                      r"does not declare them; its Params are \[.*'backup_date'.*\]\)\. Nothing was changed\.$"):
+    with pytest.raises(
+        Refused,
+        match=r"^refusing to run: unknown conf keys \['working_dir'\] \(prism_disaster_recovery "
+        r"does not declare them; its Params are \[.*'backup_date'.*\]\)\. Nothing was changed\.$",
+    ):
         refuse_unknown_conf({"dag": dag, "dag_run": Run({"confirm": "RESTORE", "working_dir": "/tmp"})})
     weekly = load_dag("prism_weekly")
     with pytest.raises(Refused, match=r"prism_weekly does not declare them; it takes no conf"):

@@ -37,8 +37,13 @@ def iso(delta: timedelta) -> str:
 
 
 NEXT_MONTH = f"{(NOW.replace(day=1) + timedelta(days=32)):%Y%m}"
-DR_BASE = {"source": "s3", "backup_date": day(-1), "timestamp": None, "targets": ["d1", "vectorize", "kv"],
-           "confirm": "RESTORE"}
+DR_BASE = {
+    "source": "s3",
+    "backup_date": day(-1),
+    "timestamp": None,
+    "targets": ["d1", "vectorize", "kv"],
+    "confirm": "RESTORE",
+}
 TT_BASE = {**DR_BASE, "source": "time_travel", "backup_date": None, "targets": ["d1"]}
 REBUILD_BASE = {"confirm": "REBUILD", "reason": "table test"}
 
@@ -54,42 +59,155 @@ def rows(dag_id: str, param: str, values, base: dict | None = None, where: str =
 # ---- prism_disaster_recovery ---------------------------------------------------------------------
 DR = "prism_disaster_recovery"
 rows(DR, "source", ["tape", "S3", "s3\n", None, 1, ["s3"], *HOSTILE], DR_BASE)
-rows(DR, "backup_date", [f"{day(-1)}\n", f"\n{day(-1)}", f"{day(-1)} ", FULLWIDTH, ARABIC, "2026-11-01", "2026111",
-                         "safety-20261101T000000", "daily/20261101", 20261101, ["20261101"], *HOSTILE], DR_BASE)
-rows(DR, "backup_date", ["20261399", "20260230", "20250229", "00000101", "202613", "202600",
-                         "safety-20261301T000000Z", "safety-20260101T250000Z", "safety-20260101T126000Z"],
-     DR_BASE, K, "is not a real date")
-rows(DR, "backup_date", [day(2), day(400), NEXT_MONTH, "99991231", f"safety-{(NOW + timedelta(hours=1)):%Y%m%dT%H%M%S}Z"],
-     DR_BASE, K, "is in the future")
+rows(
+    DR,
+    "backup_date",
+    [
+        f"{day(-1)}\n",
+        f"\n{day(-1)}",
+        f"{day(-1)} ",
+        FULLWIDTH,
+        ARABIC,
+        "2026-11-01",
+        "2026111",
+        "safety-20261101T000000",
+        "daily/20261101",
+        20261101,
+        ["20261101"],
+        *HOSTILE,
+    ],
+    DR_BASE,
+)
+rows(
+    DR,
+    "backup_date",
+    [
+        "20261399",
+        "20260230",
+        "20250229",
+        "00000101",
+        "202613",
+        "202600",
+        "safety-20261301T000000Z",
+        "safety-20260101T250000Z",
+        "safety-20260101T126000Z",
+    ],
+    DR_BASE,
+    K,
+    "is not a real date",
+)
+rows(
+    DR,
+    "backup_date",
+    [day(2), day(400), NEXT_MONTH, "99991231", f"safety-{(NOW + timedelta(hours=1)):%Y%m%dT%H%M%S}Z"],
+    DR_BASE,
+    K,
+    "is in the future",
+)
 rows(DR, "backup_date", ["20200101", day(0), "202001", "safety-20200101T000000Z"], DR_BASE, K, "does not exist")
 rows(DR, "backup_date", [None], DR_BASE, K, "needs backup_date")
-rows(DR, "timestamp", [f"{iso(-timedelta(hours=1))}\n", "yesterday", "2026-11-28T09:00:00", "2026-11-28", "١٧٠٠٠٠٠٠٠٠",
-                       "２０２６-11-28T09:00:00Z", "2026-11-28T09:00:00+0100", 1764320400, *HOSTILE], TT_BASE)
-rows(DR, "timestamp", ["2026-02-30T09:00:00Z", "2026-13-01T09:00:00Z", "2026-11-28T25:00:00Z", "2026-11-28T09:61:00Z"],
-     TT_BASE, K, "is not a real time")
+rows(
+    DR,
+    "timestamp",
+    [
+        f"{iso(-timedelta(hours=1))}\n",
+        "yesterday",
+        "2026-11-28T09:00:00",
+        "2026-11-28",
+        "١٧٠٠٠٠٠٠٠٠",
+        "２０２６-11-28T09:00:00Z",
+        "2026-11-28T09:00:00+0100",
+        1764320400,
+        *HOSTILE,
+    ],
+    TT_BASE,
+)
+rows(
+    DR,
+    "timestamp",
+    ["2026-02-30T09:00:00Z", "2026-13-01T09:00:00Z", "2026-11-28T25:00:00Z", "2026-11-28T09:61:00Z"],
+    TT_BASE,
+    K,
+    "is not a real time",
+)
 rows(DR, "timestamp", [iso(timedelta(days=1)), "2999-01-01T00:00:00Z"], TT_BASE, K, "is in the future")
 rows(DR, "timestamp", [iso(-timedelta(days=31)), "2000-01-01T00:00:00Z"], TT_BASE, K, "outside the Time Travel window")
 rows(DR, "timestamp", [None], TT_BASE, K, "needs timestamp")
-rows(DR, "targets", [[], ["d1", "everything"], "d1", ["d1", "d1"], None, [1], ["D1"], ["d1\n"], [SCRIPT], [PATH]],
-     DR_BASE)
+rows(
+    DR,
+    "targets",
+    [[], ["d1", "everything"], "d1", ["d1", "d1"], None, [1], ["D1"], ["d1\n"], [SCRIPT], [PATH]],
+    DR_BASE,
+)
 rows(DR, "targets", [["d1", "vectorize", "kv"]], TT_BASE, K, "Time Travel restores D1 only")
-rows(DR, "confirm", ["restore", "Restore", "RESTORE\n", " RESTORE", "RESTORE ", "ＲＥＳＴＯＲＥ", "yes", None, 1, True,
-                     *HOSTILE], DR_BASE)
+rows(
+    DR,
+    "confirm",
+    ["restore", "Restore", "RESTORE\n", " RESTORE", "RESTORE ", "ＲＥＳＴＯＲＥ", "yes", None, 1, True, *HOSTILE],
+    DR_BASE,
+)
 
 # ---- prism_index_rebuild -------------------------------------------------------------------------
 RB = "prism_index_rebuild"
-rows(RB, "confirm", ["rebuild", "Rebuild", "REBUILD\n", " REBUILD", "ＲＥＢＵＩＬＤ", "yes", None, 1, *HOSTILE],
-     REBUILD_BASE)
-rows(RB, "reason", [None, 1, ["why"], "x" * 501, LONG, "line one\nline two", "forged\r\nINFO - all good",
-                    "\x1b[31mred", "tab\there", "nul\x00"], REBUILD_BASE)
+rows(
+    RB,
+    "confirm",
+    ["rebuild", "Rebuild", "REBUILD\n", " REBUILD", "ＲＥＢＵＩＬＤ", "yes", None, 1, *HOSTILE],
+    REBUILD_BASE,
+)
+rows(
+    RB,
+    "reason",
+    [
+        None,
+        1,
+        ["why"],
+        "x" * 501,
+        LONG,
+        "line one\nline two",
+        "forged\r\nINFO - all good",
+        "\x1b[31mred",
+        "tab\there",
+        "nul\x00",
+    ],
+    REBUILD_BASE,
+)
 
 # ---- prism_index_incremental ---------------------------------------------------------------------
 INC = "prism_index_incremental"
-rows(INC, "repos", ["prism/core", None, ["not a repo"], ["prism/core\n"], [PATH], [SCRIPT], [SQL], ["ｐｒｉｓｍ/core"],
-                    ["prism/core", "prism/core"], ["a/" + "b" * 300], [f"r{i}/x" for i in range(101)], [""], [1]])
+rows(
+    INC,
+    "repos",
+    [
+        "prism/core",
+        None,
+        ["not a repo"],
+        ["prism/core\n"],
+        [PATH],
+        [SCRIPT],
+        [SQL],
+        ["ｐｒｉｓｍ/core"],
+        ["prism/core", "prism/core"],
+        ["a/" + "b" * 300],
+        [f"r{i}/x" for i in range(101)],
+        [""],
+        [1],
+    ],
+)
 rows(INC, "repos", [["prism/unknown"], ["../.."], ["prism/Core"]], {}, K, "not in indexing.repos")
-rows(INC, "since", ["last tuesday", "2026-11-01 00:00:00", "2026-11-01", f"{iso(-timedelta(days=1))}\n",
-                    "２０２６-11-01T00:00:00Z", 1, *HOSTILE])
+rows(
+    INC,
+    "since",
+    [
+        "last tuesday",
+        "2026-11-01 00:00:00",
+        "2026-11-01",
+        f"{iso(-timedelta(days=1))}\n",
+        "２０２６-11-01T00:00:00Z",
+        1,
+        *HOSTILE,
+    ],
+)
 rows(INC, "since", ["2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z"], {}, K, "is not a real time")
 rows(INC, "since", [iso(timedelta(days=1)), "2999-01-01T00:00:00Z"], {}, K, "is in the future")
 
@@ -108,8 +226,9 @@ def case_id(row) -> str:
     collections, so the id numbers the row and shows the value with its ASCII digits masked."""
     dag_id, param, value, _, where, _ = row
     text = re.sub(r"[0-9]", "#", repr(value))
-    return (f"{TABLE.index(row):03d}-{dag_id}-{param}-{where}-{text[:40]}"
-            + (f"...{len(text)}" if len(text) > 40 else ""))
+    return f"{TABLE.index(row):03d}-{dag_id}-{param}-{where}-{text[:40]}" + (
+        f"...{len(text)}" if len(text) > 40 else ""
+    )
 
 
 DAG_IDS = sorted(p.stem for p in DAGS.glob("*.py") if not p.name.startswith("_"))
@@ -141,6 +260,7 @@ def trigger_check(dag, conf: dict) -> None:
 
 # ---- the table covers every Param ----------------------------------------------------------------
 
+
 def test_the_table_covers_every_param_of_every_dag():
     declared = {(d, p) for d in DAG_IDS for p in dag_of(d).params}
     covered = {(d, p) for d, p, *_ in TABLE}
@@ -152,6 +272,7 @@ def test_the_table_covers_every_param_of_every_dag():
 
 
 # ---- refused when the run is made ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("row", [r for r in TABLE if r[4] == T], ids=case_id)
 def test_refused_by_the_param_schema_when_the_run_is_made(row):
@@ -178,8 +299,9 @@ def stand_ins(tmp_path_factory, exchanges_file, s3_server):
 
     from localflare import testing
 
-    server = testing.start(tmp_path_factory.mktemp("lf-params"), "--seed", "demo", "--record", str(exchanges_file),
-                           "--mutation-lag", "0.2")
+    server = testing.start(
+        tmp_path_factory.mktemp("lf-params"), "--seed", "demo", "--record", str(exchanges_file), "--mutation-lag", "0.2"
+    )
     bucket = f"prism-params-{uuid.uuid4().hex[:10]}"
     s3_server.create_bucket(bucket)
     yield server, bucket
@@ -211,13 +333,15 @@ def fingerprint(server, bucket: str, s3) -> dict:
     # Every table's row count in one query: the fingerprint stays a few API calls under the rate limit.
     tables = [name for name, _ in user_tables(d1, server.d1_id)]
     counts = " UNION ALL ".join(f"SELECT {quote_literal(t)} AS t, COUNT(*) AS n FROM {quote_ident(t)}" for t in tables)
-    return {"tables": {r["t"]: r["n"] for r in d1.rows(server.d1_id, counts)},
-            "vectors": vec.info(server.index_name)["vectorCount"],
-            "kv": sorted(k["name"] for k in kv.list_keys(server.kv_id)),
-            "databases": sorted(d["uuid"] for d in d1.list_databases()),
-            "indexes": sorted(i["name"] for i in vec.list_indexes()),
-            "namespaces": sorted(n["id"] for n in kv.list_namespaces()),
-            "objects": sorted(s3.list_keys(bucket) or [])}
+    return {
+        "tables": {r["t"]: r["n"] for r in d1.rows(server.d1_id, counts)},
+        "vectors": vec.info(server.index_name)["vectorCount"],
+        "kv": sorted(k["name"] for k in kv.list_keys(server.kv_id)),
+        "databases": sorted(d["uuid"] for d in d1.list_databases()),
+        "indexes": sorted(i["name"] for i in vec.list_indexes()),
+        "namespaces": sorted(n["id"] for n in kv.list_namespaces()),
+        "objects": sorted(s3.list_keys(bucket) or []),
+    }
 
 
 def refused_shape(action: str, text: str) -> None:
@@ -247,6 +371,7 @@ def test_refused_by_the_validate_task_and_nothing_changes(row, connected):
 
 # ---- accepted: hostile text in a free-text field is only text ---------------------------------------
 
+
 @pytest.mark.parametrize("reason", [SCRIPT, SQL, PATH, "Grüße, 再建, émoji 🙂", "x" * 500])
 def test_a_free_text_reason_is_kept_as_quoted_text(reason, connected, capsys):
     """`reason` is logged for the maintenance record: any one line of text is accepted, printed quoted
@@ -258,9 +383,11 @@ def test_a_free_text_reason_is_kept_as_quoted_text(reason, connected, capsys):
     assert repr(reason)[:80] in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("value", [day(-1), day(0), "202001", f"{NOW:%Y%m}", "20240229",
-                                   f"safety-{(NOW - timedelta(hours=1)):%Y%m%dT%H%M%S}Z"],
-                         ids=["yesterday", "today", "2020-01", "this-month", "leap-day", "safety-an-hour-ago"])
+@pytest.mark.parametrize(
+    "value",
+    [day(-1), day(0), "202001", f"{NOW:%Y%m}", "20240229", f"safety-{(NOW - timedelta(hours=1)):%Y%m%dT%H%M%S}Z"],
+    ids=["yesterday", "today", "2020-01", "this-month", "leap-day", "safety-an-hour-ago"],
+)
 def test_past_and_present_backup_names_pass_the_input_check(value):
     """The other side of the table: real names in the past or today are not refused by the checks."""
     from prism.recovery.restore import check_params
@@ -272,14 +399,26 @@ def test_past_and_present_backup_names_pass_the_input_check(value):
 
 # ---- end to end: real runs --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dag_id, conf", [
-    (DR, {**DR_BASE, "backup_date": f"{day(-1)}\n"}),
-    (DR, {**DR_BASE, "backup_date": FULLWIDTH}),
-    (DR, {**DR_BASE, "confirm": "restore"}),
-    (RB, {**REBUILD_BASE, "confirm": "rebuild"}),
-    (INC, {"since": "2026-11-01T00:00:00Z\n"}),
-    ("prism_monthly", {"run_day": "7"}),
-], ids=["dr-newline", "dr-fullwidth", "dr-lowercase", "rebuild-lowercase", "incremental-newline", "monthly-string-day"])
+
+@pytest.mark.parametrize(
+    "dag_id, conf",
+    [
+        (DR, {**DR_BASE, "backup_date": f"{day(-1)}\n"}),
+        (DR, {**DR_BASE, "backup_date": FULLWIDTH}),
+        (DR, {**DR_BASE, "confirm": "restore"}),
+        (RB, {**REBUILD_BASE, "confirm": "rebuild"}),
+        (INC, {"since": "2026-11-01T00:00:00Z\n"}),
+        ("prism_monthly", {"run_day": "7"}),
+    ],
+    ids=[
+        "dr-newline",
+        "dr-fullwidth",
+        "dr-lowercase",
+        "rebuild-lowercase",
+        "incremental-newline",
+        "monthly-string-day",
+    ],
+)
 def test_a_real_trigger_with_a_bad_param_creates_no_run(dag_id, conf, connected, airflow_db):
     from airflow.exceptions import ParamValidationError
     from airflow.models.dagrun import DagRun
@@ -294,11 +433,15 @@ def test_a_real_trigger_with_a_bad_param_creates_no_run(dag_id, conf, connected,
     assert fingerprint(server, bucket, s3) == before
 
 
-@pytest.mark.parametrize("dag_id, conf, says", [
-    (DR, {**DR_BASE, "backup_date": "20261399"}, "'20261399' is not a real date"),
-    (DR, {**DR_BASE, "backup_date": day(3)}, "is in the future"),
-    (INC, {"since": "2026-02-30T00:00:00Z"}, "is not a real time"),
-], ids=["dr-impossible-date", "dr-future-date", "incremental-impossible-since"])
+@pytest.mark.parametrize(
+    "dag_id, conf, says",
+    [
+        (DR, {**DR_BASE, "backup_date": "20261399"}, "'20261399' is not a real date"),
+        (DR, {**DR_BASE, "backup_date": day(3)}, "is in the future"),
+        (INC, {"since": "2026-02-30T00:00:00Z"}, "is not a real time"),
+    ],
+    ids=["dr-impossible-date", "dr-future-date", "incremental-impossible-since"],
+)
 def test_a_real_run_stops_at_validate_with_the_refusal(dag_id, conf, says, connected, airflow_db, alerts):
     server, bucket, s3 = connected
     before = fingerprint(server, bucket, s3)

@@ -43,8 +43,13 @@ def seed_backup(s3, bucket: str, day, status: str | None = "verified", cadence: 
     for name in BACKUP_FILES:
         put(s3, bucket, prefix + name, b"fake " + name.encode())
     if status:
-        manifest = {"format_version": 1, "cadence": cadence, "period": period, "objects": [],
-                    "verification": {"status": status}}
+        manifest = {
+            "format_version": 1,
+            "cadence": cadence,
+            "period": period,
+            "objects": [],
+            "verification": {"status": status},
+        }
         put(s3, bucket, prefix + "manifest.json", json.dumps(manifest).encode())
     return prefix
 
@@ -64,14 +69,24 @@ class RunXCom:
 
 
 # A run whose backup verified (its verify task's XCom), for calling retention as it runs then.
-VERIFIED_TODAY = SimpleNamespace(xcom_pull=lambda task_ids: {"status": "verified"} if task_ids == "daily_backup.verify" else None)
+VERIFIED_TODAY = SimpleNamespace(
+    xcom_pull=lambda task_ids: {"status": "verified"} if task_ids == "daily_backup.verify" else None
+)
 
 
 def manual_context(dag, logical: datetime, ti=None, **extra) -> dict:
     """A manual run's context for the window ending at `logical` (as dag.test() makes it)."""
     run = SimpleNamespace(run_type="manual", logical_date=logical, run_after=logical)
-    return {"dag_run": run, "data_interval_start": logical - timedelta(days=1), "data_interval_end": logical,
-            "params": {"dry_run": False}, "dag": dag, "ti": ti, "run_id": "manual__test", **extra}
+    return {
+        "dag_run": run,
+        "data_interval_start": logical - timedelta(days=1),
+        "data_interval_end": logical,
+        "params": {"dry_run": False},
+        "dag": dag,
+        "ti": ti,
+        "run_id": "manual__test",
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,12 +123,22 @@ def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
     traffic = WorkersAnalyticsHook().worker_traffic("claudes-friend", start, end)
     assert traffic["requests"] > 0
     assert (review["requests"], review["errors"], review["error_rate_percent"], review["p95_ms"]) == (
-        traffic["requests"], traffic["errors"], traffic["error_rate_percent"], traffic["wall_time_ms"]["p95"])
+        traffic["requests"],
+        traffic["errors"],
+        traffic["error_rate_percent"],
+        traffic["wall_time_ms"]["p95"],
+    )
     d1 = D1Hook()
     db = d1.find_database("claudes-friend-db")
     bounds = [start.strftime("%Y-%m-%d %H:%M:%S"), end.strftime("%Y-%m-%d %H:%M:%S")]
-    counted = {r["type"]: r["n"] for r in d1.rows(db, "SELECT type, COUNT(*) AS n FROM security_events "
-                                                      "WHERE created_at >= ? AND created_at < ? GROUP BY type", bounds)}
+    counted = {
+        r["type"]: r["n"]
+        for r in d1.rows(
+            db,
+            "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+            bounds,
+        )
+    }
     assert review["security_events"] == counted
     assert review["failed_auth"] == sum(counted.get(t, 0) for t in ("failed_login", "unauthorized", "forbidden"))
     assert review["rate_limited"] == counted.get("rate_limited", 0)
@@ -173,17 +198,30 @@ def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
 def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, alerts):
     from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
-    configure({"backups": {"bucket": bucket},
-               "thresholds": {"error_rate_percent": 0.01, "p95_latency_ms": 1, "free_tier_usage_percent": 0.001,
-                              "failed_auth_per_day": 0.001, "rate_limited_per_day": 0.001}})
+    configure(
+        {
+            "backups": {"bucket": bucket},
+            "thresholds": {
+                "error_rate_percent": 0.01,
+                "p95_latency_ms": 1,
+                "free_tier_usage_percent": 0.001,
+                "failed_auth_per_day": 0.001,
+                "rate_limited_per_day": 0.001,
+            },
+        }
+    )
     # a window with both failed logins and rate-limit events in it, so every threshold can be crossed
     d1 = D1Hook()
     db = d1.find_database("claudes-friend-db")
     logical = last_nine_utc()
     for _ in range(30):
         bounds = [(logical - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"), logical.strftime("%Y-%m-%d %H:%M:%S")]
-        types = {r["type"] for r in d1.rows(db, "SELECT DISTINCT type FROM security_events WHERE created_at >= ? "
-                                                "AND created_at < ?", bounds)}
+        types = {
+            r["type"]
+            for r in d1.rows(
+                db, "SELECT DISTINCT type FROM security_events WHERE created_at >= ? AND created_at < ?", bounds
+            )
+        }
         if {"failed_login", "rate_limited"} <= types:
             break
         logical -= timedelta(days=1)
@@ -198,16 +236,21 @@ def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, al
         assert sum(metric in a.partition("\n")[0] for a in alerts) == 1, (metric, alerts)
     assert all(a.startswith("[PRISM WARNING]") for a in alerts)
     # Each threshold's alert carries the findings of the guide's matching troubleshooting.
-    diagnosis = {"error rate (%)": "Diagnosis: high error rate", "p95 latency (ms)": "Diagnosis: slow performance",
-                 "rate-limit violations": "Diagnosis: resource exhaustion", "Free tier usage at": "Diagnosis: resource exhaustion",
-                 "failed authentication attempts": None}
+    diagnosis = {
+        "error rate (%)": "Diagnosis: high error rate",
+        "p95 latency (ms)": "Diagnosis: slow performance",
+        "rate-limit violations": "Diagnosis: resource exhaustion",
+        "Free tier usage at": "Diagnosis: resource exhaustion",
+        "failed authentication attempts": None,
+    }
     for subject, finding in diagnosis.items():
         (text,) = [a for a in alerts if subject in a.partition("\n")[0]]
         assert (finding in text) if finding else ("Diagnosis:" not in text), (subject, text)
 
 
-def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch(server, s3, bucket, airflow_db, dag,
-                                                                               alerts):
+def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch(
+    server, s3, bucket, airflow_db, dag, alerts
+):
     """A failed-backup day: retention still runs (all_done), deletes nothing, says why, and the run
     stays failed (Airflow judges a run by its last tasks, and retention now follows the backup)."""
     from airflow_provider_cloudflare.hooks.d1 import D1Hook
@@ -232,14 +275,16 @@ def test_a_failed_verification_marks_the_set_fails_the_run_and_drops_the_scratch
     after = set(s3.list_keys(bucket))
     assert before <= after and set(old) <= prefixes(s3, bucket)
     assert {k for k in after - before if not k.startswith("reports/")} == {
-        f"daily/{day:%Y%m%d}/{n}" for n in (*BACKUP_FILES, "manifest.json")}
+        f"daily/{day:%Y%m%d}/{n}" for n in (*BACKUP_FILES, "manifest.json")
+    }
     # why, in the task's own words (its XCom read from this run)
     with pytest.raises(Refused) as refused:
         dag.get_task("backup_retention").python_callable(**manual_context(dag, logical, ti=RunXCom(run)))
     assert str(refused.value) == (
         f"refusing to expire daily backup sets: this run's backup daily/{day:%Y%m%d}/ did not pass verification "
         "(daily_backup.verify failed, was skipped or did not run; its manifest: failed); sets are expired only after "
-        "a good backup, so the next run with a verified backup expires them. Nothing was changed.")
+        "a good backup, so the next run with a verified backup expires them. Nothing was changed."
+    )
 
 
 def test_retention_keeps_the_newest_verified_and_dry_run_deletes_nothing(s3, bucket, airflow_db, dag):
@@ -250,8 +295,12 @@ def test_retention_keeps_the_newest_verified_and_dry_run_deletes_nothing(s3, buc
     failed = seed_backup(s3, bucket, day - timedelta(days=45), status="failed")  # newer, complete, not verified
     partial = seed_backup(s3, bucket, day - timedelta(days=40), status=None)
     for age in (60, 40):  # disaster recovery's safety sets: the newest stays
-        put(s3, bucket, f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
-            json.dumps({"verification": {"status": "checksummed"}}).encode())
+        put(
+            s3,
+            bucket,
+            f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
+            json.dumps({"verification": {"status": "checksummed"}}).encode(),
+        )
     # Retention runs only after today's backup verified: the task is called as it runs then.
     retention = dag.get_task("backup_retention").python_callable
     result = retention(**manual_context(dag, logical, ti=VERIFIED_TODAY, params={"dry_run": True}))
@@ -268,12 +317,18 @@ def test_retention_keeps_the_newest_verified_and_dry_run_deletes_nothing(s3, buc
 def seed_logs(s3, bucket: str, now: datetime) -> None:
     put(s3, bucket, "logs/fresh.log", b"just written <script>\xc3\xa9\n")
     for name, age in (("recent", 30), ("ancient", 100), ("very-ancient", 150)):
-        put(s3, bucket, f"logs/archive/{name}.log.gz", gzip.compress(name.encode()),
-            {"original-last-modified": (now - timedelta(days=age)).isoformat()})
+        put(
+            s3,
+            bucket,
+            f"logs/archive/{name}.log.gz",
+            gzip.compress(name.encode()),
+            {"original-last-modified": (now - timedelta(days=age)).isoformat()},
+        )
 
 
-@pytest.mark.parametrize("days_ago, gone", [(0, {"ancient", "very-ancient"}), (20, {"very-ancient"})],
-                         ids=["present", "past"])
+@pytest.mark.parametrize(
+    "days_ago, gone", [(0, {"ancient", "very-ancient"}), (20, {"very-ancient"})], ids=["present", "past"]
+)
 def test_log_rotation_counts_from_the_window_end(s3, bucket, airflow_db, dag, days_ago, gone):
     """The present run and a run for 20 days ago: archives go by the age of their log at the window
     end (90 days); logs written now are not 7 days old at either window end. (Archiving itself is
@@ -307,8 +362,12 @@ def test_a_manual_run_dated_in_the_future_deletes_nothing(s3, bucket, airflow_db
     for age in (60, 45, 31, 2, 1):
         seed_backup(s3, bucket, day - timedelta(days=age))
     for age in (40, 3):  # a recovery's undo
-        put(s3, bucket, f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
-            json.dumps({"verification": {"status": "checksummed"}}).encode())
+        put(
+            s3,
+            bucket,
+            f"safety/{day - timedelta(days=age):%Y%m%d}T101500Z/manifest.json",
+            json.dumps({"verification": {"status": "checksummed"}}).encode(),
+        )
     put(s3, bucket, f"staging/daily/{day:%Y%m%d}/0123456789/d1.sql.gz")  # in flight
     seed_logs(s3, bucket, now)
     before = set(s3.list_keys(bucket))
@@ -324,13 +383,17 @@ def test_a_manual_run_dated_in_the_future_deletes_nothing(s3, bucket, airflow_db
     assert set(s3.list_keys(bucket)) == before
 
     # what each task says: both dates, and that nothing changed
-    for task_id, what in (("backup_retention", "daily and safety backup sets and staging"),
-                          ("log_rotation.archive_logs", "or archive logs"), ("log_rotation.delete_old_archives", "log archives")):
+    for task_id, what in (
+        ("backup_retention", "daily and safety backup sets and staging"),
+        ("log_rotation.archive_logs", "or archive logs"),
+        ("log_rotation.delete_old_archives", "log archives"),
+    ):
         with pytest.raises(Refused) as refused:
             dag.get_task(task_id).python_callable(**manual_context(dag, logical, ti=VERIFIED_TODAY))
         text = str(refused.value)
-        assert text.startswith(f"refusing to delete {what}: the run's window ends {logical.isoformat()}, after now "
-                               f"{day.isoformat()}T"), text
+        assert text.startswith(
+            f"refusing to delete {what}: the run's window ends {logical.isoformat()}, after now {day.isoformat()}T"
+        ), text
         assert text.endswith(" (+10 min slack). Nothing was changed."), text
     assert set(s3.list_keys(bucket)) == before
 
@@ -358,8 +421,13 @@ def test_deleting_tasks_share_the_one_slot_pool(dag):
     assert monthly.get_task("day_1.monthly_retention").pool == DELETES_POOL
     weekly = load_dag("prism_weekly")  # its D1 cleanups delete rows by age
     assert {t.task_id for t in weekly.tasks if t.pool == DELETES_POOL} == {
-        "cache_cleanup.low_hits", "cache_cleanup.expired", "database_cleanup.orphan_chunks",
-        "database_cleanup.orphan_relationships", "database_cleanup.expired_cache", "database_cleanup.usage_log"}
+        "cache_cleanup.low_hits",
+        "cache_cleanup.expired",
+        "database_cleanup.orphan_chunks",
+        "database_cleanup.orphan_relationships",
+        "database_cleanup.expired_cache",
+        "database_cleanup.usage_log",
+    }
 
 
 def test_the_pool_file_imports_into_airflow(airflow_db, tmp_path):
@@ -371,10 +439,13 @@ def test_the_pool_file_imports_into_airflow(airflow_db, tmp_path):
     from prism.settings.pools import DELETES_POOL, HEAVY_POOL, POOLS_FILE
 
     env = os.environ.copy()
-    subprocess.run([sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "import", str(POOLS_FILE)], env=env, check=True, capture_output=True
+    )
     out = tmp_path / "pools.json"
-    subprocess.run([sys.executable, "-m", "airflow", "pools", "export", str(out)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "export", str(out)], env=env, check=True, capture_output=True
+    )
     pools = json.loads(out.read_text())
     assert pools[DELETES_POOL]["slots"] == 1 and pools[HEAVY_POOL]["slots"] == 3
 
@@ -383,8 +454,14 @@ def test_the_pool_file_imports_into_airflow(airflow_db, tmp_path):
 def backfill_context(dag, **extra) -> dict:
     logical = datetime(2026, 10, 1, 9, tzinfo=timezone.utc)
     run = SimpleNamespace(run_type="backfill", logical_date=logical, run_after=logical)
-    return {"dag_run": run, "data_interval_start": logical - timedelta(days=1), "data_interval_end": logical,
-            "params": {"dry_run": False}, "dag": dag, **extra}
+    return {
+        "dag_run": run,
+        "data_interval_start": logical - timedelta(days=1),
+        "data_interval_end": logical,
+        "params": {"dry_run": False},
+        "dag": dag,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("task_id", ["health_check.free_tier", "daily_backup.plan"])

@@ -23,10 +23,14 @@ DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 
 # ---- the state to compare --------------------------------------------------------------------
 
+
 def state() -> dict:
     d1, kv = D1Hook(), KVHook()
-    return {"d1": d1_state(d1, d1.find_database(DB)), "vectors": vector_state(VectorizeHook(), INDEX),
-            "kv": kv_state(kv, kv.find_namespace(NAMESPACE))}
+    return {
+        "d1": d1_state(d1, d1.find_database(DB)),
+        "vectors": vector_state(VectorizeHook(), INDEX),
+        "kv": kv_state(kv, kv.find_namespace(NAMESPACE)),
+    }
 
 
 def take_backup(daily, day: datetime, bucket: str, s3) -> dict:
@@ -40,9 +44,13 @@ def take_backup(daily, day: datetime, bucket: str, s3) -> dict:
 def damage(d1_only: bool = False) -> None:
     d1 = D1Hook()
     db = d1.find_database(DB)
-    d1.query(db, "DELETE FROM document_relationships; DELETE FROM usage_log WHERE id % 2 = 0; "
-                 "UPDATE documents SET title = 'vandalised'; DELETE FROM chunks_fts WHERE rowid < 50; "
-                 "CREATE TABLE stray (x); INSERT INTO stray VALUES (1);", read_only=False)
+    d1.query(
+        db,
+        "DELETE FROM document_relationships; DELETE FROM usage_log WHERE id % 2 = 0; "
+        "UPDATE documents SET title = 'vandalised'; DELETE FROM chunks_fts WHERE rowid < 50; "
+        "CREATE TABLE stray (x); INSERT INTO stray VALUES (1);",
+        read_only=False,
+    )
     if d1_only:
         return
     VectorizeHook().delete_index(INDEX)
@@ -58,19 +66,37 @@ def add_hard_rows() -> None:
     db = d1.find_database(DB)
     repo = d1.rows(db, "SELECT id FROM repos LIMIT 1")[0]["id"]
     big = "long line of source code; " * 6000  # ~156 KB of text
-    d1.query(db, "INSERT INTO documents (id, path, title, size_bytes, fingerprint, repo_id) "
-                 "VALUES (?, 'src/huge.ts', 'huge', ?, X'00FF10EE7F80', ?)", ["doc-huge", len(big), repo], read_only=False)
-    d1.query(db, "INSERT INTO document_chunks (id, document_id, chunk_index, content) VALUES ('chunk-huge', 'doc-huge', 0, ?)",
-             [big], read_only=False)
+    d1.query(
+        db,
+        "INSERT INTO documents (id, path, title, size_bytes, fingerprint, repo_id) "
+        "VALUES (?, 'src/huge.ts', 'huge', ?, X'00FF10EE7F80', ?)",
+        ["doc-huge", len(big), repo],
+        read_only=False,
+    )
+    d1.query(
+        db,
+        "INSERT INTO document_chunks (id, document_id, chunk_index, content) VALUES ('chunk-huge', 'doc-huge', 0, ?)",
+        [big],
+        read_only=False,
+    )
     d1.query(db, "INSERT INTO chunks_fts (chunk_id, content) VALUES ('chunk-huge', ?)", [big], read_only=False)
 
 
 def recover(dr, **conf):
-    return dr.test(run_conf={"confirm": "RESTORE", "source": "s3", "targets": ["d1", "vectorize", "kv"],
-                             "backup_date": None, "timestamp": None, **conf})
+    return dr.test(
+        run_conf={
+            "confirm": "RESTORE",
+            "source": "s3",
+            "targets": ["d1", "vectorize", "kv"],
+            "backup_date": None,
+            "timestamp": None,
+            **conf,
+        }
+    )
 
 
 # ---- drills -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("hard", [False, True], ids=["demo-data", "hard-data"])
 def test_round_trip_restores_every_row_vector_and_key(server, s3, bucket, airflow_db, daily, dr, hard):
@@ -138,11 +164,18 @@ def test_time_travel_restores_d1_to_a_point_in_time(server, s3, bucket, airflow_
 
 # ---- refusals: a clear error, and nothing changed -----------------------------------------------
 
+
 def refuse(dr, message: str, **conf) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    params = {"confirm": "RESTORE", "source": "s3", "targets": ["d1", "vectorize", "kv"], "backup_date": None,
-              "timestamp": None, **conf}
+    params = {
+        "confirm": "RESTORE",
+        "source": "s3",
+        "targets": ["d1", "vectorize", "kv"],
+        "backup_date": None,
+        "timestamp": None,
+        **conf,
+    }
     with pytest.raises(AirflowFailException, match=message):
         dr.get_task("validate").python_callable(params=params)
 
@@ -156,14 +189,21 @@ def test_bad_input_is_refused_before_anything_changes(server, s3, bucket, airflo
     refuse(dr, "needs backup_date")
     refuse(dr, r"no complete backup '20200101': .* does not exist", backup_date="20200101")
     refuse(dr, "Time Travel restores D1 only", source="time_travel", timestamp=datetime.now(timezone.utc).isoformat())
-    refuse(dr, "outside the Time Travel window", source="time_travel", targets=["d1"],
-           timestamp=(datetime.now(timezone.utc) - timedelta(days=31)).isoformat())
+    refuse(
+        dr,
+        "outside the Time Travel window",
+        source="time_travel",
+        targets=["d1"],
+        timestamp=(datetime.now(timezone.utc) - timedelta(days=31)).isoformat(),
+    )
     refuse(dr, "has no time zone", source="time_travel", targets=["d1"], timestamp="2026-11-28T09:00:00")
 
     # an unverified backup: verification failed
     key = f"daily/{good}/manifest.json"
     manifest = json.loads(s3.read_key(key, bucket))
-    s3.load_string(json.dumps({**manifest, "verification": {"status": "failed"}}), key=key, bucket_name=bucket, replace=True)
+    s3.load_string(
+        json.dumps({**manifest, "verification": {"status": "failed"}}), key=key, bucket_name=bucket, replace=True
+    )
     refuse(dr, "is failed, not verified", backup_date=good)
     s3.load_string(json.dumps(manifest), key=key, bucket_name=bucket, replace=True)
 
@@ -179,8 +219,10 @@ def test_bad_input_is_refused_before_anything_changes(server, s3, bucket, airflo
     assert not s3.list_keys(bucket, prefix="safety/")
 
 
-@pytest.mark.parametrize("name, value", [("backup_date", "2026-11-28"), ("targets", ["d1", "everything"]),
-                                         ("source", "tape"), ("timestamp", "yesterday")])
+@pytest.mark.parametrize(
+    "name, value",
+    [("backup_date", "2026-11-28"), ("targets", ["d1", "everything"]), ("source", "tape"), ("timestamp", "yesterday")],
+)
 def test_a_bad_param_is_rejected_when_the_run_is_made(dr, name, value):
     """What the UI and the REST API check on trigger, through the DAG's own Param schema."""
     import copy

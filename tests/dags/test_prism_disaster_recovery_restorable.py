@@ -26,19 +26,29 @@ DB, INDEX, NAMESPACE = "claudes-friend-db", "claudes-companion", "prism-cache"
 def fingerprint() -> str:
     """One hash of every D1 row, every vector and every KV key (value, metadata, expiration)."""
     d1, kv = D1Hook(), KVHook()
-    state = {"d1": d1_state(d1, d1.find_database(DB)), "vectors": vector_state(VectorizeHook(), INDEX),
-             "kv": {k: (v[0].hex(), *v[1:]) for k, v in kv_state(kv, kv.find_namespace(NAMESPACE)).items()}}
+    state = {
+        "d1": d1_state(d1, d1.find_database(DB)),
+        "vectors": vector_state(VectorizeHook(), INDEX),
+        "kv": {k: (v[0].hex(), *v[1:]) for k, v in kv_state(kv, kv.find_namespace(NAMESPACE)).items()},
+    }
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def validate(dr, **conf):
-    params = {"confirm": "RESTORE", "source": "s3", "targets": ["d1", "vectorize", "kv"], "backup_date": None,
-              "timestamp": None, **conf}
+    params = {
+        "confirm": "RESTORE",
+        "source": "s3",
+        "targets": ["d1", "vectorize", "kv"],
+        "backup_date": None,
+        "timestamp": None,
+        **conf,
+    }
     return dr.get_task("validate").python_callable(params=params)
 
 
-def test_a_set_without_kv_values_is_partial_and_recovery_refuses_kv(server, s3, bucket, configure, airflow_db,
-                                                                    daily, dr):
+def test_a_set_without_kv_values_is_partial_and_recovery_refuses_kv(
+    server, s3, bucket, configure, airflow_db, daily, dr
+):
     from airflow.sdk.exceptions import AirflowFailException
 
     configure({"backups": {"bucket": bucket, "kv_include_values": False}})
@@ -57,8 +67,10 @@ def test_a_set_without_kv_values_is_partial_and_recovery_refuses_kv(server, s3, 
     assert not [n for n in KVHook().list_namespaces() if n["title"].startswith(SCRATCH_PREFIX)]
 
     before = fingerprint()
-    expected = (f"refusing to restore: set daily/{day:%Y%m%d} cannot restore kv (taken without values; "
-                "backups.kv_include_values was false). Nothing was changed.")
+    expected = (
+        f"refusing to restore: set daily/{day:%Y%m%d} cannot restore kv (taken without values; "
+        "backups.kv_include_values was false). Nothing was changed."
+    )
     for targets in (["kv"], ["d1", "vectorize", "kv"], ["vectorize", "kv"]):
         with pytest.raises(AirflowFailException) as err:
             validate(dr, backup_date=f"{day:%Y%m%d}", targets=targets)
@@ -67,8 +79,15 @@ def test_a_set_without_kv_values_is_partial_and_recovery_refuses_kv(server, s3, 
     assert validate(dr, backup_date=f"{day:%Y%m%d}", targets=["d1", "vectorize"])["targets"] == ["d1", "vectorize"]
 
     # The whole DAG: validate fails, so no safety backup and no restore ran.
-    run = dr.test(run_conf={"confirm": "RESTORE", "source": "s3", "targets": ["kv"], "backup_date": f"{day:%Y%m%d}",
-                            "timestamp": None})
+    run = dr.test(
+        run_conf={
+            "confirm": "RESTORE",
+            "source": "s3",
+            "targets": ["kv"],
+            "backup_date": f"{day:%Y%m%d}",
+            "timestamp": None,
+        }
+    )
     assert run.state == "failed"
     got = states(run)
     assert got["validate"] == "failed"
@@ -89,8 +108,17 @@ def test_a_safety_set_keeps_kv_values_whatever_the_config_says(server, s3, bucke
     """The safety set is a recovery's undo: with kv_include_values false it still holds KV's values,
     so a restore that replaces live KV can be undone."""
     configure({"backups": {"bucket": bucket, "kv_include_values": False}})
-    run = run_only(dr, r"^safety_backup\.", run_conf={"confirm": "RESTORE", "source": "s3", "targets": ["d1", "vectorize"],
-                                                      "backup_date": "20200101", "timestamp": None})
+    run = run_only(
+        dr,
+        r"^safety_backup\.",
+        run_conf={
+            "confirm": "RESTORE",
+            "source": "s3",
+            "targets": ["d1", "vectorize"],
+            "backup_date": "20200101",
+            "timestamp": None,
+        },
+    )
     assert states(run)["safety_backup.finalize"] == "success", states(run)
     (key,) = [k for k in s3.list_keys(bucket, prefix="safety/") if k.endswith("/manifest.json")]
     manifest = json.loads(s3.read_key(key, bucket))

@@ -54,11 +54,20 @@ def test_usage_is_recorded_for_the_dashboard(cf, airflow_db, dag, alerts):
     assert health["api_budget"]["limit"] == 1200 and 0 < health["api_budget"]["used"] < 1200
     usage = xcom(run, "usage", key="prism_dashboard_usage")
     metrics = PrismWorkerHook().metrics("24h")
-    assert usage["requests"]["total"] == metrics["requests"]["total"] and usage["cache"]["entries"] == metrics["cache"]["entries"]
+    assert (
+        usage["requests"]["total"] == metrics["requests"]["total"]
+        and usage["cache"]["entries"] == metrics["cache"]["entries"]
+    )
     d1 = D1Hook()
     assert usage["d1"]["file_size"] == d1.get_database(cf.d1_id)["file_size"]
-    assert {r["name"] for r in usage["limits"]} >= {"ai_neurons", "d1_rows_read", "d1_database_bytes", "kv_reads",
-                                                    "vectorize_stored_dimensions", "vectorize_queried_dimensions"}
+    assert {r["name"] for r in usage["limits"]} >= {
+        "ai_neurons",
+        "d1_rows_read",
+        "d1_database_bytes",
+        "kv_reads",
+        "vectorize_stored_dimensions",
+        "vectorize_queried_dimensions",
+    }
     assert len(usage["hourly"]) in (23, 24) and not any(c["crossed"] for c in usage["checks"])
 
 
@@ -81,12 +90,22 @@ def test_an_incident_alerts_with_the_diagnosis(lf_fresh, connect, airflow_db, da
     (alert,) = alerts
     assert alert.startswith(f"[PRISM WARNING] Health monitor: error rate (%) is {rate} (threshold 0.5)")
     assert "Diagnosis: high error rate (guide: Troubleshooting, Issue 1: High Error Rate)" in alert
-    for finding in ("[!!] Recent errors (GraphQL Analytics)", "errors by outcome: exceededResources",
-                    "[ok] Worker status", "/health: healthy (HTTP 200)", "[ok] Dependency checks", "D1 SELECT 1: ok",
-                    "Recent deployments", "by devops@prism.example", "Resolution (guide): check for recent deployments"):
+    for finding in (
+        "[!!] Recent errors (GraphQL Analytics)",
+        "errors by outcome: exceededResources",
+        "[ok] Worker status",
+        "/health: healthy (HTTP 200)",
+        "[ok] Dependency checks",
+        "D1 SELECT 1: ok",
+        "Recent deployments",
+        "by devops@prism.example",
+        "Resolution (guide): check for recent deployments",
+    ):
         assert finding in alert, finding
     assert server.token not in alert
     # The dashboard shows the alert with its diagnosis.
     (recorded,) = xcom(run, "usage", key="prism_dashboard_alert")
     assert recorded["investigations"] == ["high_error_rate"] and "Diagnosis: high error rate" in recorded["body"]
-    assert [c["metric"] for c in xcom(run, "usage", key="prism_dashboard_usage")["checks"] if c["crossed"]] == ["error rate (%)"]
+    assert [c["metric"] for c in xcom(run, "usage", key="prism_dashboard_usage")["checks"] if c["crossed"]] == [
+        "error rate (%)"
+    ]

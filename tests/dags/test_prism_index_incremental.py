@@ -53,9 +53,12 @@ def test_incremental_adds_only_what_is_newer(lf_fresh, connect, configure, airfl
     assert all(chunks_after[c] == c for c in new_chunks)
     assert vec.info(server.index_name)["vectorCount"] == vectors_before + len(new_chunks)
     assert xcom(run, "since") == last
-    assert xcom(run, "summary") == {"since": last, "documents_written": len(newer), "chunks_embedded": len(new_chunks),
-                                    "repos": {"prism/core": {"documents_written": len(newer),
-                                                             "chunks_embedded": len(new_chunks)}}}
+    assert xcom(run, "summary") == {
+        "since": last,
+        "documents_written": len(newer),
+        "chunks_embedded": len(new_chunks),
+        "repos": {"prism/core": {"documents_written": len(newer), "chunks_embedded": len(new_chunks)}},
+    }
     assert alerts == []
 
 

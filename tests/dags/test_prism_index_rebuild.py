@@ -40,11 +40,14 @@ def state(server) -> dict:
 
     d1, vec = D1Hook(), VectorizeHook()
     q = lambda sql: {tuple(r.values()) for r in d1.rows(server.d1_id, sql)}  # noqa: E731
-    return {"documents": q("SELECT id, created_at FROM documents"),
-            "chunks": q("SELECT id, document_id, vector_id FROM document_chunks"),
-            "fts": q("SELECT chunk_id FROM chunks_fts"),
-            "index": vec.get_index(server.index_name)["config"], "vectors": vec.info(server.index_name)["vectorCount"],
-            "metadata_indexes": vec.list_metadata_indexes(server.index_name)}
+    return {
+        "documents": q("SELECT id, created_at FROM documents"),
+        "chunks": q("SELECT id, document_id, vector_id FROM document_chunks"),
+        "fts": q("SELECT chunk_id FROM chunks_fts"),
+        "index": vec.get_index(server.index_name)["config"],
+        "vectors": vec.info(server.index_name)["vectorCount"],
+        "metadata_indexes": vec.list_metadata_indexes(server.index_name),
+    }
 
 
 def test_refused_without_the_typed_confirmation(setup, s3, airflow_db, dag, alerts):
@@ -63,7 +66,9 @@ def test_refused_without_the_typed_confirmation(setup, s3, airflow_db, dag, aler
     with pytest.raises(ParamValidationError):  # the form refuses a confirmation that is not even a string
         dag.params.get_param("confirm").resolve(1)
     # validate_params refuses it too, whatever reaches the task
-    with pytest.raises(Refused, match=r"^refusing to rebuild: type REBUILD in `confirm` .*got 'rebuild'\. Nothing was changed\.$"):
+    with pytest.raises(
+        Refused, match=r"^refusing to rebuild: type REBUILD in `confirm` .*got 'rebuild'\. Nothing was changed\.$"
+    ):
         dag.get_task("validate_params").python_callable(params={"confirm": "rebuild", "reason": ""})
     assert state(server) == before
 
@@ -82,7 +87,11 @@ def test_rebuild_end_to_end(setup, s3, airflow_db, dag, alerts):
     verified = xcom(run, "pre_rebuild_backup.verify")
     for name, key in (("d1", "d1.sql.gz"), ("vectorize", "vectors.ndjson.gz")):
         body = s3.get_key(prefix + key, bucket).get()["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == verified[name]["sha256"] == xcom(run, f"pre_rebuild_backup.{name}")["sha256"]
+        assert (
+            hashlib.sha256(body).hexdigest()
+            == verified[name]["sha256"]
+            == xcom(run, f"pre_rebuild_backup.{name}")["sha256"]
+        )
     rows = xcom(run, "pre_rebuild_backup.d1")["rows"]
     assert (rows["documents"], rows["document_chunks"]) == (len(before["documents"]), len(before["chunks"]))
     dump = gzip.decompress(s3.get_key(prefix + "d1.sql.gz", bucket).get()["Body"].read()).decode()
@@ -100,6 +109,10 @@ def test_rebuild_end_to_end(setup, s3, airflow_db, dag, alerts):
     assert after["vectors"] == len(chunk_ids)
     assert after["index"] == {"dimensions": 384, "metric": "cosine"}
     assert after["metadata_indexes"] == before["metadata_indexes"]
-    assert xcom(run, "verify_counts") == {"documents": len(files), "chunks": len(chunk_ids), "chunks_without_vector": 0,
-                                          "vectors": len(chunk_ids)}
+    assert xcom(run, "verify_counts") == {
+        "documents": len(files),
+        "chunks": len(chunk_ids),
+        "chunks_without_vector": 0,
+        "vectors": len(chunk_ids),
+    }
     assert alerts == []

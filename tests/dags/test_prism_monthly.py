@@ -33,8 +33,6 @@ DAYS = (1, 7, 15, 21, 28)
 BACKUP_FILES = ("d1.sql.gz", "vectors.ndjson.gz", "kv.ndjson.gz")
 
 
-
-
 @pytest.fixture(scope="module")
 def dag(airflow_db):
     return load_dag("prism_monthly")
@@ -60,12 +58,18 @@ def assert_only_day_ran(run, day: int) -> None:
 def context_for(end: datetime, run_type: str = "manual", xcoms: dict | None = None, **extra) -> dict:
     """A run's context; `ti.xcom_pull` answers from `xcoms` (default: its backup verified)."""
     xcoms = {"day_1.backup_verification.verify": {"status": "verified"}} if xcoms is None else xcoms
-    return {"data_interval_start": end - timedelta(days=31), "data_interval_end": end,
-            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end), "run_id": "test",
-            "ti": SimpleNamespace(xcom_pull=lambda task_ids: xcoms.get(task_ids)), **extra}
+    return {
+        "data_interval_start": end - timedelta(days=31),
+        "data_interval_end": end,
+        "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end),
+        "run_id": "test",
+        "ti": SimpleNamespace(xcom_pull=lambda task_ids: xcoms.get(task_ids)),
+        **extra,
+    }
 
 
 # ---- day 1 ------------------------------------------------------------------------------------
+
 
 def put_set(s3, bucket: str, period: str, status: str | None) -> str:
     """A fake monthly set: its objects, and a manifest unless `status` is None (an interrupted backup)."""
@@ -73,13 +77,20 @@ def put_set(s3, bucket: str, period: str, status: str | None) -> str:
     for name in BACKUP_FILES:
         s3.load_bytes(b"an older backup", key=prefix + name, bucket_name=bucket, replace=True)
     if status:
-        manifest = {"format_version": 1, "cadence": "monthly", "period": period, "objects": [],
-                    "verification": {"status": status}}
+        manifest = {
+            "format_version": 1,
+            "cadence": "monthly",
+            "period": period,
+            "objects": [],
+            "verification": {"status": status},
+        }
         s3.load_string(json.dumps(manifest), key=prefix + "manifest.json", bucket_name=bucket, replace=True)
     return prefix
 
 
-def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(
+    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts
+):
     from dateutil.relativedelta import relativedelta
 
     server = lf_fresh()
@@ -97,9 +108,14 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, c
     assert run.state == "success", states(run)
     assert_only_day_ran(run, 1)
     assert {k: v for k, v in states(run).items() if k.startswith("day_1.")} == dict.fromkeys(
-        [f"day_1.backup_verification.{t}" for t in ("plan", "d1", "vectorize", "kv", "finalize", "verify", "drop_scratch")]
+        [
+            f"day_1.backup_verification.{t}"
+            for t in ("plan", "d1", "vectorize", "kv", "finalize", "verify", "drop_scratch")
+        ]
         + ["day_1.monthly_retention"]
-        + [f"day_1.performance_report.{t}" for t in ("month_traffic", "worker_metrics", "performance_report")], "success")
+        + [f"day_1.performance_report.{t}" for t in ("month_traffic", "worker_metrics", "performance_report")],
+        "success",
+    )
 
     # The set at monthly/YYYYMM/: its objects are what the manifest says, and it was verified.
     prefix = f"monthly/{month}/"
@@ -164,14 +180,21 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(lf_fresh, c
     assert f"Total requests: {traffic['requests']:,}" in html
     # The task links its report in the UI (through the dashboard's app).
     assert xcom(run, "day_1.performance_report.performance_report", key="_link_HtmlReportLink").endswith(
-        f"/prism-dashboard/reports/reports/prism_monthly/{prev_start:%Y%m}/performance.html")
+        f"/prism-dashboard/reports/reports/prism_monthly/{prev_start:%Y%m}/performance.html"
+    )
 
 
 def test_monthly_retention_keeps_the_newest_verified_set_however_old(s3, bucket, dag):
     """Every recent monthly set failed: the last verified one stays, whatever its age."""
     end = recent(1)
-    sets = {"202001": "verified", "202002": "verified", "202003": "failed", "202004": None,
-            f"{end:%Y%m}": "failed", f"{month_start(end) - timedelta(days=1):%Y%m}": "checksummed"}
+    sets = {
+        "202001": "verified",
+        "202002": "verified",
+        "202003": "failed",
+        "202004": None,
+        f"{end:%Y%m}": "failed",
+        f"{month_start(end) - timedelta(days=1):%Y%m}": "checksummed",
+    }
     for period, status in sets.items():
         put_set(s3, bucket, period, status)
     retention = dag.get_task("day_1.monthly_retention").python_callable
@@ -198,16 +221,22 @@ def test_monthly_retention_follows_a_verified_backup_and_refuses_the_future(s3, 
     put_set(s3, bucket, f"{end:%Y%m}", "failed")
     before = set(s3.list_keys(bucket))
     retention = dag.get_task("day_1.monthly_retention").python_callable
-    with pytest.raises(Refused, match=f"refusing to expire monthly backup sets: this run's backup monthly/{end:%Y%m}/ did "
-                                      "not pass verification .*its manifest: failed"):
+    with pytest.raises(
+        Refused,
+        match=f"refusing to expire monthly backup sets: this run's backup monthly/{end:%Y%m}/ did "
+        "not pass verification .*its manifest: failed",
+    ):
         retention(**context_for(end, xcoms={}))
     with pytest.raises(AirflowSkipException, match="does not follow day 1"):
         retention(**context_for(end + timedelta(days=6)))  # day 7
     with pytest.raises(AirflowSkipException, match="does not follow day 1"):
         retention(**context_for(end, params={"run_day": 7}))
     future = datetime(2099, 12, 1, 3, tzinfo=timezone.utc)
-    with pytest.raises(Refused, match=r"refusing to delete monthly backup sets and staging: the run's window ends "
-                                      r"2099-12-01T03:00:00\+00:00, after now .* \(\+10 min slack\)\. Nothing was changed\."):
+    with pytest.raises(
+        Refused,
+        match=r"refusing to delete monthly backup sets and staging: the run's window ends "
+        r"2099-12-01T03:00:00\+00:00, after now .* \(\+10 min slack\)\. Nothing was changed\.",
+    ):
         retention(**context_for(future))
     assert set(s3.list_keys(bucket)) == before
     out = retention(**context_for(end, run_type="backfill", xcoms={}))
@@ -216,26 +245,45 @@ def test_monthly_retention_follows_a_verified_backup_and_refuses_the_future(s3, 
 
 # ---- day 7 ------------------------------------------------------------------------------------
 
-def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_deploy(cf, s3, bucket, configure, airflow_db, dag,
-                                                                                     conf_dag, alerts, tmp_path):
+
+def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_deploy(
+    cf, s3, bucket, configure, airflow_db, dag, conf_dag, alerts, tmp_path
+):
     end = recent(7)
     window = [sql_time(end - timedelta(days=30)), sql_time(end)]
-    counts = {r["type"]: r["n"] for r in D1Hook().rows(
-        cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type", window)}
+    counts = {
+        r["type"]: r["n"]
+        for r in D1Hook().rows(
+            cf.d1_id,
+            "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+            window,
+        )
+    }
     failed = counts["failed_login"]
     assert failed >= 2
 
     # Above the threshold: alert. The dependency update runs (harmless commands, from the config); the tests
     # fail, so no deploy.
-    configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed - 1},
-               "npm": {"project_dir": str(tmp_path), "update_command": ["true"], "audit_command": ["true"],
-                       "test_command": ["false"], "deploy_command": ["touch", "deployed"]}})
+    configure(
+        {
+            "backups": {"bucket": bucket},
+            "thresholds": {"failed_logins_per_month": failed - 1},
+            "npm": {
+                "project_dir": str(tmp_path),
+                "update_command": ["true"],
+                "audit_command": ["true"],
+                "test_command": ["false"],
+                "deploy_command": ["touch", "deployed"],
+            },
+        }
+    )
     run = conf_dag.test(logical_date=end, run_conf={"run_dependency_update": True})
     assert run.state == "failed"
     assert_only_day_ran(run, 7)
     st = states(run)
-    assert [st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")] == [
-        "success", "success", "success", "failed", "upstream_failed"]
+    assert [
+        st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")
+    ] == ["success", "success", "success", "failed", "upstream_failed"]
     assert not (tmp_path / "deployed").exists()
     assert st["day_7.security_audit.npm_audit"] == st["day_7.security_audit.security_report"] == "success"
     assert any(f"{failed} failed logins" in a and f"(threshold {failed - 1})" in a for a in alerts)
@@ -259,7 +307,9 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     run = dag.test(logical_date=end)
     assert run.state == "success"
     st = states(run)
-    assert {st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")} == {"skipped"}
+    assert {
+        st[f"day_7.dependency_update.{t}"] for t in ("enabled", "npm_update", "npm_audit", "npm_test", "deploy")
+    } == {"skipped"}
     assert st["day_7.security_audit.npm_audit"] == "skipped" and st["day_7.security_audit.security_report"] == "success"
     assert alerts == []
     report = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.md", bucket)
@@ -276,8 +326,11 @@ def test_dependency_update_gate_config_and_deploy_order(dag, configure, tmp_path
     with pytest.raises(AirflowSkipException, match="off"):
         enabled(params={"run_dependency_update": False}, **context_for(recent(7)))
     # The shipped config has no npm project: turned on, the update refuses, naming the config key.
-    with pytest.raises(AirflowFailException, match=r"^refusing to update the npm dependencies: run_dependency_update is "
-                                                   r"true but npm.project_dir is not set in the config .*Nothing was changed\.$"):
+    with pytest.raises(
+        AirflowFailException,
+        match=r"^refusing to update the npm dependencies: run_dependency_update is "
+        r"true but npm.project_dir is not set in the config .*Nothing was changed\.$",
+    ):
         enabled(params=on, **context_for(recent(7)))
     configure({"npm": {"project_dir": str(tmp_path / "absent")}})
     with pytest.raises(AirflowFailException, match="not a directory"):
@@ -318,7 +371,10 @@ def test_bad_params_fail_before_anything_runs(cf, airflow_db, conf_dag):
 
 # ---- day 15 -----------------------------------------------------------------------------------
 
-def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+
+def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(
+    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts
+):
     end = recent(15)
     # Seeded as of the 15th, so the query log covers the 7 days before the run.
     server = lf_fresh("--seed-anchor", end.date().isoformat())
@@ -335,8 +391,9 @@ def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(lf_fresh, c
     out = xcom(run, "day_15.optimization_report")
     assert out["quick_check"] == ["ok"] and out["chunk_lookup_uses_index"] is True
 
-    slow = d1.rows(server.d1_id, (SQL / "reports/slow_queries.sql").read_text(),
-                   [sql_time(end - timedelta(days=7)), sql_time(end)])
+    slow = d1.rows(
+        server.d1_id, (SQL / "reports/slow_queries.sql").read_text(), [sql_time(end - timedelta(days=7)), sql_time(end)]
+    )
     cache = d1.rows(server.d1_id, (SQL / "reports/cache_effectiveness.sql").read_text())
     indexes = d1.rows(server.d1_id, (SQL / "reports/index_usage.sql").read_text())
     assert slow and out["slow_queries"] == len(slow) and out["slowest_avg_ms"] == slow[0]["avg_duration_ms"]
@@ -344,13 +401,17 @@ def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(lf_fresh, c
     assert out["indexes"] == len(indexes)
     text = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/optimization.md", bucket)
     for r in slow:
-        assert f"{r['avg_duration_ms']:.1f} ms average, {r['max_duration_ms']:.1f} ms max, {r['runs']} runs: `{r['query']}`" in text
+        assert (
+            f"{r['avg_duration_ms']:.1f} ms average, {r['max_duration_ms']:.1f} ms max, {r['runs']} runs: `{r['query']}`"
+            in text
+        )
     assert "`VACUUM`: unsupported on D1" in text and "`REINDEX`: not documented for D1" in text
     assert all(f"- {r['name']} on {r['tbl_name']}" in text for r in indexes)
     assert alerts == []
 
 
 # ---- day 21 -----------------------------------------------------------------------------------
+
 
 def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow_db, dag, alerts):
     end = recent(21)
@@ -362,10 +423,18 @@ def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow
     traffic = WorkersAnalyticsHook().worker_traffic(WORKER, start, end)
     review = xcom(run, "day_21.log_review.log_review")
     assert (review["requests"], review["error_rate_percent"], review["p95_ms"]) == (
-        traffic["requests"], traffic["error_rate_percent"], traffic["wall_time_ms"]["p95"])
-    counts = {r["type"]: r["n"] for r in D1Hook().rows(
-        cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
-        [sql_time(start), sql_time(end)])}
+        traffic["requests"],
+        traffic["error_rate_percent"],
+        traffic["wall_time_ms"]["p95"],
+    )
+    counts = {
+        r["type"]: r["n"]
+        for r in D1Hook().rows(
+            cf.d1_id,
+            "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+            [sql_time(start), sql_time(end)],
+        )
+    }
     assert review["failed_auth"] == sum(counts.get(t, 0) for t in ("failed_login", "unauthorized", "forbidden"))
     assert review["rate_limited"] == counts.get("rate_limited", 0)
     assert review["findings"] == [] and alerts == []
@@ -386,13 +455,17 @@ def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow
     # The same month with a p95 target under the measured p95: the review alerts.
     configure({"backups": {"bucket": bucket}, "thresholds": {"p95_latency_ms": 1}})
     log_review = dag.get_task("day_21.log_review.log_review").python_callable
-    out = log_review(xcom(run, "day_21.log_review.month_to_date_traffic"), xcom(run, "day_21.log_review.security_events"),
-                     **context_for(end))
+    out = log_review(
+        xcom(run, "day_21.log_review.month_to_date_traffic"),
+        xcom(run, "day_21.log_review.security_events"),
+        **context_for(end),
+    )
     assert out["findings"] == [f"p95 latency {traffic['wall_time_ms']['p95']} ms is above 1 ms"]
     assert len(alerts) == 1 and "monthly log review" in alerts[0] and "p95 latency" in alerts[0]
 
 
 # ---- day 28 -----------------------------------------------------------------------------------
+
 
 def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, alerts):
     end = recent(28)
@@ -408,10 +481,16 @@ def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, 
     usage = hook.usage(cf.d1_id, start, stop)
     traffic = hook.worker_traffic(WORKER, month_start(end), end)
     assert report["totals"] == {
-        "worker_requests": traffic["requests"], "ai_neurons": usage["ai"]["neurons"], "d1_rows_read": usage["d1"]["rowsRead"],
-        "d1_rows_written": usage["d1"]["rowsWritten"], **{f"kv_{a}s": usage["kv"].get(a, 0) for a in ("read", "write", "delete", "list")}}
+        "worker_requests": traffic["requests"],
+        "ai_neurons": usage["ai"]["neurons"],
+        "d1_rows_read": usage["d1"]["rowsRead"],
+        "d1_rows_written": usage["d1"]["rowsWritten"],
+        **{f"kv_{a}s": usage["kv"].get(a, 0) for a in ("read", "write", "delete", "list")},
+    }
     text = s3.read_key(f"reports/prism_monthly/{end:%Y%m}/monthly_report.md", bucket)
-    assert f"Total requests: {traffic['requests']:,}" in text and f"ai_neurons: {number(usage['ai']['neurons'])} (" in text
+    assert (
+        f"Total requests: {traffic['requests']:,}" in text and f"ai_neurons: {number(usage['ai']['neurons'])} (" in text
+    )
 
     capacity = xcom(run, "day_28.capacity_planning.capacity_report")
     analytics = xcom(run, "day_28.capacity_planning.capacity_analytics")
@@ -419,7 +498,9 @@ def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, 
     # Each window's figures are GraphQL's for that window, and the plan is the projection of them.
     for win in analytics["windows"]:
         if win["traffic"]["available"]:
-            s, e = (datetime.fromisoformat(win["traffic"]["window"][k].replace("Z", "+00:00")) for k in ("start", "end"))
+            s, e = (
+                datetime.fromisoformat(win["traffic"]["window"][k].replace("Z", "+00:00")) for k in ("start", "end")
+            )
             assert hook.worker_traffic(WORKER, s, e)["requests"] == win["traffic"]["requests"]
     assert plan == capacity_plan(analytics, end) and set(plan) == set(FREE_TIER_DAILY)
     assert plan["worker_requests"]["windows"] >= 2  # Workers analytics go back 92 days
@@ -448,6 +529,7 @@ def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, 
 
 
 # ---- other days, backfills -------------------------------------------------------------------
+
 
 def test_a_day_off_the_calendar_runs_nothing(cf, airflow_db, dag):
     run = dag.test(logical_date=recent(10))

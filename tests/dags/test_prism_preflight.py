@@ -45,14 +45,24 @@ def test_a_ready_account_passes(dag, server, bucket, pools):
 def test_by_default_nothing_is_written_and_a_missing_pool_fails_the_run(dag, server, bucket, airflow_db):
     run = dag.test()
     assert str(run.state) == "failed"
-    assert states(run) == {"cloudflare": "success", "pools": "success", "bucket": "success", "worker": "success",
-                           "verdict": "failed"}
+    assert states(run) == {
+        "cloudflare": "success",
+        "pools": "success",
+        "bucket": "success",
+        "worker": "success",
+        "verdict": "failed",
+    }
     lines = xcom(run, "verdict", key="lines")
     assert [line.split(":")[0] for line in lines if line.startswith("SKIP ")] == [
-        "SKIP D1 scratch database [D1 Edit]", "SKIP Vectorize scratch index [Vectorize Edit]",
-        "SKIP KV scratch key [Workers KV Storage Edit]"]
-    assert "FAIL pool cloudflare_heavy: missing: tasks in a missing pool are never scheduled — fix: " \
-           '`airflow pools set cloudflare_heavy 3 "PRISM: cloudflare_heavy"` (or `airflow pools import include/pools.json`)' in lines
+        "SKIP D1 scratch database [D1 Edit]",
+        "SKIP Vectorize scratch index [Vectorize Edit]",
+        "SKIP KV scratch key [Workers KV Storage Edit]",
+    ]
+    assert (
+        "FAIL pool cloudflare_heavy: missing: tasks in a missing pool are never scheduled — fix: "
+        '`airflow pools set cloudflare_heavy 3 "PRISM: cloudflare_heavy"` (or `airflow pools import include/pools.json`)'
+        in lines
+    )
     assert [line for line in lines if line.startswith("FAIL ") and not line.startswith("FAIL pool ")] == []
 
 
@@ -60,15 +70,24 @@ def test_a_token_without_a_permission_fails_naming_it(dag, lf_fresh, monkeypatch
     from prism.preflight import PERMISSIONS
 
     server = lf_fresh("--token", "narrow=" + ",".join(p for p in PERMISSIONS if p != "Vectorize Read"))
-    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps({
-        "conn_type": "cloudflare", "password": "narrow",
-        "extra": {"account_id": server.account_id, "base_url": server.api_url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "cloudflare",
+                "password": "narrow",
+                "extra": {"account_id": server.account_id, "base_url": server.api_url},
+            }
+        ),
+    )
     monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": server.worker_url}))
     run = dag.test()
     assert str(run.state) == "failed" and states(run)["verdict"] == "failed"
     failed = [line for line in xcom(run, "verdict", key="lines") if line.startswith("FAIL ")]
-    assert [line.split(":")[0] for line in failed] == ["FAIL Vectorize index [Vectorize Read]",
-                                                       "FAIL Vectorize query [Vectorize Read]"]
+    assert [line.split(":")[0] for line in failed] == [
+        "FAIL Vectorize index [Vectorize Read]",
+        "FAIL Vectorize query [Vectorize Read]",
+    ]
     assert all("give the API token the permission 'Vectorize Read'" in line for line in failed)
 
 

@@ -55,9 +55,14 @@ def assert_only_quarter_ran(run, q: int) -> dict[str, str]:
 
 def context_for(end: datetime, xcoms: dict | None = None, run_type: str = "manual", **params) -> dict:
     ti = SimpleNamespace(xcom_pull=lambda task_ids: (xcoms or {}).get(task_ids))
-    return {"data_interval_start": end - timedelta(days=92), "data_interval_end": end, "run_id": "test-run", "ti": ti,
-            "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end),
-            "params": {"run_restore_drill": True, **params}}
+    return {
+        "data_interval_start": end - timedelta(days=92),
+        "data_interval_end": end,
+        "run_id": "test-run",
+        "ti": ti,
+        "dag_run": SimpleNamespace(run_type=run_type, run_after=end, logical_date=end),
+        "params": {"run_restore_drill": True, **params},
+    }
 
 
 def put_set(s3, bucket: str, cadence: str, period: str, status: str | None) -> None:
@@ -71,11 +76,14 @@ def put_set(s3, bucket: str, cadence: str, period: str, status: str | None) -> N
 
 def scratch_left() -> list[str]:
     """The scratch databases and indexes of test restores still in the account."""
-    return ([db["name"] for db in D1Hook().list_databases() if db["name"].startswith(SCRATCH_PREFIX)]
-            + [ix["name"] for ix in VectorizeHook().list_indexes() if ix["name"].startswith(SCRATCH_PREFIX)])
+    return [db["name"] for db in D1Hook().list_databases() if db["name"].startswith(SCRATCH_PREFIX)] + [
+        ix["name"] for ix in VectorizeHook().list_indexes() if ix["name"].startswith(SCRATCH_PREFIX)
+    ]
 
 
-def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, connect, s3, bucket, airflow_db, dag, alerts):
+def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(
+    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts
+):
     server = lf_fresh()
     connect(server, budget={"bulk_rps": 0})
     day = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -85,8 +93,12 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, 
     manifest = json.loads(s3.read_key(tested + "manifest.json", bucket))
     end = recent_quarter(3)
     label, year = f"{end.year}Q3", end.year
-    for cadence, period, status in (("monthly", f"{year}04", "verified"), ("monthly", f"{year}06", "failed"),
-                                    ("daily", f"{year}0630", "verified"), ("daily", f"{year}0629", None)):
+    for cadence, period, status in (
+        ("monthly", f"{year}04", "verified"),
+        ("monthly", f"{year}06", "failed"),
+        ("daily", f"{year}0630", "verified"),
+        ("daily", f"{year}0629", None),
+    ):
         put_set(s3, bucket, cadence, period, status)
 
     run = dag.test(logical_date=end)
@@ -108,7 +120,11 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, 
     assert drill["kv_keys"] == manifest["kv"]["key_count"] > 0
     assert drill["captured_at"] == manifest["captured_at"]
     recorded = json.loads(s3.read_key(tested + "manifest.json", bucket))["verification"]
-    assert (recorded["status"], recorded["method"], recorded["dag_run"]) == ("verified", "quarterly restore drill", run.run_id)
+    assert (recorded["status"], recorded["method"], recorded["dag_run"]) == (
+        "verified",
+        "quarterly restore drill",
+        run.run_id,
+    )
     assert recorded["d1"] == drill["d1"]
 
     # The scratch resources are gone: the drill deleted them, the teardown found nothing left.
@@ -118,16 +134,20 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, 
     review = s3.read_key(f"reports/prism_quarterly/{label}/review.md", bucket)
     assert f"# PRISM Quarterly Review {label}: dependency audit, backup testing" in review
     rows = sum(drill["d1"]["tables"].values())
-    assert (f"- [x] Restore drill of {tested[:-1]}: verified (recorded in its manifest); captured {manifest['captured_at']}; "
-            f"D1: {len(drill['d1']['tables'])} tables, {rows:,} rows restored, quick_check ok") in review
+    assert (
+        f"- [x] Restore drill of {tested[:-1]}: verified (recorded in its manifest); captured {manifest['captured_at']}; "
+        f"D1: {len(drill['d1']['tables'])} tables, {rows:,} rows restored, quick_check ok"
+    ) in review
     assert f"Vectorize: {manifest['vectorize']['vector_count']:,} vectors restored" in review
     assert f"KV: {manifest['kv']['key_count']:,} keys in the set" in review
     assert f"- [x] Scratch resources {chosen['scratch']}: none left" in review
     # The quarter's sets: each with its state, and the month without a complete monthly set.
     assert f"- [!] Months without a complete monthly set: {year}05\n" in review
     assert f"- [x] monthly/{year}04: verified" in review and f"- [!] monthly/{year}06: failed" in review
-    assert (f"- [!] Daily sets of the quarter: 2 ({year}0629 to {year}0630); not verified: {year}0629 incomplete "
-            "(objects without a manifest: an interrupted backup)") in review
+    assert (
+        f"- [!] Daily sets of the quarter: 2 ({year}0629 to {year}0630); not verified: {year}0629 incomplete "
+        "(objects without a manifest: an interrupted backup)"
+    ) in review
     assert "- [ ] npm audit: skipped, no npm project configured" in review
     assert len(alerts) == 1 and "3 item(s) need attention" in alerts[0] and "Restore drill" not in alerts[0]
 
@@ -160,13 +180,20 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(lf_fresh, 
 def test_the_teardown_deletes_what_a_dead_drill_left(lf_fresh, connect, dag):
     server = lf_fresh(seed=False)
     connect(server, budget={"bulk_rps": 0})
-    chosen = {"bucket": "b", "cadence": "daily", "period": "20261129", "token": "deadbeef00",
-              "scratch": scratch_name("deadbeef00")}
+    chosen = {
+        "bucket": "b",
+        "cadence": "daily",
+        "period": "20261129",
+        "token": "deadbeef00",
+        "scratch": scratch_name("deadbeef00"),
+    }
     D1Hook().create_database(chosen["scratch"])
     VectorizeHook().create_index(chosen["scratch"], 384, "cosine")
     teardown = dag.get_task("q3.backup_testing.drop_scratch")
-    assert teardown.is_teardown and teardown.upstream_task_ids >= {"q3.backup_testing.pick_set",
-                                                                   "q3.backup_testing.restore_drill"}
+    assert teardown.is_teardown and teardown.upstream_task_ids >= {
+        "q3.backup_testing.pick_set",
+        "q3.backup_testing.restore_drill",
+    }
     assert dag.get_task("q3.backup_testing.pick_set").is_setup
     assert sorted(teardown.python_callable(chosen)) == [f"d1:{chosen['scratch']}", f"vectorize:{chosen['scratch']}"]
     assert scratch_left() == [] and teardown.python_callable(chosen) == []
@@ -179,7 +206,8 @@ def test_with_no_complete_set_the_drill_is_flagged_not_crashed(s3, bucket, dag):
     ti = SimpleNamespace(xcom_push=lambda **kw: pytest.fail("nothing to record"))
     assert dag.get_task("q3.backup_testing.restore_drill").python_callable(chosen, ti=ti, run_id="r") is None
     assert quarterly_reviews.restore_drill_items(chosen, None, []) == [
-        "- [!] Restore drill: no complete daily or monthly backup set in the bucket to test"]
+        "- [!] Restore drill: no complete daily or monthly backup set in the bucket to test"
+    ]
 
 
 def test_quarter_branch_and_params(dag):
@@ -190,7 +218,10 @@ def test_quarter_branch_and_params(dag):
     branch = dag.get_task("quarter").python_callable
     w = quarterly_windows(datetime(2026, 7, 1, 4, tzinfo=timezone.utc))
     assert (w["label"], w["previous_quarter"]["label"], [m["label"] for m in w["months"]]) == (
-        "2026Q3", "2026Q2", ["2026-04", "2026-05", "2026-06"])
+        "2026Q3",
+        "2026Q2",
+        ["2026-04", "2026-05", "2026-06"],
+    )
     assert w["sql_year_dates"] == ["2025-07-01", "2026-07-01"]
     assert branch(w, params={"quarter": None}) == ["q3"]
     assert branch(w, params={"quarter": 1}) == ["q1"]
@@ -244,8 +275,14 @@ def test_q4_yearly_review_and_capacity_planning(cf, s3, bucket, configure, airfl
 
     # A free-tier threshold under today's usage flags the capacity items and alerts once.
     configure({"backups": {"bucket": bucket}, "thresholds": {"free_tier_usage_percent": 1}})
-    xcoms = {t: xcom(run, t) for t in ("q4.yearly_review.usage_by_month", "q4.yearly_review.monthly_traffic",
-                                        "q4.capacity_planning.growth_projection")}
+    xcoms = {
+        t: xcom(run, t)
+        for t in (
+            "q4.yearly_review.usage_by_month",
+            "q4.yearly_review.monthly_traffic",
+            "q4.capacity_planning.growth_projection",
+        )
+    }
     out = dag.get_task("q4.q4_review").python_callable(**context_for(end, xcoms))
     assert len(out["flagged"]) == 2 and all("[!]" in f for f in out["flagged"])
     assert len(alerts) == 1 and "2 item(s) need attention" in alerts[0]
@@ -263,11 +300,19 @@ def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
         assert f"# PRISM Quarterly Review {end.year}Q{q}: {title}" in review
         if q == 1:
             start = end.replace(hour=0).replace(year=end.year - 1, month=10)
-            counts = {r["type"]: r["n"] for r in D1Hook().rows(
-                cf.d1_id, "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
-                [start.strftime("%Y-%m-%d %H:%M:%S"), end.replace(hour=0).strftime("%Y-%m-%d %H:%M:%S")])}
+            counts = {
+                r["type"]: r["n"]
+                for r in D1Hook().rows(
+                    cf.d1_id,
+                    "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
+                    [start.strftime("%Y-%m-%d %H:%M:%S"), end.replace(hour=0).strftime("%Y-%m-%d %H:%M:%S")],
+                )
+            }
             assert f"Failed logins in the quarter: {counts.get('failed_login', 0)} (threshold 300" in review, review
-            assert "- [x] Vectorize claudes-companion: " in review and "384 dimensions, cosine (config: 384, cosine)" in review
+            assert (
+                "- [x] Vectorize claudes-companion: " in review
+                and "384 dimensions, cosine (config: 384, cosine)" in review
+            )
             assert "- [x] KV namespaces:" in review and "- [ ] npm audit: skipped" in review
             html = s3.read_key(f"reports/prism_quarterly/{end.year}Q1/review.html", bucket)
             for kind, n in counts.items():  # the security events charted with the quarter's counts
@@ -275,8 +320,11 @@ def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
         else:
             html = s3.read_key(f"reports/prism_quarterly/{end.year}Q2/review.html", bucket)
             for month in xcom(run, "q2.performance_optimization.monthly_traffic"):
-                assert (f"{month['label']}: {month['requests']:,} requests" if month["available"]
-                        else f"- [ ] {month['label']}: traffic unavailable") in review
+                assert (
+                    f"{month['label']}: {month['requests']:,} requests"
+                    if month["available"]
+                    else f"- [ ] {month['label']}: traffic unavailable"
+                ) in review
                 if month["available"]:
                     assert f"{month['label']}: {short_number(month['requests'])}</title>" in html
             usage = xcom(run, "q2.scaling_review.recent_usage")
@@ -298,7 +346,11 @@ def test_scaling_review_figures_equal_graphql_for_the_same_window(cf, dag):
     hook = WorkersAnalyticsHook()
     direct = hook.usage(cf.d1_id, end - timedelta(days=30), end)
     assert usage["window"] == direct["window"]
-    assert usage["totals"] == {"worker_requests": hook.worker_traffic("claudes-friend", end - timedelta(days=30), end)["requests"],
-                               "ai_neurons": direct["ai"]["neurons"], "d1_rows_read": direct["d1"]["rowsRead"],
-                               "d1_rows_written": direct["d1"]["rowsWritten"], "kv_reads": direct["kv"]["read"],
-                               "kv_writes": direct["kv"]["write"]}
+    assert usage["totals"] == {
+        "worker_requests": hook.worker_traffic("claudes-friend", end - timedelta(days=30), end)["requests"],
+        "ai_neurons": direct["ai"]["neurons"],
+        "d1_rows_read": direct["d1"]["rowsRead"],
+        "d1_rows_written": direct["d1"]["rowsWritten"],
+        "kv_reads": direct["kv"]["read"],
+        "kv_writes": direct["kv"]["write"],
+    }

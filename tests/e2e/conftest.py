@@ -44,9 +44,12 @@ def _preflight() -> None:
     except ImportError as exc:
         import celery
 
-        pytest.exit(f"the CeleryExecutor cannot be imported with celery {celery.__version__}: {exc}. "
-                    "Pin a celery release apache-airflow-providers-celery supports in requirements.txt "
-                    "and run `make lock`.", returncode=1)
+        pytest.exit(
+            f"the CeleryExecutor cannot be imported with celery {celery.__version__}: {exc}. "
+            "Pin a celery release apache-airflow-providers-celery supports in requirements.txt "
+            "and run `make lock`.",
+            returncode=1,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ def latest_tick(now: datetime, hour: int, weekday: int | None = None) -> datetim
 
 # ---- Airflow ---------------------------------------------------------------------------------
 
+
 def run_path(dag_id: str, run_id: str) -> str:
     return f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
 
@@ -35,8 +36,9 @@ def run_path(dag_id: str, run_id: str) -> str:
 def trigger(stack, dag_id: str, logical_date: datetime | None, conf: dict | None = None):
     """What the web UI's trigger form sends (with its Referer, so the run says it came from the UI)."""
     body = {"logical_date": logical_date.isoformat() if logical_date else None, "conf": conf or {}}
-    return stack.request("POST", f"/dags/{dag_id}/dagRuns", json=body,
-                         headers={"Referer": f"{stack.api_url}/dags/{dag_id}"})
+    return stack.request(
+        "POST", f"/dags/{dag_id}/dagRuns", json=body, headers={"Referer": f"{stack.api_url}/dags/{dag_id}"}
+    )
 
 
 def unpause(stack, dag_id: str, paused: bool = False) -> None:
@@ -54,13 +56,19 @@ def task_instances(stack, dag_id: str, run_id: str) -> list[dict]:
 
 
 def states(stack, dag_id: str, run_id: str) -> dict[str, str]:
-    return {ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
-            for ti in task_instances(stack, dag_id, run_id)}
+    return {
+        ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
+        for ti in task_instances(stack, dag_id, run_id)
+    }
 
 
 def task_log(stack, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
-    resp = stack.request("GET", f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/logs/{try_number}",
-                         params={"full_content": "true", "map_index": map_index}, headers={"Accept": "text/plain"})
+    resp = stack.request(
+        "GET",
+        f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/logs/{try_number}",
+        params={"full_content": "true", "map_index": map_index},
+        headers={"Accept": "text/plain"},
+    )
     return resp.text
 
 
@@ -70,8 +78,12 @@ def explain(stack, dag_id: str, run_id: str) -> str:
     for ti in sorted(task_instances(stack, dag_id, run_id), key=lambda t: t["task_id"]):
         lines.append(f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} try {ti['try_number']}")
         if ti["state"] in ("failed", "upstream_failed", "up_for_retry") and ti["try_number"]:
-            lines.append("    " + task_log(stack, dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])[-1500:]
-                         .replace("\n", "\n    "))
+            lines.append(
+                "    "
+                + task_log(stack, dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])[-1500:].replace(
+                    "\n", "\n    "
+                )
+            )
     return "\n".join(lines)
 
 
@@ -82,8 +94,9 @@ def wait_for_run(stack, dag_id: str, run_id: str, timeout: float = 300) -> dict:
         if run["state"] in DONE:
             return run
         if time.monotonic() > deadline:
-            raise AssertionError(f"{dag_id} {run_id} still {run['state']} after {timeout:.0f} s\n"
-                                 + explain(stack, dag_id, run_id))
+            raise AssertionError(
+                f"{dag_id} {run_id} still {run['state']} after {timeout:.0f} s\n" + explain(stack, dag_id, run_id)
+            )
         time.sleep(2)
 
 
@@ -92,8 +105,9 @@ def assert_success(stack, run: dict) -> None:
 
 
 def xcom(stack, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
-    resp = stack.request("GET", f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/xcomEntries/{key}",
-                         params={"map_index": map_index})
+    resp = stack.request(
+        "GET", f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/xcomEntries/{key}", params={"map_index": map_index}
+    )
     if resp.status_code == 404:
         return None
     resp.raise_for_status()
@@ -108,8 +122,19 @@ def xcom(stack, dag_id: str, run_id: str, task_id: str, key: str = "return_value
 
 def backfill(stack, dag_id: str, start: datetime, end: datetime, *extra: str) -> None:
     """`airflow backfill create`, as an operator runs it on any node of the deployment."""
-    stack.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(),
-                  "--to-date", end.isoformat(), "--max-active-runs", "1", *extra)
+    stack.airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        start.isoformat(),
+        "--to-date",
+        end.isoformat(),
+        "--max-active-runs",
+        "1",
+        *extra,
+    )
 
 
 def wait_for_backfills(stack, dag_ids: list[str], timeout: float = 600) -> None:
@@ -123,13 +148,18 @@ def wait_for_backfills(stack, dag_ids: list[str], timeout: float = 600) -> None:
         if not pending:
             return
         if time.monotonic() > deadline:
-            details = "\n".join(explain(stack, d, r["dag_run_id"]) for d in pending
-                                for r in runs(stack, d, run_type=["backfill"]) if r["state"] not in DONE)
+            details = "\n".join(
+                explain(stack, d, r["dag_run_id"])
+                for d in pending
+                for r in runs(stack, d, run_type=["backfill"])
+                if r["state"] not in DONE
+            )
             raise AssertionError(f"backfills of {sorted(pending)} not complete after {timeout:.0f} s\n{details}")
         time.sleep(3)
 
 
 # ---- the bucket ------------------------------------------------------------------------------
+
 
 def objects(s3, prefix: str = "") -> dict[str, str]:
     """key -> ETag of every object under prefix."""
@@ -161,6 +191,7 @@ def window_line(text: str) -> str:
 
 # ---- PRISM's Cloudflare resources (localflare) -------------------------------------------------
 
+
 class Cloudflare:
     """Direct reads of the resources the DAGs work on, to check their effects independently."""
 
@@ -169,8 +200,9 @@ class Cloudflare:
         self.lf, self.api = lf, Api(lf)
 
     def query(self, sql: str, params: list | None = None) -> list[dict]:
-        resp = self.api.post(f"/accounts/{{acct}}/d1/database/{self.lf.d1_id}/query",
-                             json={"sql": sql, "params": params or []})
+        resp = self.api.post(
+            f"/accounts/{{acct}}/d1/database/{self.lf.d1_id}/query", json={"sql": sql, "params": params or []}
+        )
         resp.raise_for_status()
         return resp.json()["result"][0]["results"]
 
@@ -178,10 +210,15 @@ class Cloudflare:
         return next(iter(self.query(sql, params)[0].values()))
 
     def table_counts(self) -> dict[str, int]:
-        names = [r["name"] for r in self.query("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                               "AND substr(name, 1, 7) != 'sqlite_' "
-                                               "AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 11) != 'chunks_fts_' "
-                                               "ORDER BY name")]
+        names = [
+            r["name"]
+            for r in self.query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND substr(name, 1, 7) != 'sqlite_' "
+                "AND substr(name, 1, 4) != '_cf_' AND substr(name, 1, 11) != 'chunks_fts_' "
+                "ORDER BY name"
+            )
+        ]
         return {name: self.scalar(f'SELECT COUNT(*) FROM "{name}"') for name in names}
 
     def vector_count(self) -> int:

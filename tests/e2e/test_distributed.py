@@ -80,6 +80,7 @@ def check_backup_set(s3, cadence_period: str, run_id: str) -> dict:
 
 # ---- 1. UI trigger ----------------------------------------------------------------------------
 
+
 def test_ui_trigger_prism_daily(stack, facts):
     """The UI's toggle (unpause) and trigger button for prism_daily; the run backs up, verifies,
     reviews the logs and checks the resources, all through the Celery worker."""
@@ -101,8 +102,9 @@ def test_ui_trigger_prism_daily(stack, facts):
     assert "Status: **verified**" in read(s3, f"reports/backups/daily/{period}/verification.md").decode()
     assert cf.scratch_resources() == []  # the test restore's scratch database and index are gone
     review = read(s3, f"reports/prism_daily/{period}/log_review.md").decode()
-    assert window_line(review) == (f"Window: {utc(run['data_interval_start']).isoformat()} to "
-                                   f"{utc(run['data_interval_end']).isoformat()} (UTC)")
+    assert window_line(review) == (
+        f"Window: {utc(run['data_interval_start']).isoformat()} to {utc(run['data_interval_end']).isoformat()} (UTC)"
+    )
     summary = xcom(stack, DAILY, run_id, "resource_usage.summary")
     assert summary["in_backfill"] is False and summary["d1"]["name"] == CONFIG["cloudflare"]["d1_database"]
     assert xcom(stack, DAILY, run_id, "health_check.free_tier")["neurons_limit"] > 0
@@ -110,6 +112,7 @@ def test_ui_trigger_prism_daily(stack, facts):
 
 
 # ---- 2. Schedule --------------------------------------------------------------------------------
+
 
 def test_schedule_from_config(stack, facts):
     """prism_health_monitor's schedule comes from PRISM_SCHEDULES (every minute instead of the
@@ -155,6 +158,7 @@ def test_schedule_from_config(stack, facts):
 
 # ---- 1 (continued). A manual DAG with Params ---------------------------------------------------
 
+
 def test_ui_trigger_disaster_recovery_with_params(stack, facts):
     """The Param form of prism_disaster_recovery: restore everything from the set the UI run wrote."""
     s3, cf = stack.s3_client(), Cloudflare(stack.lf)
@@ -163,14 +167,20 @@ def test_ui_trigger_disaster_recovery_with_params(stack, facts):
     # Damage for the restore to repair: rows gone from a table, a KV key gone.
     intact = cf.snapshot()
     cf.query("DELETE FROM query_log WHERE rowid IN (SELECT rowid FROM query_log ORDER BY rowid LIMIT 10)")
-    cf.api.delete(f"/accounts/{{acct}}/storage/kv/namespaces/{stack.lf.kv_id}/values/config%3Afeature-flags"
-                  ).raise_for_status()
+    cf.api.delete(
+        f"/accounts/{{acct}}/storage/kv/namespaces/{stack.lf.kv_id}/values/config%3Afeature-flags"
+    ).raise_for_status()
     damaged = cf.snapshot()
     assert damaged["tables"]["query_log"] == intact["tables"]["query_log"] - 10
     assert damaged["kv_keys"] == intact["kv_keys"] - 1
     unpause(stack, DR)
-    conf = {"source": "s3", "backup_date": period, "timestamp": None, "targets": ["d1", "vectorize", "kv"],
-            "confirm": "RESTORE"}
+    conf = {
+        "source": "s3",
+        "backup_date": period,
+        "timestamp": None,
+        "targets": ["d1", "vectorize", "kv"],
+        "confirm": "RESTORE",
+    }
     resp = trigger(stack, DR, None, conf)
     assert resp.status_code == 200, resp.text
     run = wait_for_run(stack, DR, resp.json()["dag_run_id"], timeout=420)
@@ -210,6 +220,7 @@ def test_ui_trigger_rejects_bad_params(stack, facts):
 
 # ---- 3. Backfill after an outage ---------------------------------------------------------------
 
+
 def expected_weekly(cf: Cloudflare, windows: list[tuple[datetime, datetime]]) -> list[dict]:
     """What each weekly run must find and delete, worked out from the data before the backfill, in
     the order the runs go (oldest first: a week deletes only what the weeks before it left)."""
@@ -219,12 +230,16 @@ def expected_weekly(cf: Cloudflare, windows: list[tuple[datetime, datetime]]) ->
     orphans = cf.query("SELECT id, vector_id FROM document_chunks WHERE document_id NOT IN (SELECT id FROM documents)")
     orphan_relationships = cf.scalar(
         "SELECT COUNT(*) FROM document_relationships WHERE source_document_id NOT IN (SELECT id FROM documents) "
-        "OR target_document_id NOT IN (SELECT id FROM documents)")
+        "OR target_document_id NOT IN (SELECT id FROM documents)"
+    )
     out = []
     for i, (start, end) in enumerate(windows):
         created_before = sql_time(end - timedelta(days=retention["cache_low_hit_age_days"]))
-        low = [k for k, r in cache.items() if r["hit_count"] < retention["cache_low_hit_count"]
-               and r["created_at"] < created_before]
+        low = [
+            k
+            for k, r in cache.items()
+            if r["hit_count"] < retention["cache_low_hit_count"] and r["created_at"] < created_before
+        ]
         for k in low:
             del cache[k]
         expired = [k for k, r in cache.items() if r["expires_at"] is not None and r["expires_at"] < sql_time(end)]
@@ -235,17 +250,23 @@ def expected_weekly(cf: Cloudflare, windows: list[tuple[datetime, datetime]]) ->
         for k in old_usage:
             del usage[k]
         first = i == 0
-        out.append({
-            "cutoffs": {"start": sql_time(start), "end": sql_time(end), "period": end.strftime("%Y%m%d")},
-            "new_documents": cf.scalar("SELECT COUNT(*) FROM documents WHERE created_at >= ? AND created_at < ?",
-                                       [sql_time(start), sql_time(end)]),
-            "cache": {"low_hits": len(low), "expired": len(expired)},
-            "database": {"orphan_chunks": len(orphans) if first else 0,
-                         "orphan_vectors": len({o["vector_id"] for o in orphans if o["vector_id"]}) if first else 0,
-                         "orphan_relationships": orphan_relationships if first else 0,
-                         "expired_cache": 0,  # cache_cleanup ran first with the same cutoff
-                         "usage_log": len(old_usage)},
-        })
+        out.append(
+            {
+                "cutoffs": {"start": sql_time(start), "end": sql_time(end), "period": end.strftime("%Y%m%d")},
+                "new_documents": cf.scalar(
+                    "SELECT COUNT(*) FROM documents WHERE created_at >= ? AND created_at < ?",
+                    [sql_time(start), sql_time(end)],
+                ),
+                "cache": {"low_hits": len(low), "expired": len(expired)},
+                "database": {
+                    "orphan_chunks": len(orphans) if first else 0,
+                    "orphan_vectors": len({o["vector_id"] for o in orphans if o["vector_id"]}) if first else 0,
+                    "orphan_relationships": orphan_relationships if first else 0,
+                    "expired_cache": 0,  # cache_cleanup ran first with the same cutoff
+                    "usage_log": len(old_usage),
+                },
+            }
+        )
     return out
 
 
@@ -261,7 +282,9 @@ def deleting_spans(stack, dag_ids: list[str]) -> list[tuple]:
         for r in runs(stack, dag_id):
             for ti in task_instances(stack, dag_id, r["dag_run_id"]):
                 if ti["pool"] == "prism_deletes" and ti["start_date"] and ti["end_date"]:
-                    spans.append((utc(ti["start_date"]), utc(ti["end_date"]), f"{dag_id} {r['dag_run_id']} {ti['task_id']}"))
+                    spans.append(
+                        (utc(ti["start_date"]), utc(ti["end_date"]), f"{dag_id} {r['dag_run_id']} {ti['task_id']}")
+                    )
     return sorted(spans)
 
 
@@ -272,10 +295,26 @@ def check_daily_backfill(stack, s3, cf, run: dict, started: datetime) -> dict:
     start, end = utc(run["data_interval_start"]), utc(run["data_interval_end"])
     period = end.strftime("%Y%m%d")
     st = states(stack, DAILY, run_id)
-    skipped = ["health_check.services", "health_check.free_tier", "daily_backup.plan", "daily_backup.d1",
-               "daily_backup.vectorize", "daily_backup.kv", "daily_backup.finalize", "daily_backup.verify"]
-    ran = ["log_review.run_window", "log_review.traffic", "log_review.security_events", "log_review.review",
-           "resource_usage.summary", "backup_retention", "log_rotation.archive_logs", "log_rotation.delete_old_archives"]
+    skipped = [
+        "health_check.services",
+        "health_check.free_tier",
+        "daily_backup.plan",
+        "daily_backup.d1",
+        "daily_backup.vectorize",
+        "daily_backup.kv",
+        "daily_backup.finalize",
+        "daily_backup.verify",
+    ]
+    ran = [
+        "log_review.run_window",
+        "log_review.traffic",
+        "log_review.security_events",
+        "log_review.review",
+        "resource_usage.summary",
+        "backup_retention",
+        "log_rotation.archive_logs",
+        "log_rotation.delete_old_archives",
+    ]
     assert {t: st[t] for t in skipped} == dict.fromkeys(skipped, "skipped"), st
     assert {t: st[t] for t in ran} == dict.fromkeys(ran, "success"), st
     assert not objects(s3, f"daily/{period}/") and not objects(s3, f"staging/daily/{period}/")
@@ -283,8 +322,11 @@ def check_daily_backfill(stack, s3, cf, run: dict, started: datetime) -> dict:
     win = xcom(stack, DAILY, run_id, "log_review.run_window")
     assert (utc(win["start"]), utc(win["end"]), win["period"]) == (start, end, period)
     events = xcom(stack, DAILY, run_id, "log_review.security_events")["rows"]
-    expected = cf.query("SELECT type, COUNT(*) AS events, COUNT(DISTINCT ip) AS sources FROM security_events "
-                        "WHERE created_at >= ? AND created_at < ? GROUP BY type", [sql_time(start), sql_time(end)])
+    expected = cf.query(
+        "SELECT type, COUNT(*) AS events, COUNT(DISTINCT ip) AS sources FROM security_events "
+        "WHERE created_at >= ? AND created_at < ? GROUP BY type",
+        [sql_time(start), sql_time(end)],
+    )
     assert sorted(map(json.dumps, events)) == sorted(map(json.dumps, expected))
     report = read(s3, f"reports/prism_daily/{period}/log_review.md").decode()
     assert window_line(report) == f"Window: {start.isoformat()} to {end.isoformat()} (UTC)"
@@ -292,20 +334,37 @@ def check_daily_backfill(stack, s3, cf, run: dict, started: datetime) -> dict:
     labels = xcom(stack, DAILY, run_id, "resource_usage.summary")
     assert labels["in_backfill"] is True and utc(labels["logical_date"]) == end
     assert started - timedelta(seconds=5) <= utc(labels["captured_at"]) <= now()
-    return {"period": period, "report": report, "events": events, "captured_at": labels["captured_at"],
-            "try": {ti["task_id"]: ti["try_number"] for ti in task_instances(stack, DAILY, run_id)}}
+    return {
+        "period": period,
+        "report": report,
+        "events": events,
+        "captured_at": labels["captured_at"],
+        "try": {ti["task_id"]: ti["try_number"] for ti in task_instances(stack, DAILY, run_id)},
+    }
 
 
 def check_weekly_backfill(stack, s3, run: dict, expected: dict) -> dict:
     run_id = run["dag_run_id"]
     start, end = utc(run["data_interval_start"]), utc(run["data_interval_end"])
     st = states(stack, WEEKLY, run_id)
-    for task in ("index_update.repos", "optimize.live_database", "optimize.analyze", "optimize.quick_check",
-                 "optimize.query_plan", "optimize.result"):
+    for task in (
+        "index_update.repos",
+        "optimize.live_database",
+        "optimize.analyze",
+        "optimize.quick_check",
+        "optimize.query_plan",
+        "optimize.result",
+    ):
         assert st[task] == "skipped", (task, st)
     assert not [t for t in st if t.startswith("index_update.update_repo") and st[t] != "skipped"], st
-    for task in ("cutoffs", "index_update.new_documents", "index_update.report", "cache_cleanup.summary",
-                 "database_cleanup.orphan_vectors", "database_cleanup.changes"):
+    for task in (
+        "cutoffs",
+        "index_update.new_documents",
+        "index_update.report",
+        "cache_cleanup.summary",
+        "database_cleanup.orphan_vectors",
+        "database_cleanup.changes",
+    ):
         assert st[task] == "success", (task, st)
     cutoffs = xcom(stack, WEEKLY, run_id, "cutoffs")
     assert {k: cutoffs[k] for k in ("start", "end", "period")} == expected["cutoffs"]
@@ -315,9 +374,17 @@ def check_weekly_backfill(stack, s3, run: dict, expected: dict) -> dict:
     text = read(s3, f"reports/prism_weekly/{expected['cutoffs']['period']}/index_update.md").decode()
     assert window_line(text) == f"Window: {start.isoformat()} to {end.isoformat()} (UTC)"
     assert f"{expected['new_documents']} documents were created in the window." in text
-    cache, database = xcom(stack, WEEKLY, run_id, "cache_cleanup.summary"), xcom(stack, WEEKLY, run_id, "database_cleanup.changes")
-    return {"cache": cache, "database": database, "text": text, "new_documents": report["new_documents"],
-            "try": {ti["task_id"]: ti["try_number"] for ti in task_instances(stack, WEEKLY, run_id) if ti["map_index"] < 0}}
+    cache, database = (
+        xcom(stack, WEEKLY, run_id, "cache_cleanup.summary"),
+        xcom(stack, WEEKLY, run_id, "database_cleanup.changes"),
+    )
+    return {
+        "cache": cache,
+        "database": database,
+        "text": text,
+        "new_documents": report["new_documents"],
+        "try": {ti["task_id"]: ti["try_number"] for ti in task_instances(stack, WEEKLY, run_id) if ti["map_index"] < 0},
+    }
 
 
 def test_backfill_after_outage(stack, facts):
@@ -362,9 +429,11 @@ def test_backfill_after_outage(stack, facts):
     bucket, data = objects(s3), cf.snapshot()
     reports = {k for k in bucket if k.startswith(("reports/prism_daily/", "reports/prism_weekly/"))}
     assert {k for k in reports if k.split("/")[2] in {d["period"] for d in first_daily}} == {
-        f"reports/prism_daily/{d['period']}/log_review.md" for d in first_daily}
+        f"reports/prism_daily/{d['period']}/log_review.md" for d in first_daily
+    }
     assert {k for k in reports if k.startswith("reports/prism_weekly/")} == {
-        f"reports/prism_weekly/{e['cutoffs']['period']}/index_update.md" for e in expected}
+        f"reports/prism_weekly/{e['cutoffs']['period']}/index_update.md" for e in expected
+    }
 
     # The same backfill again, reprocessing the completed runs: the same runs are cleared and run
     # again, and change nothing: no new objects, nothing deleted twice, the same reports.
@@ -389,11 +458,14 @@ def test_backfill_after_outage(stack, facts):
         assert set(second["cache"].values()) == {0} and set(second["database"].values()) == {0}, second
     assert objects(s3) == bucket  # same keys, same contents (ETags)
     assert cf.snapshot() == data
-    facts["backfill"] = {"daily": [d["period"] for d in first_daily],
-                         "weekly": [e["cutoffs"]["period"] for e in expected]}
+    facts["backfill"] = {
+        "daily": [d["period"] for d in first_daily],
+        "weekly": [e["cutoffs"]["period"] for e in expected],
+    }
 
 
 # ---- 4. A worker dies mid-backup ---------------------------------------------------------------
+
 
 class ManifestWatch(threading.Thread):
     """Polls the set's manifest; records when it first appears and whether the set was complete."""
@@ -409,7 +481,9 @@ class ManifestWatch(threading.Thread):
             if exists(self.s3, f"{self.prefix}manifest.json"):
                 manifest = json.loads(read(self.s3, f"{self.prefix}manifest.json"))
                 listing = objects(self.s3, self.prefix)
-                self.sightings.append((time.time(), all(self.prefix + o["key"] in listing for o in manifest["objects"])))
+                self.sightings.append(
+                    (time.time(), all(self.prefix + o["key"] in listing for o in manifest["objects"]))
+                )
             time.sleep(0.25)
 
     def stop(self):
@@ -444,8 +518,10 @@ def test_worker_dies_mid_backup(stack, facts):
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["dag_run_id"]
         deadline = time.monotonic() + 300
-        while not (ti_of(stack, run_id, "daily_backup.vectorize")["state"] == "running"
-                   and get_by_ids_calls(lf) - calls_before >= 2):
+        while not (
+            ti_of(stack, run_id, "daily_backup.vectorize")["state"] == "running"
+            and get_by_ids_calls(lf) - calls_before >= 2
+        ):
             assert time.monotonic() < deadline, explain(stack, DAILY, run_id)
             time.sleep(0.3)
         killed_try = ti_of(stack, run_id, "daily_backup.vectorize")["try_number"]
@@ -486,6 +562,7 @@ def test_worker_dies_mid_backup(stack, facts):
 
 # ---- 5. Clean shutdown -------------------------------------------------------------------------
 
+
 def test_clean_shutdown(stack):
     """Stop exactly the processes the suite started, by their ids; PostgreSQL and Redis keep running,
     without our database and our keys."""
@@ -515,8 +592,11 @@ def test_clean_shutdown(stack):
     stack.stop()
 
     for pid, created in ours:
-        alive = psutil.pid_exists(pid) and psutil.Process(pid).create_time() == created \
+        alive = (
+            psutil.pid_exists(pid)
+            and psutil.Process(pid).create_time() == created
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        )
         assert not alive, f"process {pid} we started is still running"
     after = databases()
     assert stack.name not in after and others <= after

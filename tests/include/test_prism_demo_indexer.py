@@ -65,16 +65,28 @@ def test_index_and_embed(lf_fresh, connect, capsys, monkeypatch):
     assert count("SELECT COUNT(*) AS n FROM documents") == docs0 + len(files)
     assert count("SELECT COUNT(*) AS n FROM document_chunks") == chunks0 + n_chunks
     assert count("SELECT COUNT(*) AS n FROM chunks_fts WHERE chunk_id LIKE 'demo-%'") == n_chunks
-    row = d1.rows(db, "SELECT d.created_at, r.name FROM documents d JOIN repos r ON r.id = d.repo_id WHERE d.id = ?",
-                  [files[0].doc_id])[0]
+    row = d1.rows(
+        db,
+        "SELECT d.created_at, r.name FROM documents d JOIN repos r ON r.id = d.repo_id WHERE d.id = ?",
+        [files[0].doc_id],
+    )[0]
     assert row == {"created_at": files[0].changed_at.strftime("%Y-%m-%d %H:%M:%S"), "name": "prism/ops"}
 
     embedded = run(capsys, "embed", "--repo", "prism/ops")
-    assert (embedded["chunks_embedded"], embedded["mutations"], embedded["vector_count"]) == (n_chunks, 1, vectors0 + n_chunks)
+    assert (embedded["chunks_embedded"], embedded["mutations"], embedded["vector_count"]) == (
+        n_chunks,
+        1,
+        vectors0 + n_chunks,
+    )
     assert vec.info(index)["vectorCount"] == vectors0 + n_chunks
     assert count("SELECT COUNT(*) AS n FROM document_chunks WHERE id LIKE 'demo-%' AND vector_id = id") == n_chunks
     got = next(vec.get_by_ids(index, [files[0].chunk_id(0)]))
-    assert got["metadata"] == {"document_id": files[0].doc_id, "chunk_index": 0, "repo": "prism/ops", "path": files[0].path}
+    assert got["metadata"] == {
+        "document_id": files[0].doc_id,
+        "chunk_index": 0,
+        "repo": "prism/ops",
+        "path": files[0].path,
+    }
     assert run(capsys, "embed", "--repo", "prism/ops")["chunks_embedded"] == 0  # nothing without a vector is left
 
     # A day later: --since takes only what changed after it, for documents and for embeddings.
@@ -82,7 +94,9 @@ def test_index_and_embed(lf_fresh, connect, capsys, monkeypatch):
     since = files[-1].changed_at.strftime("%Y-%m-%d %H:%M:%S")
     newer = corpus.files("prism/ops", NOW + timedelta(days=1), since=files[-1].changed_at)
     assert run(capsys, "index", "--repo", "prism/ops", "--since", since)["files"] == len(newer) == 2
-    assert run(capsys, "embed", "--repo", "prism/ops", "--since", since)["chunks_embedded"] == sum(len(f.chunks) for f in newer)
+    assert run(capsys, "embed", "--repo", "prism/ops", "--since", since)["chunks_embedded"] == sum(
+        len(f.chunks) for f in newer
+    )
 
     # --rebuild rewrites and re-embeds everything of the repo, without duplicating anything.
     total = len(files) + len(newer)
@@ -92,13 +106,19 @@ def test_index_and_embed(lf_fresh, connect, capsys, monkeypatch):
     vectors = vec.info(index)["vectorCount"]
     assert run(capsys, "embed", "--repo", "prism/ops", "--rebuild")["chunks_embedded"] == count(
         "SELECT COUNT(*) AS n FROM document_chunks c JOIN documents d ON d.id = c.document_id "
-        "JOIN repos r ON r.id = d.repo_id WHERE r.name = 'prism/ops'")
+        "JOIN repos r ON r.id = d.repo_id WHERE r.name = 'prism/ops'"
+    )
     assert vec.info(index)["vectorCount"] == vectors  # upserts of the same ids
     assert count("SELECT COUNT(*) AS n FROM document_chunks WHERE id LIKE 'demo-%' AND vector_id IS NULL") == 0
 
 
 def test_command_line_errors_exit_non_zero():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
-    proc = subprocess.run([sys.executable, "-m", "prism_demo_indexer", "index", "--repo", "not a repo"],
-                          cwd=ROOT / "include", env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "prism_demo_indexer", "index", "--repo", "not a repo"],
+        cwd=ROOT / "include",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--repo must be owner/name" in proc.stderr

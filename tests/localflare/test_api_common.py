@@ -20,12 +20,18 @@ def test_envelope_on_success(api):
 def test_unknown_route_is_7003(api):
     resp = api.get("/accounts/{acct}/no/such/thing")
     assert resp.status_code == 400
-    assert resp.json() == {"success": False, "errors": [{"code": 7003, "message": "No route for the URI"}],
-                           "messages": [], "result": None}
+    assert resp.json() == {
+        "success": False,
+        "errors": [{"code": 7003, "message": "No route for the URI"}],
+        "messages": [],
+        "result": None,
+    }
 
 
 def test_bad_token_gets_authentication_error(lf):
-    resp = requests.get(f"{lf.api_url}/accounts/{lf.account_id}/d1/database", headers={"Authorization": "Bearer nope"}, timeout=10)
+    resp = requests.get(
+        f"{lf.api_url}/accounts/{lf.account_id}/d1/database", headers={"Authorization": "Bearer nope"}, timeout=10
+    )
     assert resp.status_code == 403
     assert resp.json()["errors"] == [{"code": 10000, "message": "Authentication error"}]
     assert resp.json()["result"] is None
@@ -112,18 +118,29 @@ def test_state_survives_a_restart(tmp_path):
 
     server = testing.start(tmp_path / "lf", "--api-token", "tok-123")
     try:
-        r = requests.post(f"{server.api_url}/accounts/{server.account_id}/d1/database", json={"name": "keepme"},
-                          headers={"Authorization": "Bearer tok-123"}, timeout=10)
+        r = requests.post(
+            f"{server.api_url}/accounts/{server.account_id}/d1/database",
+            json={"name": "keepme"},
+            headers={"Authorization": "Bearer tok-123"},
+            timeout=10,
+        )
         db = r.json()["result"]["uuid"]
-        requests.post(f"{server.api_url}/accounts/{server.account_id}/d1/database/{db}/query",
-                      json={"sql": "CREATE TABLE t(x); INSERT INTO t VALUES (42)"},
-                      headers={"Authorization": "Bearer tok-123"}, timeout=10).raise_for_status()
+        requests.post(
+            f"{server.api_url}/accounts/{server.account_id}/d1/database/{db}/query",
+            json={"sql": "CREATE TABLE t(x); INSERT INTO t VALUES (42)"},
+            headers={"Authorization": "Bearer tok-123"},
+            timeout=10,
+        ).raise_for_status()
     finally:
         server.stop()
     again = testing.start(tmp_path / "lf", "--api-token", "tok-123")
     try:
-        rows = requests.post(f"{again.api_url}/accounts/{again.account_id}/d1/database/{db}/query", json={"sql": "SELECT x FROM t"},
-                             headers={"Authorization": "Bearer tok-123"}, timeout=10).json()["result"][0]["results"]
+        rows = requests.post(
+            f"{again.api_url}/accounts/{again.account_id}/d1/database/{db}/query",
+            json={"sql": "SELECT x FROM t"},
+            headers={"Authorization": "Bearer tok-123"},
+            timeout=10,
+        ).json()["result"][0]["results"]
         assert rows == [{"x": 42}]
     finally:
         again.stop()

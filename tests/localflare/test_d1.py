@@ -30,7 +30,11 @@ def q(api, db, sql, params=None, status=200):
 
 
 def test_statements_run_as_one_transaction_with_meta(api, scratch_db):
-    out = q(api, scratch_db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b'); SELECT * FROM t")
+    out = q(
+        api,
+        scratch_db,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b'); SELECT * FROM t",
+    )
     assert [r["success"] for r in out["result"]] == [True, True, True]
     insert, select = out["result"][1], out["result"][2]
     assert insert["meta"]["changes"] == 2 and insert["meta"]["rows_written"] == 2 and insert["meta"]["last_row_id"] == 2
@@ -46,9 +50,15 @@ def test_statements_run_as_one_transaction_with_meta(api, scratch_db):
 def test_params_and_batch(api, scratch_db):
     q(api, scratch_db, "CREATE TABLE t(a, b)")
     q(api, scratch_db, "INSERT INTO t VALUES (?, ?)", ["x", "7"])
-    batch = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/query", json={"batch": [
-        {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["y", "8"]},
-        {"sql": "SELECT a, b FROM t WHERE a = ?", "params": ["y"]}]}).json()
+    batch = api.post(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/query",
+        json={
+            "batch": [
+                {"sql": "INSERT INTO t VALUES (?, ?)", "params": ["y", "8"]},
+                {"sql": "SELECT a, b FROM t WHERE a = ?", "params": ["y"]},
+            ]
+        },
+    ).json()
     assert batch["result"][1]["results"] == [{"a": "y", "b": "8"}]
     # Params bind to one statement only; several statements with params are refused, not guessed at.
     assert q(api, scratch_db, "SELECT ?; SELECT ?", ["1", "2"], status=400)["errors"][0]["code"] == 7500
@@ -70,7 +80,11 @@ def test_limits_bound_params_statement_size_vacuum_and_pragmas(api, scratch_db):
 
 
 def test_foreign_keys_are_enforced_and_can_be_deferred(api, scratch_db):
-    q(api, scratch_db, "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id REFERENCES parent(id)); CREATE TABLE parent(id INTEGER PRIMARY KEY)")
+    q(
+        api,
+        scratch_db,
+        "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id REFERENCES parent(id)); CREATE TABLE parent(id INTEGER PRIMARY KEY)",
+    )
     err = q(api, scratch_db, "INSERT INTO child VALUES (1, 1)", status=400)
     assert "FOREIGN KEY constraint failed" in err["errors"][0]["message"]
     q(api, scratch_db, "PRAGMA defer_foreign_keys = on; INSERT INTO child VALUES (1, 1); INSERT INTO parent VALUES (1)")
@@ -101,17 +115,29 @@ def test_get_and_unknown_database(api, lf):
 
 
 def _export(api, db, **opts):
-    first = api.post(f"/accounts/{{acct}}/d1/database/{db}/export", json={"output_format": "polling", **opts}).json()["result"]
+    first = api.post(f"/accounts/{{acct}}/d1/database/{db}/export", json={"output_format": "polling", **opts}).json()[
+        "result"
+    ]
     polls = [first]
     while polls[-1]["status"] == "active":
-        polls.append(api.post(f"/accounts/{{acct}}/d1/database/{db}/export",
-                              json={"output_format": "polling", "current_bookmark": first["at_bookmark"]}).json()["result"])
+        polls.append(
+            api.post(
+                f"/accounts/{{acct}}/d1/database/{db}/export",
+                json={"output_format": "polling", "current_bookmark": first["at_bookmark"]},
+            ).json()["result"]
+        )
     return polls
 
 
 def test_export_blocks_the_database_and_honours_dump_options(api, scratch_db):
-    q(api, scratch_db, "CREATE TABLE a(x); CREATE TABLE b(y BLOB); INSERT INTO a VALUES ('it''s'); INSERT INTO b VALUES (X'00FF')")
-    first = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/export", json={"output_format": "polling"}).json()["result"]
+    q(
+        api,
+        scratch_db,
+        "CREATE TABLE a(x); CREATE TABLE b(y BLOB); INSERT INTO a VALUES ('it''s'); INSERT INTO b VALUES (X'00FF')",
+    )
+    first = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/export", json={"output_format": "polling"}).json()[
+        "result"
+    ]
     assert first["status"] == "active" and first["at_bookmark"]
     busy = q(api, scratch_db, "SELECT 1", status=503)
     assert "Currently processing a long-running export" in busy["errors"][0]["message"]
@@ -122,10 +148,14 @@ def test_export_blocks_the_database_and_honours_dump_options(api, scratch_db):
     assert "PRAGMA defer_foreign_keys=TRUE;" in dump
     assert "INSERT INTO \"a\" VALUES('it''s');" in dump and "INSERT INTO \"b\" VALUES(X'00FF');" in dump
     q(api, scratch_db, "SELECT 1")  # unblocked
-    schema_only = requests.get(_export(api, scratch_db, dump_options={"no_data": True})[-1]["result"]["signed_url"], timeout=10).text
+    schema_only = requests.get(
+        _export(api, scratch_db, dump_options={"no_data": True})[-1]["result"]["signed_url"], timeout=10
+    ).text
     assert "CREATE TABLE" in schema_only and "INSERT" not in schema_only
-    only_b = requests.get(_export(api, scratch_db, dump_options={"tables": ["b"]})[-1]["result"]["signed_url"], timeout=10).text
-    assert '"a"' not in only_b and "INSERT INTO \"b\"" in only_b
+    only_b = requests.get(
+        _export(api, scratch_db, dump_options={"tables": ["b"]})[-1]["result"]["signed_url"], timeout=10
+    ).text
+    assert '"a"' not in only_b and 'INSERT INTO "b"' in only_b
 
 
 def test_export_refuses_virtual_tables(api, lf):
@@ -141,14 +171,18 @@ def test_export_nobody_polls_is_cancelled_and_stall_fault(lf_fresh):
     db = api.post("/accounts/{acct}/d1/database", json={"name": "x"}).json()["result"]["uuid"]
     first = api.post(f"/accounts/{{acct}}/d1/database/{db}/export", json={"output_format": "polling"}).json()["result"]
     time.sleep(1.5)
-    later = api.post(f"/accounts/{{acct}}/d1/database/{db}/export",
-                     json={"output_format": "polling", "current_bookmark": first["at_bookmark"]}).json()["result"]
+    later = api.post(
+        f"/accounts/{{acct}}/d1/database/{db}/export",
+        json={"output_format": "polling", "current_bookmark": first["at_bookmark"]},
+    ).json()["result"]
     assert later["status"] == "error" and "not polled" in later["error"]
     server.add_faults("export_stall:count=1")
     first = api.post(f"/accounts/{{acct}}/d1/database/{db}/export", json={"output_format": "polling"}).json()["result"]
     for _ in range(12):  # polled faster than the timeout, yet never completes
-        state = api.post(f"/accounts/{{acct}}/d1/database/{db}/export",
-                         json={"output_format": "polling", "current_bookmark": first["at_bookmark"]}).json()["result"]
+        state = api.post(
+            f"/accounts/{{acct}}/d1/database/{db}/export",
+            json={"output_format": "polling", "current_bookmark": first["at_bookmark"]},
+        ).json()["result"]
         assert state["status"] == "active"
 
 
@@ -175,19 +209,27 @@ def test_signed_url_download_faults_expiry_and_resume(lf_fresh):
 
 def _import(api, db, sql: bytes):
     etag = hashlib.md5(sql).hexdigest()
-    init = api.post(f"/accounts/{{acct}}/d1/database/{db}/import", json={"action": "init", "etag": etag}).json()["result"]
+    init = api.post(f"/accounts/{{acct}}/d1/database/{db}/import", json={"action": "init", "etag": etag}).json()[
+        "result"
+    ]
     put = requests.put(init["upload_url"], data=sql, timeout=10)
     assert put.status_code == 200 and put.headers["ETag"].strip('"') == etag
-    state = api.post(f"/accounts/{{acct}}/d1/database/{db}/import",
-                     json={"action": "ingest", "filename": init["filename"], "etag": etag}).json()["result"]
+    state = api.post(
+        f"/accounts/{{acct}}/d1/database/{db}/import",
+        json={"action": "ingest", "filename": init["filename"], "etag": etag},
+    ).json()["result"]
     while state["status"] == "active":
-        state = api.post(f"/accounts/{{acct}}/d1/database/{db}/import",
-                         json={"action": "poll", "current_bookmark": state["at_bookmark"]}).json()["result"]
+        state = api.post(
+            f"/accounts/{{acct}}/d1/database/{db}/import",
+            json={"action": "poll", "current_bookmark": state["at_bookmark"]},
+        ).json()["result"]
     return state
 
 
 def test_import_flow_and_its_refusals(api, scratch_db):
-    ok_state = _import(api, scratch_db, b"CREATE TABLE t(v);\nINSERT INTO t VALUES ('a;b');\nINSERT INTO t VALUES (X'01');\n")
+    ok_state = _import(
+        api, scratch_db, b"CREATE TABLE t(v);\nINSERT INTO t VALUES ('a;b');\nINSERT INTO t VALUES (X'01');\n"
+    )
     assert ok_state["status"] == "complete" and ok_state["result"]["num_queries"] == 3
     assert ok_state["result"]["final_bookmark"] > ok_state["at_bookmark"]
     assert q(api, scratch_db, "SELECT COUNT(*) AS n FROM t")["result"][0]["results"] == [{"n": 2}]
@@ -197,9 +239,13 @@ def test_import_flow_and_its_refusals(api, scratch_db):
     assert big["status"] == "error" and "statement too long" in big["error"]
     bad = _import(api, scratch_db, b"INSERT INTO t VALUES (1);\nINSERT INTO nope VALUES (1);\n")
     assert bad["status"] == "error" and "no such table: nope" in bad["error"]
-    assert q(api, scratch_db, "SELECT COUNT(*) AS n FROM t")["result"][0]["results"] == [{"n": 2}]  # nothing half-applied
-    wrong = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/import",
-                     json={"action": "ingest", "filename": "nope.sql", "etag": "0" * 32})
+    assert q(api, scratch_db, "SELECT COUNT(*) AS n FROM t")["result"][0]["results"] == [
+        {"n": 2}
+    ]  # nothing half-applied
+    wrong = api.post(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/import",
+        json={"action": "ingest", "filename": "nope.sql", "etag": "0" * 32},
+    )
     assert wrong.status_code == 400
 
 
@@ -211,15 +257,24 @@ def test_time_travel_bookmarks_restore_and_undo(api, scratch_db):
     q(api, scratch_db, "DELETE FROM t")
     later = api.get(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/bookmark").json()["result"]["bookmark"]
     assert later > mark  # bookmarks sort lexicographically in time order
-    at = api.get(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/bookmark", params={"timestamp": stamp}).json()
+    at = api.get(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/bookmark", params={"timestamp": stamp}
+    ).json()
     assert at["result"]["bookmark"] == mark
-    restored = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore", params={"bookmark": mark}).json()["result"]
+    restored = api.post(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore", params={"bookmark": mark}
+    ).json()["result"]
     assert restored["previous_bookmark"] == later
     assert q(api, scratch_db, "SELECT v FROM t")["result"][0]["results"] == [{"v": 1}]
-    api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore",
-             params={"bookmark": restored["previous_bookmark"]}).raise_for_status()  # undo the restore
+    api.post(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore",
+        params={"bookmark": restored["previous_bookmark"]},
+    ).raise_for_status()  # undo the restore
     assert q(api, scratch_db, "SELECT v FROM t")["result"][0]["results"] == []
-    old = api.get(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/bookmark", params={"timestamp": "2020-01-01T00:00:00Z"})
+    old = api.get(
+        f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/bookmark",
+        params={"timestamp": "2020-01-01T00:00:00Z"},
+    )
     assert old.status_code == 400 and "outside the Time Travel window" in old.json()["errors"][0]["message"]
     neither = api.post(f"/accounts/{{acct}}/d1/database/{scratch_db}/time_travel/restore")
     assert neither.status_code == 400

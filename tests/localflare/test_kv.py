@@ -23,7 +23,12 @@ def ns(api):
 
 def test_values_are_raw_bytes_and_missing_keys_404(api, ns):
     blob = bytes(range(256))
-    assert api.put(f"{BASE}/{ns}/values/a%2Fb", data=blob, headers={"Content-Type": "application/octet-stream"}).status_code == 200
+    assert (
+        api.put(
+            f"{BASE}/{ns}/values/a%2Fb", data=blob, headers={"Content-Type": "application/octet-stream"}
+        ).status_code
+        == 200
+    )
     got = api.get(f"{BASE}/{ns}/values/a%2Fb")
     assert got.status_code == 200 and got.content == blob
     assert [k["name"] for k in api.get(f"{BASE}/{ns}/keys").json()["result"]] == ["a/b"]
@@ -34,14 +39,19 @@ def test_values_are_raw_bytes_and_missing_keys_404(api, ns):
 
 
 def test_multipart_put_with_metadata_and_expiration(lf, api, ns):
-    resp = api.put(f"{BASE}/{ns}/values/k", params={"expiration_ttl": 120},
-                   files={"value": (None, b"v1"), "metadata": (None, '{"type": "query"}')})
+    resp = api.put(
+        f"{BASE}/{ns}/values/k",
+        params={"expiration_ttl": 120},
+        files={"value": (None, b"v1"), "metadata": (None, '{"type": "query"}')},
+    )
     assert resp.status_code == 200, resp.text
     assert api.get(f"{BASE}/{ns}/metadata/k").json()["result"] == {"type": "query"}
     listed = api.get(f"{BASE}/{ns}/keys").json()["result"][0]
     assert listed["metadata"] == {"type": "query"} and listed["expiration"] > 0
     assert api.get(f"{BASE}/{ns}/values/k").headers["expiration"] == str(listed["expiration"])
-    assert api.put(f"{BASE}/{ns}/values/k", params={"expiration_ttl": 59}, data=b"x").json()["errors"][0]["code"] == 10037
+    assert (
+        api.put(f"{BASE}/{ns}/values/k", params={"expiration_ttl": 59}, data=b"x").json()["errors"][0]["code"] == 10037
+    )
 
 
 def test_expired_keys_disappear(lf_fresh):
@@ -57,10 +67,15 @@ def test_expired_keys_disappear(lf_fresh):
 
 def test_key_listing_cursor_prefix_and_limits(api, ns):
     items = [{"key": f"p:{i:04d}", "value": str(i)} for i in range(25)] + [{"key": "q:1", "value": "q"}]
-    assert api.put(f"{BASE}/{ns}/bulk", json=items).json()["result"] == {"successful_key_count": 26, "unsuccessful_keys": []}
+    assert api.put(f"{BASE}/{ns}/bulk", json=items).json()["result"] == {
+        "successful_key_count": 26,
+        "unsuccessful_keys": [],
+    }
     names, cursor = [], None
     while True:
-        page = api.get(f"{BASE}/{ns}/keys", params={"limit": 10, "prefix": "p:", **({"cursor": cursor} if cursor else {})}).json()
+        page = api.get(
+            f"{BASE}/{ns}/keys", params={"limit": 10, "prefix": "p:", **({"cursor": cursor} if cursor else {})}
+        ).json()
         names += [k["name"] for k in page["result"]]
         cursor = page["result_info"]["cursor"]
         assert page["result_info"]["count"] == len(page["result"])
@@ -73,16 +88,20 @@ def test_key_listing_cursor_prefix_and_limits(api, ns):
 
 
 def test_bulk_write_get_delete(api, ns):
-    items = [{"key": "text", "value": "hello", "metadata": {"m": 1}},
-             {"key": "json", "value": '{"a": 1}'},
-             {"key": "bin", "value": base64.b64encode(b"\x00\xff").decode(), "base64": True}]
+    items = [
+        {"key": "text", "value": "hello", "metadata": {"m": 1}},
+        {"key": "json", "value": '{"a": 1}'},
+        {"key": "bin", "value": base64.b64encode(b"\x00\xff").decode(), "base64": True},
+    ]
     api.put(f"{BASE}/{ns}/bulk", json=items).raise_for_status()
     assert api.get(f"{BASE}/{ns}/values/bin").content == b"\x00\xff"
     got = api.post(f"{BASE}/{ns}/bulk/get", json={"keys": ["text", "missing"]}).json()["result"]
     assert got == {"values": {"text": "hello", "missing": None}}
     meta = api.post(f"{BASE}/{ns}/bulk/get", json={"keys": ["text"], "withMetadata": True}).json()["result"]
     assert meta == {"values": {"text": {"value": "hello", "metadata": {"m": 1}}}}
-    assert api.post(f"{BASE}/{ns}/bulk/get", json={"keys": ["json"], "type": "json"}).json()["result"]["values"]["json"] == {"a": 1}
+    assert api.post(f"{BASE}/{ns}/bulk/get", json={"keys": ["json"], "type": "json"}).json()["result"]["values"][
+        "json"
+    ] == {"a": 1}
     assert api.post(f"{BASE}/{ns}/bulk/get", json={"keys": ["bin"]}).status_code == 400  # binary is not supported
     assert api.post(f"{BASE}/{ns}/bulk/get", json={"keys": [f"k{i}" for i in range(101)]}).status_code == 400
     assert api.put(f"{BASE}/{ns}/bulk", json=[{"key": f"k{i}", "value": "v"} for i in range(10_001)]).status_code == 400

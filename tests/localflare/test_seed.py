@@ -33,14 +33,40 @@ def demo(tmp_path_factory):
 def test_every_job_finds_work(demo):
     _, summary, conn = demo
     now = "'2026-11-01 12:00:00'"
-    assert one(conn, "SELECT COUNT(*) FROM document_chunks WHERE document_id NOT IN (SELECT id FROM documents)") == ORPHAN_CHUNKS
-    assert one(conn, "SELECT COUNT(*) FROM document_relationships WHERE source_document_id NOT IN (SELECT id FROM documents)"
-                     " OR target_document_id NOT IN (SELECT id FROM documents)") == ORPHAN_RELATIONSHIPS
+    assert (
+        one(conn, "SELECT COUNT(*) FROM document_chunks WHERE document_id NOT IN (SELECT id FROM documents)")
+        == ORPHAN_CHUNKS
+    )
+    assert (
+        one(
+            conn,
+            "SELECT COUNT(*) FROM document_relationships WHERE source_document_id NOT IN (SELECT id FROM documents)"
+            " OR target_document_id NOT IN (SELECT id FROM documents)",
+        )
+        == ORPHAN_RELATIONSHIPS
+    )
     assert one(conn, f"SELECT COUNT(*) FROM cache_metadata WHERE expires_at < {now}") > 20
-    assert one(conn, f"SELECT COUNT(*) FROM cache_metadata WHERE hit_count < 5 AND created_at < datetime({now}, '-7 days')") > 20
+    assert (
+        one(
+            conn, f"SELECT COUNT(*) FROM cache_metadata WHERE hit_count < 5 AND created_at < datetime({now}, '-7 days')"
+        )
+        > 20
+    )
     assert one(conn, f"SELECT COUNT(*) FROM usage_log WHERE date < date({now}, '-90 days')") > 100
-    assert one(conn, f"SELECT COUNT(*) FROM security_events WHERE type = 'failed_login' AND created_at >= datetime({now}, '-30 days')") > 100
-    assert one(conn, f"SELECT COUNT(*) FROM security_events WHERE type = 'api_key_abuse' AND created_at >= datetime({now}, '-30 days')") > 0
+    assert (
+        one(
+            conn,
+            f"SELECT COUNT(*) FROM security_events WHERE type = 'failed_login' AND created_at >= datetime({now}, '-30 days')",
+        )
+        > 100
+    )
+    assert (
+        one(
+            conn,
+            f"SELECT COUNT(*) FROM security_events WHERE type = 'api_key_abuse' AND created_at >= datetime({now}, '-30 days')",
+        )
+        > 0
+    )
     assert one(conn, "SELECT COUNT(*) FROM query_log WHERE duration_ms > 1000") >= 10
     assert one(conn, f"SELECT COUNT(*) FROM documents WHERE created_at >= datetime({now}, '-7 days')") > 5
     assert one(conn, "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'") == 1
@@ -66,8 +92,16 @@ def test_seed_is_deterministic(tmp_path, demo):
 
     def digest(conn):
         h = hashlib.sha256()
-        for table in ("documents", "document_chunks", "document_relationships", "cache_metadata", "usage_log",
-                      "security_events", "query_log", "repos"):
+        for table in (
+            "documents",
+            "document_chunks",
+            "document_relationships",
+            "cache_metadata",
+            "usage_log",
+            "security_events",
+            "query_log",
+            "repos",
+        ):
             for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1"):
                 h.update(repr(row).encode())
         return h.hexdigest()

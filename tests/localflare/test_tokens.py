@@ -13,7 +13,11 @@ PROBES = {
     "D1 Read": ("GET", "/accounts/{acct}/d1/database", None),
     "D1 Edit": ("POST", "/accounts/{acct}/d1/database/{db}/query", {"sql": "SELECT 1"}),
     "Vectorize Read": ("GET", "/accounts/{acct}/vectorize/v2/indexes/{index}", None),
-    "Vectorize Edit": ("POST", "/accounts/{acct}/vectorize/v2/indexes", {"name": "x", "config": {"dimensions": 2, "metric": "nope"}}),
+    "Vectorize Edit": (
+        "POST",
+        "/accounts/{acct}/vectorize/v2/indexes",
+        {"name": "x", "config": {"dimensions": 2, "metric": "nope"}},
+    ),
     "Workers KV Storage Read": ("GET", "/accounts/{acct}/storage/kv/namespaces", None),
     "Workers KV Storage Edit": ("POST", "/accounts/{acct}/storage/kv/namespaces/{ns}/bulk/delete", []),
     "Workers Scripts Read": ("GET", "/accounts/{acct}/workers/scripts/claudes-friend/deployments", None),
@@ -36,8 +40,9 @@ def restricted(tmp_path_factory):
 
 def _send(server, token: str, method: str, path: str, body):
     path = path.format(acct=server.account_id, db=server.d1_id, index=server.index_name, ns=server.kv_id)
-    return requests.request(method, f"{server.api_url}{path}", json=body, timeout=30,
-                            headers={"Authorization": f"Bearer {token}"})
+    return requests.request(
+        method, f"{server.api_url}{path}", json=body, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    )
 
 
 @pytest.mark.parametrize("perm", [p for p in PERMISSIONS if p != "Account Analytics Read"])
@@ -45,8 +50,12 @@ def test_a_token_lacking_one_group_is_refused_there_and_served_elsewhere(restric
     token = f"without-{perm.replace(' ', '-')}"
     refused = _send(restricted, token, *PROBES[perm])
     assert refused.status_code == 403
-    assert refused.json() == {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}],
-                              "messages": [], "result": None}
+    assert refused.json() == {
+        "success": False,
+        "errors": [{"code": 10000, "message": "Authentication error"}],
+        "messages": [],
+        "result": None,
+    }
     for other, probe in PROBES.items():
         if other != perm:
             resp = _send(restricted, token, *probe)
@@ -54,7 +63,7 @@ def test_a_token_lacking_one_group_is_refused_there_and_served_elsewhere(restric
 
 
 def test_graphql_without_analytics_answers_in_graphql_shape(restricted):
-    body = {"query": "{ viewer { accounts(filter: {accountTag: \"%s\"}) { __typename } } }" % restricted.account_id}
+    body = {"query": '{ viewer { accounts(filter: {accountTag: "%s"}) { __typename } } }' % restricted.account_id}
     resp = _send(restricted, "without-Account-Analytics-Read", "POST", "/graphql", body)
     assert resp.status_code == 403
     assert resp.json()["data"] is None
@@ -72,8 +81,9 @@ def test_token_verify_works_for_any_valid_token_and_no_other(restricted):
 def test_account_details_and_another_account(restricted):
     resp = _send(restricted, restricted.token, "GET", "/accounts/{acct}", None)
     assert resp.status_code == 200 and resp.json()["result"]["id"] == restricted.account_id
-    other = requests.get(f"{restricted.api_url}/accounts/{'f' * 32}", timeout=10,
-                         headers={"Authorization": f"Bearer {restricted.token}"})
+    other = requests.get(
+        f"{restricted.api_url}/accounts/{'f' * 32}", timeout=10, headers={"Authorization": f"Bearer {restricted.token}"}
+    )
     assert other.status_code == 403 and other.json()["errors"][0]["code"] == 9109
 
 

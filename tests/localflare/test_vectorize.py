@@ -75,36 +75,58 @@ def test_write_validation(api, index):
     assert err(ndjson([{"id": "a", "values": unit(1), "metadata": {"$bad": 1}}]))["code"] == 40023
     assert err(ndjson([{"id": f"v{i}", "values": unit(i)} for i in range(5001)]))["code"] == 40006
     assert err(ndjson([{"id": "a", "values": unit(1)}]), ctype="application/json")["code"] == 40026
-    discard = api.post(f"{BASE}/{index}/upsert", params={"unparsable-behavior": "discard"},
-                       data=b"{broken\n" + ndjson([{"id": "ok", "values": unit(1)}]), headers={"Content-Type": "application/x-ndjson"})
+    discard = api.post(
+        f"{BASE}/{index}/upsert",
+        params={"unparsable-behavior": "discard"},
+        data=b"{broken\n" + ndjson([{"id": "ok", "values": unit(1)}]),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
     wait_applied(api, index, discard.json()["result"]["mutationId"])
     assert api.get(f"{BASE}/{index}/info").json()["result"]["vectorCount"] == 1
 
 
 def test_multipart_form_is_accepted(api, index):
-    resp = api.post(f"{BASE}/{index}/insert", files={"vectors": ("v.ndjson", ndjson([{"id": "m", "values": unit(5)}]), "application/x-ndjson")})
+    resp = api.post(
+        f"{BASE}/{index}/insert",
+        files={"vectors": ("v.ndjson", ndjson([{"id": "m", "values": unit(5)}]), "application/x-ndjson")},
+    )
     assert resp.status_code == 200, resp.text
     wait_applied(api, index, resp.json()["result"]["mutationId"])
 
 
 def test_exact_search_and_topk_limits(api, index):
-    vectors = [{"id": f"v{i}", "values": unit(i), "metadata": {"n": i, "group": "even" if i % 2 == 0 else "odd"}} for i in range(30)]
+    vectors = [
+        {"id": f"v{i}", "values": unit(i), "metadata": {"n": i, "group": "even" if i % 2 == 0 else "odd"}}
+        for i in range(30)
+    ]
     wait_applied(api, index, write(api, index, vectors))
-    res = api.post(f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 3, "returnValues": True, "returnMetadata": "all"}).json()["result"]
+    res = api.post(
+        f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 3, "returnValues": True, "returnMetadata": "all"}
+    ).json()["result"]
     assert res["matches"][0]["id"] == "v7" and res["matches"][0]["score"] == pytest.approx(1.0, abs=1e-5)
     expected = sorted(range(30), key=lambda i: -float(np.dot(unit(i), unit(7))))[:3]
     assert [m["id"] for m in res["matches"]] == [f"v{i}" for i in expected]
     assert res["matches"][0]["metadata"]["n"] == 7 and len(res["matches"][0]["values"]) == 8
-    assert api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 21, "returnValues": True}).status_code == 400
+    assert (
+        api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 21, "returnValues": True}).status_code == 400
+    )
     assert api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 101}).status_code == 400
-    assert len(api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 100}).json()["result"]["matches"]) == 30
+    assert (
+        len(api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 100}).json()["result"]["matches"]) == 30
+    )
     plain = api.post(f"{BASE}/{index}/query", json={"vector": unit(1), "topK": 1}).json()["result"]["matches"][0]
     assert set(plain) == {"id", "score"}
     # Filters work on properties with a metadata index only.
-    api.post(f"{BASE}/{index}/metadata_index/create", json={"propertyName": "group", "indexType": "string"}).raise_for_status()
-    evens = api.post(f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 50, "filter": {"group": "even"}}).json()["result"]
+    api.post(
+        f"{BASE}/{index}/metadata_index/create", json={"propertyName": "group", "indexType": "string"}
+    ).raise_for_status()
+    evens = api.post(f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 50, "filter": {"group": "even"}}).json()[
+        "result"
+    ]
     assert evens["count"] == 15 and all(int(m["id"][1:]) % 2 == 0 for m in evens["matches"])
-    none = api.post(f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 50, "filter": {"n": {"$gt": 3}}}).json()["result"]
+    none = api.post(f"{BASE}/{index}/query", json={"vector": unit(7), "topK": 50, "filter": {"n": {"$gt": 3}}}).json()[
+        "result"
+    ]
     assert none["count"] == 0
 
 
@@ -116,10 +138,16 @@ def test_zero_vector_query_answers(api, lf):
 def test_delete_by_ids_cap_and_effect(api, index):
     wait_applied(api, index, write(api, index, [{"id": f"v{i}", "values": unit(i)} for i in range(10)]))
     too_many = api.post(f"{BASE}/{index}/delete_by_ids", json={"ids": [f"x{i}" for i in range(101)]})
-    assert too_many.status_code == 400 and too_many.json()["errors"][0] == {"code": 40007, "message": "too many ids in payload; max id count is 100"}
+    assert too_many.status_code == 400 and too_many.json()["errors"][0] == {
+        "code": 40007,
+        "message": "too many ids in payload; max id count is 100",
+    }
     mid = api.post(f"{BASE}/{index}/delete_by_ids", json={"ids": ["v1", "v2"]}).json()["result"]["mutationId"]
     assert wait_applied(api, index, mid)["vectorCount"] == 8
-    assert api.post(f"{BASE}/{index}/get_by_ids", json={"ids": [f"x{i}" for i in range(101)]}).json()["errors"][0]["code"] == 40007
+    assert (
+        api.post(f"{BASE}/{index}/get_by_ids", json={"ids": [f"x{i}" for i in range(101)]}).json()["errors"][0]["code"]
+        == 40007
+    )
 
 
 def test_list_is_a_snapshot_with_a_cursor(api, index):
@@ -143,11 +171,17 @@ def test_list_is_a_snapshot_with_a_cursor(api, index):
 def test_index_lifecycle_errors(api, index):
     assert api.post(BASE, json={"name": index, "config": {"dimensions": 8, "metric": "cosine"}}).status_code == 409
     assert api.post(BASE, json={"name": "Bad Name", "config": {"dimensions": 8, "metric": "cosine"}}).status_code == 400
-    assert api.post(BASE, json={"name": "okname", "config": {"dimensions": 2000, "metric": "cosine"}}).status_code == 400
-    assert api.post(BASE, json={"name": "okname", "config": {"dimensions": 8, "metric": "manhattan"}}).status_code == 400
+    assert (
+        api.post(BASE, json={"name": "okname", "config": {"dimensions": 2000, "metric": "cosine"}}).status_code == 400
+    )
+    assert (
+        api.post(BASE, json={"name": "okname", "config": {"dimensions": 8, "metric": "manhattan"}}).status_code == 400
+    )
     missing = api.get(f"{BASE}/no-such-index/info")
     assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == 3000
-    preset = api.post(BASE, json={"name": "preset-idx", "config": {"preset": "@cf/baai/bge-small-en-v1.5"}}).json()["result"]
+    preset = api.post(BASE, json={"name": "preset-idx", "config": {"preset": "@cf/baai/bge-small-en-v1.5"}}).json()[
+        "result"
+    ]
     assert preset["config"]["dimensions"] == 384 and preset["config"]["metric"] == "cosine"
     api.delete(f"{BASE}/preset-idx").raise_for_status()
     assert api.get(f"{BASE}/preset-idx").status_code == 404

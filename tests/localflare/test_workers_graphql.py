@@ -28,7 +28,9 @@ def gql(api, query, variables, status=200):
 
 def window(hours_back: int):
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    return (end - timedelta(hours=hours_back)).isoformat().replace("+00:00", "Z"), end.isoformat().replace("+00:00", "Z")
+    return (end - timedelta(hours=hours_back)).isoformat().replace("+00:00", "Z"), end.isoformat().replace(
+        "+00:00", "Z"
+    )
 
 
 def test_deployments_and_versions_have_the_real_shapes(api):
@@ -45,12 +47,17 @@ def test_deployments_and_versions_have_the_real_shapes(api):
 
 
 def test_ai_embeddings_match_the_seeded_vectors(api, lf):
-    chunk = api.post(f"/accounts/{{acct}}/d1/database/{lf.d1_id}/query",
-                     json={"sql": "SELECT id, content FROM document_chunks WHERE id = 'chk-0000007-02'"}).json()["result"][0]["results"][0]
-    run = api.post("/accounts/{acct}/ai/run/@cf/baai/bge-small-en-v1.5", json={"text": [chunk["content"], chunk["content"]]}).json()["result"]
+    chunk = api.post(
+        f"/accounts/{{acct}}/d1/database/{lf.d1_id}/query",
+        json={"sql": "SELECT id, content FROM document_chunks WHERE id = 'chk-0000007-02'"},
+    ).json()["result"][0]["results"][0]
+    run = api.post(
+        "/accounts/{acct}/ai/run/@cf/baai/bge-small-en-v1.5", json={"text": [chunk["content"], chunk["content"]]}
+    ).json()["result"]
     assert run["shape"] == [2, 384] and run["data"][0] == run["data"][1]
-    match = api.post(f"/accounts/{{acct}}/vectorize/v2/indexes/{lf.index_name}/query",
-                     json={"vector": run["data"][0], "topK": 1}).json()["result"]["matches"][0]
+    match = api.post(
+        f"/accounts/{{acct}}/vectorize/v2/indexes/{lf.index_name}/query", json={"vector": run["data"][0], "topK": 1}
+    ).json()["result"]["matches"][0]
     assert match["id"] == chunk["id"] and match["score"] == pytest.approx(1.0, abs=1e-5)
     assert api.post("/accounts/{acct}/ai/run/@cf/meta/nope", json={"text": "x"}).json()["errors"][0]["code"] == 5007
     assert api.post("/accounts/{acct}/ai/run/@cf/baai/bge-small-en-v1.5", json={"text": ["x"] * 101}).status_code == 400
@@ -64,13 +71,17 @@ def test_workers_analytics_group_and_total_agree(api, lf):
     groups = hourly["data"]["viewer"]["accounts"][0]["workersInvocationsAdaptive"]
     assert len(groups) == 48
     assert [g["dimensions"]["datetimeHour"] for g in groups] == sorted(g["dimensions"]["datetimeHour"] for g in groups)
-    total = gql(api, WORKERS_QUERY.replace("dimensions { DIMS }", ""), variables)["data"]["viewer"]["accounts"][0]["workersInvocationsAdaptive"]
+    total = gql(api, WORKERS_QUERY.replace("dimensions { DIMS }", ""), variables)["data"]["viewer"]["accounts"][0][
+        "workersInvocationsAdaptive"
+    ]
     assert len(total) == 1
     assert total[0]["sum"]["requests"] == sum(g["sum"]["requests"] for g in groups) > 0
     assert total[0]["sum"]["errors"] == sum(g["sum"]["errors"] for g in groups)
     q = total[0]["quantiles"]
     assert 0 < q["wallTimeP50"] < q["wallTimeP95"] < q["wallTimeP99"]
-    by_status = gql(api, WORKERS_QUERY.replace("DIMS", "status"), variables)["data"]["viewer"]["accounts"][0]["workersInvocationsAdaptive"]
+    by_status = gql(api, WORKERS_QUERY.replace("DIMS", "status"), variables)["data"]["viewer"]["accounts"][0][
+        "workersInvocationsAdaptive"
+    ]
     statuses = {g["dimensions"]["status"]: g["sum"] for g in by_status}
     assert statuses["success"]["errors"] == 0
     assert sum(s["requests"] for s in statuses.values()) == total[0]["sum"]["requests"]
@@ -83,13 +94,20 @@ def test_graphql_errors_come_with_http_200(api, lf):
     assert unknown["data"] is None and "noSuchField" in unknown["errors"][0]["message"]
     wide = gql(api, WORKERS_QUERY.replace("DIMS", "date"), {**variables, "start": window(24 * 40)[0]})
     assert wide["errors"][0]["message"] == "query time range is too large"
-    old = gql(api, WORKERS_QUERY.replace("DIMS", "date"), {**variables, "start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"})
+    old = gql(
+        api,
+        WORKERS_QUERY.replace("DIMS", "date"),
+        {**variables, "start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"},
+    )
     assert "cannot request data older than" in old["errors"][0]["message"]
     other = gql(api, WORKERS_QUERY.replace("DIMS", "date"), {**variables, "acct": "f" * 32})
     assert other["errors"][0]["message"] == "not authorized for that account"
     too_many = gql(api, WORKERS_QUERY.replace("10000", "10001").replace("DIMS", "date"), variables)
     assert "limit must be positive number" in too_many["errors"][0]["message"]
-    assert requests.get(f"{lf.api_url}/graphql", headers={"Authorization": f"Bearer {lf.token}"}, timeout=10).status_code == 405
+    assert (
+        requests.get(f"{lf.api_url}/graphql", headers={"Authorization": f"Bearer {lf.token}"}, timeout=10).status_code
+        == 405
+    )
 
 
 def test_d1_ai_and_kv_datasets(api, lf):
@@ -101,12 +119,19 @@ def test_d1_ai_and_kv_datasets(api, lf):
         count sum { totalNeurons } dimensions { modelId } }
       kvOperationsAdaptiveGroups(limit: 100, filter: {datetime_geq: $start, datetime_lt: $end}) {
         sum { requests } dimensions { actionType } } } } }"""
-    data = gql(api, query, {"acct": lf.account_id, "start": start, "end": end, "db": lf.d1_id})["data"]["viewer"]["accounts"][0]
+    data = gql(api, query, {"acct": lf.account_id, "start": start, "end": end, "db": lf.d1_id})["data"]["viewer"][
+        "accounts"
+    ][0]
     d1 = data["d1AnalyticsAdaptiveGroups"][0]["sum"]
     assert d1["rowsRead"] == 25 * d1["readQueries"] > 0
     ai = data["aiInferenceAdaptiveGroups"][0]
     assert ai["dimensions"]["modelId"] == "@cf/baai/bge-small-en-v1.5" and ai["sum"]["totalNeurons"] > 0
-    assert {g["dimensions"]["actionType"] for g in data["kvOperationsAdaptiveGroups"]} == {"read", "write", "delete", "list"}
+    assert {g["dimensions"]["actionType"] for g in data["kvOperationsAdaptiveGroups"]} == {
+        "read",
+        "write",
+        "delete",
+        "list",
+    }
 
 
 def test_worker_health_and_metrics_agree_with_the_seed(lf, api):
@@ -114,8 +139,15 @@ def test_worker_health_and_metrics_agree_with_the_seed(lf, api):
     assert health.status_code == 200 and health.json()["status"] == "healthy"
     for _ in range(3):  # an hour boundary between the two calls would shift the window
         metrics = requests.get(f"{lf.worker_url}/metrics", params={"period": "7d"}, timeout=10).json()
-        variables = {"acct": lf.account_id, "start": metrics["window"]["start"], "end": metrics["window"]["end"], "script": "claudes-friend"}
-        total = gql(api, WORKERS_QUERY.replace("dimensions { DIMS }", ""), variables)["data"]["viewer"]["accounts"][0]["workersInvocationsAdaptive"][0]
+        variables = {
+            "acct": lf.account_id,
+            "start": metrics["window"]["start"],
+            "end": metrics["window"]["end"],
+            "script": "claudes-friend",
+        }
+        total = gql(api, WORKERS_QUERY.replace("dimensions { DIMS }", ""), variables)["data"]["viewer"]["accounts"][0][
+            "workersInvocationsAdaptive"
+        ][0]
         if total["sum"]["requests"] == metrics["requests"]["total"]:
             break
     assert metrics["requests"]["total"] == total["sum"]["requests"]
@@ -123,8 +155,9 @@ def test_worker_health_and_metrics_agree_with_the_seed(lf, api):
     assert metrics["performance"]["p95_latency_ms"] == pytest.approx(total["quantiles"]["wallTimeP95"] / 1000, rel=0.01)
     assert metrics["resources"]["neurons_limit"] == 10000
     assert metrics["resources"]["vectorize_stored_dimensions"] == 615 * 384
-    cache = api.post(f"/accounts/{{acct}}/d1/database/{lf.d1_id}/query",
-                     json={"sql": "SELECT COUNT(*) AS n FROM cache_metadata"}).json()["result"][0]["results"][0]["n"]
+    cache = api.post(
+        f"/accounts/{{acct}}/d1/database/{lf.d1_id}/query", json={"sql": "SELECT COUNT(*) AS n FROM cache_metadata"}
+    ).json()["result"][0]["results"][0]["n"]
     assert metrics["cache"]["entries"] == cache
     assert requests.get(f"{lf.worker_url}/metrics", params={"period": "soon"}, timeout=10).status_code == 400
 

@@ -11,7 +11,10 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 def test_plugin_manager_skips_the_library_package():
     from airflow._shared.module_loading import find_path_from_directory
 
-    scanned = [Path(p).relative_to(PLUGINS).as_posix() for p in find_path_from_directory(str(PLUGINS), ".airflowignore", "glob")]
+    scanned = [
+        Path(p).relative_to(PLUGINS).as_posix()
+        for p in find_path_from_directory(str(PLUGINS), ".airflowignore", "glob")
+    ]
     assert not [p for p in scanned if p.startswith(("prism/", "prism_dashboard/"))]
     assert "prism_dashboard_plugin.py" in scanned  # the dashboard's AirflowPlugin is the one module loaded
 

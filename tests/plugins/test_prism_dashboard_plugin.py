@@ -32,8 +32,11 @@ def _install_chromium() -> tuple[str, str]:
         return found  # type: ignore[return-value]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log = []
-    for cmd in (["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], ["apt-get", "update", "-q"],
-                ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]):
+    for cmd in (
+        ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+    ):
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
             log.append(f"$ {' '.join(cmd)} -> {proc.returncode}\n{proc.stderr[-800:]}")
@@ -42,8 +45,10 @@ def _install_chromium() -> tuple[str, str]:
         found = shutil.which("chromium"), shutil.which("chromedriver")
         if all(found):
             return found  # type: ignore[return-value]
-    pytest.fail("the dashboard's browser test needs Debian's chromium and chromium-driver, and installing them with "
-                "apt-get failed (install them: apt-get install -y chromium chromium-driver):\n" + "\n".join(log))
+    pytest.fail(
+        "the dashboard's browser test needs Debian's chromium and chromium-driver, and installing them with "
+        "apt-get failed (install them: apt-get install -y chromium chromium-driver):\n" + "\n".join(log)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +60,14 @@ def browser():
     chromium, chromedriver = _install_chromium()
     options = Options()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1440,1000",
-                "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1440,1000",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.set_page_load_timeout(120)
@@ -84,15 +95,27 @@ def stack(tmp_path_factory):
         (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": PASSWORD}))
         env = {**airflow_env(home, lf, s3.endpoint, port), "PRISM_TASK_RETRIES": "0"}
         env.pop("AIRFLOW_VAR_PRISM_CONFIG", None)
-        fill = subprocess.run([sys.executable, str(ROOT / "scripts" / "dashboard_fill.py"), f"{lf.base_url}/__localflare"],
-                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+        fill = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "dashboard_fill.py"), f"{lf.base_url}/__localflare"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         (tmp / "fill.log").write_text(fill.stdout + fill.stderr)
         assert fill.returncode == 0, fill.stdout[-3000:] + fill.stderr[-3000:]
         lines = [line for line in fill.stdout.splitlines() if line.startswith("prism_")]
         assert len(lines) == 10 and sum(" failed " in line for line in lines) == 1, fill.stdout
         log = open(tmp / "api-server.log", "ab")
-        api = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)], env=env, cwd=ROOT,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         while True:
@@ -115,8 +138,13 @@ def stack(tmp_path_factory):
 def _s3(stack):
     import boto3
 
-    return boto3.client("s3", endpoint_url=stack["s3"].endpoint, aws_access_key_id="testing",
-                        aws_secret_access_key="testing", region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=stack["s3"].endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
 
 
 def _size(n: float) -> str:
@@ -126,7 +154,11 @@ def _size(n: float) -> str:
 
 
 def test_an_unauthenticated_request_to_the_dashboard_is_refused(stack):
-    for path in ("/prism-dashboard/", "/prism-dashboard/data.json", "/prism-dashboard/reports/prism_monthly/x/capacity.html"):
+    for path in (
+        "/prism-dashboard/",
+        "/prism-dashboard/data.json",
+        "/prism-dashboard/reports/prism_monthly/x/capacity.html",
+    ):
         resp = requests.get(stack["base"] + path, timeout=10, allow_redirects=False)
         assert resp.status_code == 401 and resp.json() == {"detail": "Not authenticated"}, path
         assert "prism" not in resp.text.lower()
@@ -156,8 +188,15 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: "/auth/login" not in d.current_url)
     browser.get(base + "/")
-    nav = wait.until(ec.element_to_be_clickable((By.XPATH, "//nav//*[normalize-space()='PRISM Dashboard'] | "
-                                                           "//*[@aria-label='PRISM Dashboard'] | //a[contains(@href,'plugin/prism-dashboard')]")))
+    nav = wait.until(
+        ec.element_to_be_clickable(
+            (
+                By.XPATH,
+                "//nav//*[normalize-space()='PRISM Dashboard'] | "
+                "//*[@aria-label='PRISM Dashboard'] | //a[contains(@href,'plugin/prism-dashboard')]",
+            )
+        )
+    )
     nav.click()
     wait.until(lambda d: d.current_url.rstrip("/").endswith("/plugin/prism-dashboard"))
     frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='PRISM Dashboard']")))
@@ -185,33 +224,51 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     total, errors = sum(r["requests"] for r in recs), sum(r["errors"] for r in recs)
     assert shown("requests-total") == f"{total:,}"
     assert shown("success-rate") == f"{round(100 * (total - errors) / total, 3)}%"
-    assert shown("p95") == f"{round(traffic.quantile(traffic.merge_hist(recs), .95), 1)} ms"
+    assert shown("p95") == f"{round(traffic.quantile(traffic.merge_hist(recs), 0.95), 1)} ms"
     # Cache and tokens: the seeded cache table and the traffic's cache hits.
     api = Api(stack["lf"])
     db = api.get(f"/accounts/{{acct}}/d1/database/{stack['lf'].d1_id}").json()["result"]
-    entries = api.post(f"/accounts/{{acct}}/d1/database/{stack['lf'].d1_id}/query",
-                       json={"sql": "SELECT COUNT(*) AS n FROM cache_metadata"}).json()["result"][0]["results"][0]["n"]
+    entries = api.post(
+        f"/accounts/{{acct}}/d1/database/{stack['lf'].d1_id}/query",
+        json={"sql": "SELECT COUNT(*) AS n FROM cache_metadata"},
+    ).json()["result"][0]["results"][0]["n"]
     assert shown("cache-entries") == f"{entries:,}"
     assert shown("tokens-saved") == f"{sum(r['tokens_saved'] for r in recs):,}"
     # Resources: the D1 database's size and the index's vectors, against the plan limits.
-    vectors = api.get(f"/accounts/{{acct}}/vectorize/v2/indexes/{stack['lf'].index_name}/info").json()["result"]["vectorCount"]
+    vectors = api.get(f"/accounts/{{acct}}/vectorize/v2/indexes/{stack['lf'].index_name}/info").json()["result"][
+        "vectorCount"
+    ]
     assert f"{_size(db['file_size'])}" in page and f"{vectors:,} vectors of 384 dimensions" in page
-    for label in ("Workers AI neurons", "D1 rows read", "D1 database size", "KV reads", "KV writes",
-                  "Vectorize stored dimensions", "Vectorize queried dimensions"):
+    for label in (
+        "Workers AI neurons",
+        "D1 rows read",
+        "D1 database size",
+        "KV reads",
+        "KV writes",
+        "Vectorize stored dimensions",
+        "Vectorize queried dimensions",
+    ):
         assert label in page, label
     # Backups: the verified sets the demo runs made, as their manifests in the bucket say.
     s3 = _s3(stack)
     for cadence in ("daily", "monthly"):
         row = browser.find_element(By.CSS_SELECTOR, f"tr[data-cadence='{cadence}']").text
         period = row.split()[1]
-        manifest = json.loads(s3.get_object(Bucket=stack["bucket"], Key=f"{cadence}/{period}/manifest.json")["Body"].read())
+        manifest = json.loads(
+            s3.get_object(Bucket=stack["bucket"], Key=f"{cadence}/{period}/manifest.json")["Body"].read()
+        )
         assert manifest["verification"]["status"] == "verified" and "verified" in row
         assert _size(sum(o["bytes"] for o in manifest["objects"])) in row and manifest["captured_at"] in row
         assert re.fullmatch(r"\d+ min|\d+\.\d h", shown(f"rpo-{cadence}")), shown(f"rpo-{cadence}")
     # The API budget the monitor saw, against 1,200 per 5 minutes.
     assert re.fullmatch(r"\d+ / 1,200", shown("api-budget"))
     # Reports, linked; and the outage's alert with its diagnosis.
-    for title in ("PRISM Performance Report", "PRISM Security Audit", "PRISM Capacity Planning", "PRISM Quarterly Review"):
+    for title in (
+        "PRISM Performance Report",
+        "PRISM Security Audit",
+        "PRISM Capacity Planning",
+        "PRISM Quarterly Review",
+    ):
         assert title in page, title
     assert "prism_health_monitor.check_resources failed" in page and "diagnosis: high_error_rate" in page
 
@@ -225,7 +282,9 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     # A report's link opens its HTML with charts, through the dashboard (behind the login).
-    link = browser.find_element(By.XPATH, "//tr[td[contains(., 'PRISM Capacity Planning')]]//a[normalize-space()='HTML']")
+    link = browser.find_element(
+        By.XPATH, "//tr[td[contains(., 'PRISM Capacity Planning')]]//a[normalize-space()='HTML']"
+    )
     browser.get(link.get_attribute("href"))
     assert browser.find_elements(By.TAG_NAME, "svg") and "Capacity Planning" in browser.title
     browser.set_window_size(1440, 1000)
@@ -241,4 +300,5 @@ def _get_json(browser, base: str) -> str:
     """data.json through the logged-in browser (its cookie)."""
     return browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        f"fetch('{base}/prism-dashboard/data.json', {{credentials: 'include'}}).then(r => r.text()).then(done);")
+        f"fetch('{base}/prism-dashboard/data.json', {{credentials: 'include'}}).then(r => r.text()).then(done);"
+    )

@@ -26,8 +26,14 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
     ports = {"LOCALFLARE_PORT": free_port(), "S3_PORT": free_port(), "AIRFLOW_PORT": free_port()}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "PRISM_DEMO_DIR": str(tmp_path / "demo")}
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # not the demo's
-    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    demo = subprocess.Popen(
+        [sys.executable, "scripts/demo.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 600  # the first start fills the dashboard with demo runs
@@ -47,8 +53,11 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         assert token.status_code in (200, 201) and token.json()["access_token"]
         # every pool of include/pools.json, with its slots
         for pool, slots in (("cloudflare_heavy", 3), ("prism_deletes", 1)):
-            pools = requests.get(f"{ui}/api/v2/pools/{pool}", timeout=10,
-                                 headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+            pools = requests.get(
+                f"{ui}/api/v2/pools/{pool}",
+                timeout=10,
+                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            )
             assert pools.status_code == 200 and pools.json()["slots"] == slots, (pool, pools.text)
         # The dashboard, in the UI's navigation, holds the demo runs' data; without a login it holds nothing.
         auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -61,13 +70,25 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         assert requests.get(f"{ui}/prism-dashboard/data.json", timeout=10).status_code == 401
         # Every DAG but the two destructive manual ones ran once against the stand-ins.
         fill = (tmp_path / "demo" / "fill.log").read_text()
-        for dag_id in ("prism_health_monitor", "prism_daily", "prism_weekly", "prism_monthly", "prism_quarterly",
-                       "prism_index_incremental"):
+        for dag_id in (
+            "prism_health_monitor",
+            "prism_daily",
+            "prism_weekly",
+            "prism_monthly",
+            "prism_quarterly",
+            "prism_index_incremental",
+        ):
             assert re.search(rf"^{dag_id}\s.*\ssuccess\s", fill, re.M), (dag_id, fill)
         lf = json.loads((tmp_path / "demo" / "localflare" / "localflare.json").read_text())
-        assert requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"] == "healthy"
-        dbs = requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",
-                           headers={"Authorization": f"Bearer {lf['api_token']}"}, timeout=10).json()["result"]
+        assert (
+            requests.get(f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/worker/health", timeout=10).json()["status"]
+            == "healthy"
+        )
+        dbs = requests.get(
+            f"http://127.0.0.1:{ports['LOCALFLARE_PORT']}/client/v4/accounts/{lf['account_id']}/d1/database",
+            headers={"Authorization": f"Bearer {lf['api_token']}"},
+            timeout=10,
+        ).json()["result"]
         assert [d["name"] for d in dbs] == ["claudes-friend-db"]
         children = psutil.Process(demo.pid).children(recursive=True)
         assert len(children) >= 3

@@ -54,8 +54,12 @@ def test_the_stand_ins_and_only_they_get_the_demo_indexer(tmp_path, monkeypatch)
 
     from prism.settings.config import load_config
 
-    fake = SimpleNamespace(token="t" * 40, account_id="a" * 32, api_url="http://127.0.0.1:1/client/v4",
-                           worker_url="http://127.0.0.1:1/worker")
+    fake = SimpleNamespace(
+        token="t" * 40,
+        account_id="a" * 32,
+        api_url="http://127.0.0.1:1/client/v4",
+        worker_url="http://127.0.0.1:1/worker",
+    )
     env = airflow_env(tmp_path, fake, "http://127.0.0.1:2")
     monkeypatch.setenv("PRISM_CONFIG_OVERLAY", env["PRISM_CONFIG_OVERLAY"])
     assert load_config()["indexing"]["indexer_command"] == ["python", "-m", "prism_demo_indexer", "index"]

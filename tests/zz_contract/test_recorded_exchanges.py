@@ -24,8 +24,10 @@ def test_every_recorded_exchange_matches_the_spec(exchanges_file):
     exchanges = [e for f in files for e in load_exchanges(f)]
     exchanges_file = ", ".join(str(f) for f in files)
     if not exchanges:
-        pytest.skip(f"no API exchange was recorded in {exchanges_file}: this test checks what the other tests of "
-                    "the session sent, so run it together with them")
+        pytest.skip(
+            f"no API exchange was recorded in {exchanges_file}: this test checks what the other tests of "
+            "the session sent, so run it together with them"
+        )
     report = ContractChecker().check_all(exchanges)
     print(f"recording: {exchanges_file}\n{report.format(limit=100)}")
     assert report.covered, "no recorded exchange belongs to an operation of the spec"

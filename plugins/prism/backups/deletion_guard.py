@@ -29,8 +29,9 @@ def is_in_future(end: date | datetime, now: datetime | None = None) -> bool:
     return _as_utc(end) > (now or wall_clock()) + CLOCK_SLACK
 
 
-def refuse_future_window(what: str, end: date | datetime, now: datetime | None = None, *,
-                         action: str | None = None) -> None:
+def refuse_future_window(
+    what: str, end: date | datetime, now: datetime | None = None, *, action: str | None = None
+) -> None:
     """Raise the refusal `refusing to delete <what>: the run's window ends <end>, after now <now>
     (+10 min slack). Nothing was changed.` when `end` is beyond the slack; else return. `action`
     replaces "to delete <what>" for other steps that must not trust a future date (a backup's name)."""
@@ -38,5 +39,8 @@ def refuse_future_window(what: str, end: date | datetime, now: datetime | None =
     if is_in_future(end, now):
         shown = end.isoformat() if not isinstance(end, datetime) else _as_utc(end).isoformat(timespec="seconds")
         slack = int(CLOCK_SLACK.total_seconds() // 60)
-        raise refuse(action or f"to delete {what}", f"the run's window ends {shown}, after now "
-                                          f"{now.astimezone(timezone.utc).isoformat(timespec='seconds')} (+{slack} min slack)")
+        raise refuse(
+            action or f"to delete {what}",
+            f"the run's window ends {shown}, after now "
+            f"{now.astimezone(timezone.utc).isoformat(timespec='seconds')} (+{slack} min slack)",
+        )

@@ -25,8 +25,11 @@ def bucket_sets(s3, bucket: str) -> dict[str, dict[str, dict | None]]:
 
 def set_state(period: str, manifest: dict | None) -> dict:
     """One set as the review reports it: complete means it has a manifest; its verification status."""
-    return {"period": period, "complete": manifest is not None,
-            "status": (manifest.get("verification") or {}).get("status") if manifest is not None else None}
+    return {
+        "period": period,
+        "complete": manifest is not None,
+        "status": (manifest.get("verification") or {}).get("status") if manifest is not None else None,
+    }
 
 
 def quarter_sets(sets: dict[str, dict[str, dict | None]], start: datetime, end: datetime) -> dict:
@@ -51,8 +54,11 @@ def non_periods(s3, bucket: str, cadence: str) -> list[str]:
     """What lies directly under `{cadence}/` that is not a canonical period's prefix: prefixes such as
     `daily/2026011/` or `daily/20261101x/`, and loose objects such as `daily/readme.txt`."""
     root = f"{cadence}/"
-    subs = [sub for sub in s3.list_prefixes(bucket, prefix=root, delimiter="/") or []
-            if not is_period(cadence, sub[len(root):].rstrip("/"))]
+    subs = [
+        sub
+        for sub in s3.list_prefixes(bucket, prefix=root, delimiter="/") or []
+        if not is_period(cadence, sub[len(root) :].rstrip("/"))
+    ]
     loose = [key for key in s3.list_keys(bucket, prefix=root, delimiter="/") or [] if key != root]
     return sorted({*subs, *loose})
 
@@ -62,8 +68,13 @@ def newest_complete(sets: dict[str, dict[str, dict | None]], today: date | None 
     only canonical periods dated no later than `today` (default: the UTC date now)."""
     today = today or wall_clock().date()
     for cadence in CADENCES:
-        complete = [p for p, manifest in sets.get(cadence, {}).items() if manifest is not None
-                    and is_period(cadence, p) and datetime.strptime(p, PERIOD_FORMATS[cadence]).date() <= today]
+        complete = [
+            p
+            for p, manifest in sets.get(cadence, {}).items()
+            if manifest is not None
+            and is_period(cadence, p)
+            and datetime.strptime(p, PERIOD_FORMATS[cadence]).date() <= today
+        ]
         if complete:
             return cadence, max(complete)  # periods sort as they date
     return None

@@ -47,10 +47,17 @@ def retention_plan(sets: dict[str, dict | None], cadence: str, today: date, keep
     newest_verified = max(verified - after, default=None)
     old = {p for p in periods if is_old(cadence, p, today, keep)}
     delete = sorted(old & complete - {newest_verified})
-    return {"delete": delete, "keep": sorted(set(sets) - set(delete)), "newest_verified": newest_verified,
-            "kept_beyond_window": sorted(old & {newest_verified}), "incomplete": sorted(periods - complete),
-            "old_incomplete": sorted(old - complete), "unverified": sorted(complete - verified),
-            "after_reference": sorted(after), "not_periods": sorted(set(sets) - periods)}
+    return {
+        "delete": delete,
+        "keep": sorted(set(sets) - set(delete)),
+        "newest_verified": newest_verified,
+        "kept_beyond_window": sorted(old & {newest_verified}),
+        "incomplete": sorted(periods - complete),
+        "old_incomplete": sorted(old - complete),
+        "unverified": sorted(complete - verified),
+        "after_reference": sorted(after),
+        "not_periods": sorted(set(sets) - periods),
+    }
 
 
 def _stale_staging(s3, bucket: str, cadence: str, today: date) -> tuple[list[str], list[str]]:
@@ -90,16 +97,22 @@ def require_good_backup(context, group_id: str, cadence: str, s3=None, bucket: s
     found = ""
     if s3 is not None and bucket:
         manifest = load_manifest(s3, bucket, cadence, period)
-        found = "; its manifest: " + ("none (the backup did not complete)" if manifest is None
-                                      else (manifest.get("verification") or {}).get("status") or "unverified")
-    raise refuse(f"to expire {cadence} backup sets",
-                 f"this run's backup {prefix(cadence, period)} did not pass verification ({group_id}.verify failed, "
-                 f"was skipped or did not run{found}); sets are expired only after a good backup, so the next "
-                 "run with a verified backup expires them")
+        found = "; its manifest: " + (
+            "none (the backup did not complete)"
+            if manifest is None
+            else (manifest.get("verification") or {}).get("status") or "unverified"
+        )
+    raise refuse(
+        f"to expire {cadence} backup sets",
+        f"this run's backup {prefix(cadence, period)} did not pass verification ({group_id}.verify failed, "
+        f"was skipped or did not run{found}); sets are expired only after a good backup, so the next "
+        "run with a verified backup expires them",
+    )
 
 
-def apply_retention(s3, bucket: str, cadence: str, today: date, keep: int, dry_run: bool = False,
-                    now: datetime | None = None) -> dict:
+def apply_retention(
+    s3, bucket: str, cadence: str, today: date, keep: int, dry_run: bool = False, now: datetime | None = None
+) -> dict:
     """List, plan and (unless `dry_run`) delete. A set's manifest goes first, so a deletion that is
     interrupted leaves an incomplete set, never a complete one with objects missing. Refuses a
     `today` in the future of `now` (default: the wall clock) before listing anything."""
@@ -110,19 +123,35 @@ def apply_retention(s3, bucket: str, cadence: str, today: date, keep: int, dry_r
     stale, staging_strays = _stale_staging(s3, bucket, cadence, today)
     strays = sorted({*non_periods(s3, bucket, cadence), *staging_strays})
     for stray in strays:
-        log.warning("s3://%s/%s is not a %s backup set (not a canonical period): never deleted nor counted; "
-                    "left for a person to check", bucket, stray, cadence)
+        log.warning(
+            "s3://%s/%s is not a %s backup set (not a canonical period): never deleted nor counted; "
+            "left for a person to check",
+            bucket,
+            stray,
+            cadence,
+        )
     wall_today = now.date()
     future = [p for p in plan["after_reference"] if _date(cadence, p) > wall_today]
     for period in future:
-        log.warning("s3://%s/%s is dated after today (%s): kept, and not counted as the newest verified set",
-                    bucket, prefix(cadence, period), wall_today)
+        log.warning(
+            "s3://%s/%s is dated after today (%s): kept, and not counted as the newest verified set",
+            bucket,
+            prefix(cadence, period),
+            wall_today,
+        )
     for period in plan["old_incomplete"]:
-        log.warning("s3://%s/%s is outside the window but has no manifest (an interrupted backup?): left for a "
-                    "person to check", bucket, prefix(cadence, period))
+        log.warning(
+            "s3://%s/%s is outside the window but has no manifest (an interrupted backup?): left for a person to check",
+            bucket,
+            prefix(cadence, period),
+        )
     for period in plan["kept_beyond_window"]:
-        log.warning("s3://%s/%s is outside the window but is the newest verified %s backup: kept", bucket,
-                    prefix(cadence, period), cadence)
+        log.warning(
+            "s3://%s/%s is outside the window but is the newest verified %s backup: kept",
+            bucket,
+            prefix(cadence, period),
+            cadence,
+        )
     doomed = [prefix(cadence, p) for p in plan["delete"]] + stale
     for sub in doomed:
         keys = sorted(s3.list_keys(bucket, prefix=sub) or [], key=lambda k: not k.endswith("/" + MANIFEST))
@@ -133,14 +162,32 @@ def apply_retention(s3, bucket: str, cadence: str, today: date, keep: int, dry_r
             if keys[1:]:
                 s3.delete_objects(bucket, keys[1:])
             log.info("deleted s3://%s/%s (%d objects)", bucket, sub, len(keys))
-    return {**plan, "cadence": cadence, "dry_run": dry_run, "stale_staging": stale, "not_periods": strays,
-            "future_dated": future,
-            "deleted": [] if dry_run else doomed, "would_delete": doomed if dry_run else [],
-            "reference_date": today.isoformat(), "keep": keep}
+    return {
+        **plan,
+        "cadence": cadence,
+        "dry_run": dry_run,
+        "stale_staging": stale,
+        "not_periods": strays,
+        "future_dated": future,
+        "deleted": [] if dry_run else doomed,
+        "would_delete": doomed if dry_run else [],
+        "reference_date": today.isoformat(),
+        "keep": keep,
+    }
 
 
-def expire_after_good_backup(context, s3, bucket: str, cadence: str, backup_group: str, window_end: datetime,
-                             keep: int, *, what: str, dry_run: bool = False) -> dict:
+def expire_after_good_backup(
+    context,
+    s3,
+    bucket: str,
+    cadence: str,
+    backup_group: str,
+    window_end: datetime,
+    keep: int,
+    *,
+    what: str,
+    dry_run: bool = False,
+) -> dict:
     """A retention task's whole rule: refuse a window ending in the future, go on only after this run's
     backup (the TaskGroup `backup_group`) proved restorable, then expire by age from the window's day."""
     refuse_future_window(what, window_end)

@@ -44,8 +44,11 @@ STAGING = "staging/"
 # and hashed when taken; there is no time for a test restore in the middle of an incident).
 # "partial": the test restore proved some kinds and others cannot restore (KV taken without values);
 # recovery may restore the proven kinds only (see `restorable`).
-RESTORABLE = {"daily": {"verified", "partial"}, "monthly": {"verified", "partial"},
-              "safety": {"verified", "partial", "checksummed"}}
+RESTORABLE = {
+    "daily": {"verified", "partial"},
+    "monthly": {"verified", "partial"},
+    "safety": {"verified", "partial", "checksummed"},
+}
 NO_KV_VALUES = "taken without values; backups.kv_include_values was false"
 
 
@@ -71,7 +74,9 @@ def prefix(cadence: str, period: str) -> str:
     if cadence not in PERIOD_FORMATS:
         raise ValueError(f"unknown backup cadence {cadence!r}; expected one of {sorted(PERIOD_FORMATS)}")
     if not is_period(cadence, period):
-        raise ValueError(f"{period!r} is not a {cadence} period (a real date as {PERIOD_FORMATS[cadence]}, ASCII digits)")
+        raise ValueError(
+            f"{period!r} is not a {cadence} period (a real date as {PERIOD_FORMATS[cadence]}, ASCII digits)"
+        )
     return f"{cadence}/{period}/"
 
 
@@ -93,6 +98,7 @@ def parse_backup_id(value: str) -> tuple[str, str]:
 
 
 # ---- reading objects back ---------------------------------------------------------------------
+
 
 def download_object(s3, bucket: str, key: str, dest: Path) -> tuple[int, str]:
     """Stream an object to `dest`; returns (bytes, sha256)."""
@@ -148,8 +154,9 @@ def expected_content(kind: str, result: dict) -> dict:
     return {"keys": result["key_count"]}
 
 
-def read_back(s3, bucket: str, key: str, kind: str, sha256: str, size: int, content: dict | None,
-              dimensions: int | None = None) -> list[str]:
+def read_back(
+    s3, bucket: str, key: str, kind: str, sha256: str, size: int, content: dict | None, dimensions: int | None = None
+) -> list[str]:
     """Problems found reading one object back (empty: it is what the backup wrote)."""
     where = f"s3://{bucket}/{key}"
     with tempfile.TemporaryDirectory(prefix="backup-read-") as tmp:
@@ -175,29 +182,51 @@ def read_back(s3, bucket: str, key: str, kind: str, sha256: str, size: int, cont
 
 # ---- manifests ----------------------------------------------------------------------------------
 
+
 def build_manifest(cadence: str, period: str, results: dict[str, dict], labels: dict, sources: dict) -> dict:
     """The manifest of a set from its backup operators' results ({kind: result})."""
-    objects, out = [], {"format_version": FORMAT_VERSION, "cadence": cadence, "period": period,
-                        "logical_date": labels["logical_date"], "captured_at": labels["captured_at"],
-                        "in_backfill": labels.get("in_backfill", False), "sources": sources}
+    objects, out = (
+        [],
+        {
+            "format_version": FORMAT_VERSION,
+            "cadence": cadence,
+            "period": period,
+            "logical_date": labels["logical_date"],
+            "captured_at": labels["captured_at"],
+            "in_backfill": labels.get("in_backfill", False),
+            "sources": sources,
+        },
+    )
     for kind, result in results.items():
         if result.get("absent"):
             out.setdefault("absent", []).append(kind)
             continue
         objects.append({"kind": kind, "key": OBJECTS[kind], "bytes": result["bytes"], "sha256": result["sha256"]})
         if kind == "d1":
-            out["d1"] = {"database_id": result["database_id"], "time_travel_bookmark": result["at_bookmark"],
-                         "export_mode": result["mode"], "fallback_reason": result.get("fallback_reason"),
-                         "blocked_seconds": result.get("blocked_seconds"), "dump_bytes": result.get("dump_bytes"),
-                         "tables": expected_content("d1", result)["rows"]}
+            out["d1"] = {
+                "database_id": result["database_id"],
+                "time_travel_bookmark": result["at_bookmark"],
+                "export_mode": result["mode"],
+                "fallback_reason": result.get("fallback_reason"),
+                "blocked_seconds": result.get("blocked_seconds"),
+                "dump_bytes": result.get("dump_bytes"),
+                "tables": expected_content("d1", result)["rows"],
+            }
         elif kind == "vectorize":
-            out["vectorize"] = {"index": result["index"], "vector_count": result["vector_count"],
-                                "dimensions": result["dimensions"], "metric": result["metric"],
-                                "missing_during_export": result.get("missing_during_export", 0)}
+            out["vectorize"] = {
+                "index": result["index"],
+                "vector_count": result["vector_count"],
+                "dimensions": result["dimensions"],
+                "metric": result["metric"],
+                "missing_during_export": result.get("missing_during_export", 0),
+            }
         elif kind == "kv":
-            out["kv"] = {"namespace_id": result["namespace_id"], "key_count": result["key_count"],
-                         "values_included": result["values_included"],
-                         "vanished_during_snapshot": result.get("vanished_during_snapshot", 0)}
+            out["kv"] = {
+                "namespace_id": result["namespace_id"],
+                "key_count": result["key_count"],
+                "values_included": result["values_included"],
+                "vanished_during_snapshot": result.get("vanished_during_snapshot", 0),
+            }
     out["objects"] = objects
     out["restorable"], out["restorable_reasons"] = _restorable_by_content(out)
     return out
@@ -241,8 +270,16 @@ def check_objects(s3, bucket: str, base: str, manifest: dict, count: bool = True
     problems = []
     for obj in manifest["objects"]:
         dims = manifest.get("vectorize", {}).get("dimensions")
-        problems += read_back(s3, bucket, base + obj["key"], obj["kind"], obj["sha256"], obj["bytes"],
-                              _content_of(manifest, obj["kind"]) if count else None, dims)
+        problems += read_back(
+            s3,
+            bucket,
+            base + obj["key"],
+            obj["kind"],
+            obj["sha256"],
+            obj["bytes"],
+            _content_of(manifest, obj["kind"]) if count else None,
+            dims,
+        )
     return problems
 
 
@@ -284,12 +321,14 @@ def _now() -> str:
 
 # ---- promotion -----------------------------------------------------------------------------------
 
+
 def promote(s3, bucket: str, cadence: str, period: str, staging: str, manifest: dict) -> dict:
     """Check the staged objects, then make them the dated set (see the module doc for the order)."""
     problems = check_objects(s3, bucket, staging, manifest)
     if problems:
-        raise BackupSetError("the staged backup does not match what was exported; nothing was promoted:\n  "
-                             + "\n  ".join(problems))
+        raise BackupSetError(
+            "the staged backup does not match what was exported; nothing was promoted:\n  " + "\n  ".join(problems)
+        )
     final = prefix(cadence, period)
     client = s3.get_conn()
     replaced = sorted(s3.list_keys(bucket, prefix=final) or [])
@@ -303,10 +342,18 @@ def promote(s3, bucket: str, cadence: str, period: str, staging: str, manifest: 
         s3.copy_object(staging + obj["key"], final + obj["key"], source_bucket_name=bucket, dest_bucket_name=bucket)
     problems = check_objects(s3, bucket, final, manifest, count=False)
     if problems:
-        raise BackupSetError("the promoted copies do not match; the set has no manifest, so it is not complete:\n  "
-                             + "\n  ".join(problems))
-    manifest = {**manifest, "verification": {"status": "checksummed", "at": _now(),
-                                             "note": "every object read back; sizes and sha256 match"}}
+        raise BackupSetError(
+            "the promoted copies do not match; the set has no manifest, so it is not complete:\n  "
+            + "\n  ".join(problems)
+        )
+    manifest = {
+        **manifest,
+        "verification": {
+            "status": "checksummed",
+            "at": _now(),
+            "note": "every object read back; sizes and sha256 match",
+        },
+    }
     url = write_manifest(s3, bucket, cadence, period, manifest)
     s3.delete_objects(bucket, sorted(s3.list_keys(bucket, prefix=staging) or []))
     log.info("backup complete: %s (%d objects, replaced %d)", url, len(manifest["objects"]), len(replaced))
@@ -321,12 +368,16 @@ def require_restorable(s3, bucket: str, backup_id: str, recheck: bool = True) ->
     where = f"s3://{bucket}/{prefix(cadence, period)}"
     if manifest is None:
         found = s3.list_keys(bucket, prefix=prefix(cadence, period))
-        raise BackupSetError(f"no complete backup {backup_id!r}: {where} "
-                             + ("has objects but no manifest (an interrupted backup)" if found else "does not exist"))
+        raise BackupSetError(
+            f"no complete backup {backup_id!r}: {where} "
+            + ("has objects but no manifest (an interrupted backup)" if found else "does not exist")
+        )
     status = (manifest.get("verification") or {}).get("status")
     if status not in RESTORABLE[cadence]:
-        raise BackupSetError(f"backup {backup_id!r} is {status or 'unverified'}, not {' or '.join(sorted(RESTORABLE[cadence] - {'partial'}))}: "
-                             f"it has not been proven restorable ({where})")
+        raise BackupSetError(
+            f"backup {backup_id!r} is {status or 'unverified'}, not {' or '.join(sorted(RESTORABLE[cadence] - {'partial'}))}: "
+            f"it has not been proven restorable ({where})"
+        )
     if recheck:
         problems = check_objects(s3, bucket, prefix(cadence, period), manifest)
         if problems:
@@ -338,7 +389,7 @@ def list_sets(s3, bucket: str, cadence: str) -> dict[str, dict | None]:
     """{period: manifest or None (objects without a manifest)} for one cadence."""
     out = {}
     for sub in s3.list_prefixes(bucket, prefix=f"{cadence}/", delimiter="/") or []:
-        period = sub[len(cadence) + 1:].rstrip("/")
+        period = sub[len(cadence) + 1 :].rstrip("/")
         if is_period(cadence, period):  # anything else is not a set (backup_inventory.non_periods reports it)
             out[period] = load_manifest(s3, bucket, cadence, period)
     return out
@@ -346,6 +397,10 @@ def list_sets(s3, bucket: str, cadence: str) -> dict[str, dict | None]:
 
 def summary(manifest: dict) -> dict[str, Any]:
     """The figures people look for in a manifest."""
-    return {"period": manifest["period"], "logical_date": manifest["logical_date"], "captured_at": manifest["captured_at"],
-            "bytes": sum(o["bytes"] for o in manifest["objects"]),
-            "status": (manifest.get("verification") or {}).get("status")}
+    return {
+        "period": manifest["period"],
+        "logical_date": manifest["logical_date"],
+        "captured_at": manifest["captured_at"],
+        "bytes": sum(o["bytes"] for o in manifest["objects"]),
+        "status": (manifest.get("verification") or {}).get("status"),
+    }

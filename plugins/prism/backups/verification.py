@@ -51,8 +51,10 @@ KV_COMPARE_ALL = 1000  # up to this many keys, every key is compared; above, KV_
 KV_SAMPLE = 100
 KV_PROBLEMS_SHOWN = 20
 KV_SETTLE_SECONDS, KV_SETTLE_STEP = 60, 10  # KV lists fresh writes late, at most about a minute
-_LIST_TABLES = "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual') " \
-               "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name"
+_LIST_TABLES = (
+    "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual') "
+    "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name"
+)
 
 
 def scratch_name(token: str) -> str:
@@ -60,6 +62,7 @@ def scratch_name(token: str) -> str:
 
 
 # ---- the local oracle ---------------------------------------------------------------------------
+
 
 class DumpOracle:
     """The dump loaded into a local SQLite file: what the backup holds, to compare D1 against."""
@@ -111,8 +114,10 @@ def _d1_rows(hook: D1Hook, db: str, table: str, columns: list[str], rowids: list
 
 # ---- D1 ---------------------------------------------------------------------------------------
 
-def verify_d1(hook: D1Hook, dump_gz: Path, manifest: dict, scratch: str, source_db: str | None, rng: random.Random,
-              workdir: Path) -> dict:
+
+def verify_d1(
+    hook: D1Hook, dump_gz: Path, manifest: dict, scratch: str, source_db: str | None, rng: random.Random, workdir: Path
+) -> dict:
     problems, notes = [], []
     db = hook.create_database(scratch)["uuid"]
     sql = workdir / "dump.sql"
@@ -131,7 +136,9 @@ def verify_d1(hook: D1Hook, dump_gz: Path, manifest: dict, scratch: str, source_
             if restored != in_file:
                 problems.append(f"d1: {table} has {restored} rows restored, the dump holds {in_file}")
             if kind == "table" and in_file != expected.get(table, 0):
-                problems.append(f"d1: {table} holds {in_file} rows in the dump, the manifest says {expected.get(table, 0)}")
+                problems.append(
+                    f"d1: {table} holds {in_file} rows in the dump, the manifest says {expected.get(table, 0)}"
+                )
         for table in set(expected) - set(tables):
             problems.append(f"d1: the manifest lists {table} ({expected[table]} rows), the restore has no such table")
         check = quick_check(hook, db)
@@ -148,26 +155,42 @@ def verify_d1(hook: D1Hook, dump_gz: Path, manifest: dict, scratch: str, source_
             sampled += len(rowids)
             for rowid in rowids:
                 if got.get(rowid) != want[rowid]:
-                    problems.append(f"d1: {table} rowid {rowid} restored as {got.get(rowid)}, the dump holds {want[rowid]}")
+                    problems.append(
+                        f"d1: {table} rowid {rowid} restored as {got.get(rowid)}, the dump holds {want[rowid]}"
+                    )
             if source_db:
                 live = _d1_rows(hook, source_db, table, columns, rowids)
                 differs_in_source += sum(live.get(r) != want[r] for r in rowids)
         if differs_in_source:
-            notes.append(f"d1: {differs_in_source} of {sampled} sampled rows differ in the source now "
-                         "(changed or deleted since the capture)")
+            notes.append(
+                f"d1: {differs_in_source} of {sampled} sampled rows differ in the source now "
+                "(changed or deleted since the capture)"
+            )
     finally:
         oracle.close()
-    return {"problems": problems, "notes": notes, "tables": counts, "rows_sampled": sampled,
-            "rows_differing_in_source": differs_in_source, "quick_check": check,
-            "import_seconds": imported.get("seconds"), "statements_split": imported.get("prepared", {}).get("split")}
+    return {
+        "problems": problems,
+        "notes": notes,
+        "tables": counts,
+        "rows_sampled": sampled,
+        "rows_differing_in_source": differs_in_source,
+        "quick_check": check,
+        "import_seconds": imported.get("seconds"),
+        "statements_split": imported.get("prepared", {}).get("split"),
+    }
 
 
 # ---- Vectorize --------------------------------------------------------------------------------
 
+
 def _same_vector(a: dict, b: dict) -> bool:
-    return (a["id"] == b["id"] and len(a["values"]) == len(b["values"])
-            and all(abs(x - y) <= TOLERANCE for x, y in zip(a["values"], b["values"]))
-            and (a.get("metadata") or {}) == (b.get("metadata") or {}) and a.get("namespace") == b.get("namespace"))
+    return (
+        a["id"] == b["id"]
+        and len(a["values"]) == len(b["values"])
+        and all(abs(x - y) <= TOLERANCE for x, y in zip(a["values"], b["values"]))
+        and (a.get("metadata") or {}) == (b.get("metadata") or {})
+        and a.get("namespace") == b.get("namespace")
+    )
 
 
 def _reservoir(lines, n: int, rng: random.Random) -> list[dict]:
@@ -185,15 +208,21 @@ def _reservoir(lines, n: int, rng: random.Random) -> list[dict]:
     return out
 
 
-def verify_vectorize(hook: VectorizeHook, vectors_gz: Path, manifest: dict, scratch: str, source_index: str | None,
-                     rng: random.Random) -> dict:
+def verify_vectorize(
+    hook: VectorizeHook, vectors_gz: Path, manifest: dict, scratch: str, source_index: str | None, rng: random.Random
+) -> dict:
     problems, notes = [], []
     spec = manifest["vectorize"]
-    hook.create_index(scratch, spec["dimensions"], spec["metric"], description="PRISM backup verification (deleted after)")
+    hook.create_index(
+        scratch, spec["dimensions"], spec["metric"], description="PRISM backup verification (deleted after)"
+    )
 
     mutations = hook.upsert(scratch, read_vectors(vectors_gz))
-    count = hook.wait_for_mutation(scratch, mutations[-1], expected_count=spec["vector_count"])["vectorCount"] \
-        if mutations else hook.info(scratch)["vectorCount"]
+    count = (
+        hook.wait_for_mutation(scratch, mutations[-1], expected_count=spec["vector_count"])["vectorCount"]
+        if mutations
+        else hook.info(scratch)["vectorCount"]
+    )
     if count != spec["vector_count"]:
         problems.append(f"vectorize: {count} vectors restored, the manifest says {spec['vector_count']}")
     with gzip.open(vectors_gz, "rb") as fh:
@@ -213,11 +242,18 @@ def verify_vectorize(hook: VectorizeHook, vectors_gz: Path, manifest: dict, scra
             notes.append(f"vectorize: the source index {source_index} does not exist now")
     if differs:
         notes.append(f"vectorize: {differs} of {len(by_id)} sampled vectors differ in the source now")
-    return {"problems": problems, "notes": notes, "vector_count": count, "vectors_sampled": len(by_id),
-            "vectors_differing_in_source": differs, "mutations": len(mutations)}
+    return {
+        "problems": problems,
+        "notes": notes,
+        "vector_count": count,
+        "vectors_sampled": len(by_id),
+        "vectors_differing_in_source": differs,
+        "mutations": len(mutations),
+    }
 
 
 # ---- KV ---------------------------------------------------------------------------------------
+
 
 def _kv_digest(rec: dict) -> dict:
     """A snapshot record without its value (which may be 25 MiB): key, expiration, metadata, value hash."""
@@ -254,8 +290,9 @@ def _short(value, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
-def compare_kv_namespace(hook: KVHook, namespace_id: str, kv_gz: Path, snapshot: dict, *, restored_at: float,
-                         skipped_expired: int = 0) -> dict:
+def compare_kv_namespace(
+    hook: KVHook, namespace_id: str, kv_gz: Path, snapshot: dict, *, restored_at: float, skipped_expired: int = 0
+) -> dict:
     """Problems where a namespace restored from `kv_gz` at `restored_at` differs from it: the count of
     every key (keys the restore skipped or that expired since allowed for), and keys, values,
     metadata and expiration of `snapshot`'s sample (every key when small)."""
@@ -273,11 +310,15 @@ def compare_kv_namespace(hook: KVHook, namespace_id: str, kv_gz: Path, snapshot:
             continue
         seen.add(name)
         if item.get("metadata") != rec["metadata"]:
-            problems.append(f"kv: key {_short(name)} restored with metadata {_short(item.get('metadata'))}, "
-                            f"the snapshot holds {_short(rec['metadata'])}")
+            problems.append(
+                f"kv: key {_short(name)} restored with metadata {_short(item.get('metadata'))}, "
+                f"the snapshot holds {_short(rec['metadata'])}"
+            )
         if item.get("expiration") != rec["expiration"]:
-            problems.append(f"kv: key {_short(name)} restored with expiration {item.get('expiration')}, "
-                            f"the snapshot holds {rec['expiration']}")
+            problems.append(
+                f"kv: key {_short(name)} restored with expiration {item.get('expiration')}, "
+                f"the snapshot holds {rec['expiration']}"
+            )
     listed_at = time.time()
 
     def gone_by_expiry(expiration) -> bool:  # skipped by the restore, or expired since
@@ -293,8 +334,10 @@ def compare_kv_namespace(hook: KVHook, namespace_id: str, kv_gz: Path, snapshot:
             if not gone_by_expiry(want[name]["expiration"]):
                 problems.append(f"kv: key {_short(name)} is listed but has no value")
         elif (len(got), hashlib.sha256(got).hexdigest()) != (size, digest):
-            problems.append(f"kv: key {_short(name)} restored with a different value ({len(got)} bytes, sha256 "
-                            f"{hashlib.sha256(got).hexdigest()[:12]}), the snapshot holds {size} bytes, sha256 {digest[:12]}")
+            problems.append(
+                f"kv: key {_short(name)} restored with a different value ({len(got)} bytes, sha256 "
+                f"{hashlib.sha256(got).hexdigest()[:12]}), the snapshot holds {size} bytes, sha256 {digest[:12]}"
+            )
 
     most = snapshot["records"] - skipped_expired
     if count != most:
@@ -306,42 +349,62 @@ def compare_kv_namespace(hook: KVHook, namespace_id: str, kv_gz: Path, snapshot:
                     exp = json.loads(line).get("expiration")
                     expired_since += exp is not None and restored_at + 60 <= exp <= listed_at
         if not most - expired_since <= count <= most:
-            problems.insert(0, f"kv: {count} keys restored, the snapshot holds {snapshot['records']} "
-                            f"({skipped_expired} skipped as expiring, {expired_since} expired since)")
+            problems.insert(
+                0,
+                f"kv: {count} keys restored, the snapshot holds {snapshot['records']} "
+                f"({skipped_expired} skipped as expiring, {expired_since} expired since)",
+            )
     if len(problems) > KV_PROBLEMS_SHOWN:  # an alert names some keys, not a thousand
-        problems = problems[:KV_PROBLEMS_SHOWN - 1] + [f"kv: ... and {len(problems) - KV_PROBLEMS_SHOWN + 1} more differences"]
+        problems = problems[: KV_PROBLEMS_SHOWN - 1] + [
+            f"kv: ... and {len(problems) - KV_PROBLEMS_SHOWN + 1} more differences"
+        ]
     return {"problems": problems, "keys_restored": count, "keys_compared": len(want)}
 
 
-def verify_kv(hook: KVHook, kv_gz: Path, manifest: dict, scratch: str, source_namespace: str | None,
-              rng: random.Random) -> dict:
+def verify_kv(
+    hook: KVHook, kv_gz: Path, manifest: dict, scratch: str, source_namespace: str | None, rng: random.Random
+) -> dict:
     """Restore the snapshot into a scratch namespace and compare (see compare_kv_namespace); a snapshot
     without values cannot restore KV, which makes the set `partial`, not failed."""
     spec = manifest.get("kv") or {}
     snap = read_kv_snapshot(kv_gz, rng)
-    out = {"problems": [], "notes": [], "restorable": True, "keys_in_snapshot": snap["records"],
-           "compared_every_key": snap["every_key"], "keys_sampled": len(snap["sample"])}
+    out = {
+        "problems": [],
+        "notes": [],
+        "restorable": True,
+        "keys_in_snapshot": snap["records"],
+        "compared_every_key": snap["every_key"],
+        "keys_sampled": len(snap["sample"]),
+    }
     if snap["records"] != spec.get("key_count"):
-        out["problems"].append(f"kv: the snapshot holds {snap['records']} keys, the manifest says {spec.get('key_count')}")
+        out["problems"].append(
+            f"kv: the snapshot holds {snap['records']} keys, the manifest says {spec.get('key_count')}"
+        )
     if spec.get("values_included") is not True:
         out.update(restorable=False, restorable_reason=NO_KV_VALUES)
-        out["notes"].append(f"kv: not test-restored: the snapshot was {NO_KV_VALUES}, so KV cannot be restored from this set")
+        out["notes"].append(
+            f"kv: not test-restored: the snapshot was {NO_KV_VALUES}, so KV cannot be restored from this set"
+        )
     elif snap["without_values"]:
-        out["problems"].append(f"kv: {snap['without_values']} of {snap['records']} keys in the snapshot have no value, "
-                               "though the manifest says values were included")
+        out["problems"].append(
+            f"kv: {snap['without_values']} of {snap['records']} keys in the snapshot have no value, "
+            "though the manifest says values were included"
+        )
     if out["restorable"] and not out["problems"]:
         ns = hook.create_namespace(scratch)["id"]
         restored_at = time.time()
         with gzip.open(kv_gz, "rb") as fh:
             stats = hook.restore_snapshot(ns, fh, now=restored_at)
-        compared = compare_kv_namespace(hook, ns, kv_gz, snap, restored_at=restored_at,
-                                        skipped_expired=stats["skipped_expired"])
+        compared = compare_kv_namespace(
+            hook, ns, kv_gz, snap, restored_at=restored_at, skipped_expired=stats["skipped_expired"]
+        )
         # KV is eventually consistent: a fresh write may list late. Look again before calling it a difference.
         deadline = time.monotonic() + KV_SETTLE_SECONDS
         while compared["problems"] and time.monotonic() < deadline:
             time.sleep(KV_SETTLE_STEP)
-            compared = compare_kv_namespace(hook, ns, kv_gz, snap, restored_at=restored_at,
-                                            skipped_expired=stats["skipped_expired"])
+            compared = compare_kv_namespace(
+                hook, ns, kv_gz, snap, restored_at=restored_at, skipped_expired=stats["skipped_expired"]
+            )
         out["problems"] += compared.pop("problems")
         out.update(compared, written=stats["written"], skipped_expired=stats["skipped_expired"])
     differs = 0
@@ -358,6 +421,7 @@ def verify_kv(hook: KVHook, kv_gz: Path, manifest: dict, scratch: str, source_na
 
 
 # ---- the whole test -----------------------------------------------------------------------------
+
 
 def cleanup(token: str, cloudflare_conn_id: str = "cloudflare_default") -> list[str]:
     """Delete the scratch database, index and KV namespace of a run, if they exist. Returns what was deleted."""
@@ -381,9 +445,18 @@ def cleanup(token: str, cloudflare_conn_id: str = "cloudflare_default") -> list[
     return deleted
 
 
-def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, *, source_db: str | None = None,
-                 source_index: str | None = None, source_namespace: str | None = None,
-                 cloudflare_conn_id: str = "cloudflare_default") -> dict:
+def restore_and_compare(
+    s3,
+    bucket: str,
+    base: str,
+    manifest: dict,
+    token: str,
+    *,
+    source_db: str | None = None,
+    source_index: str | None = None,
+    source_namespace: str | None = None,
+    cloudflare_conn_id: str = "cloudflare_default",
+) -> dict:
     """Restore the set under `base` into scratch resources and compare. Returns {status, verified,
     restorable, restorable_reasons, problems, notes, d1, vectorize, kv}; scratch resources are gone
     afterwards."""
@@ -404,8 +477,10 @@ def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, 
                 size, sha256 = download_object(s3, bucket, base + OBJECTS[kind], path)
                 listed = next(o for o in manifest["objects"] if o["kind"] == kind)
                 if (size, sha256) != (listed["bytes"], listed["sha256"]):
-                    result["problems"].append(f"{kind}: s3://{bucket}/{base}{OBJECTS[kind]} is {size} bytes with sha256 "
-                                              f"{sha256}, the manifest says {listed['bytes']} bytes, {listed['sha256']}")
+                    result["problems"].append(
+                        f"{kind}: s3://{bucket}/{base}{OBJECTS[kind]} is {size} bytes with sha256 "
+                        f"{sha256}, the manifest says {listed['bytes']} bytes, {listed['sha256']}"
+                    )
                     reasons[kind] = "its object does not match the manifest (changed in the bucket)"
                     path.unlink()
                     continue
@@ -413,10 +488,17 @@ def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, 
                     if kind == "d1":
                         part = verify_d1(D1Hook(cloudflare_conn_id), path, manifest, scratch, source_db, rng, work)
                     elif kind == "vectorize":
-                        part = verify_vectorize(VectorizeHook(cloudflare_conn_id), path, manifest, scratch, source_index, rng)
+                        part = verify_vectorize(
+                            VectorizeHook(cloudflare_conn_id), path, manifest, scratch, source_index, rng
+                        )
                     else:
                         part = verify_kv(KVHook(cloudflare_conn_id), path, manifest, scratch, source_namespace, rng)
-                except (CloudflareError, sqlite3.Error, ValueError, OSError) as exc:  # a restore that fails is a finding
+                except (
+                    CloudflareError,
+                    sqlite3.Error,
+                    ValueError,
+                    OSError,
+                ) as exc:  # a restore that fails is a finding
                     part = {"problems": [f"{kind}: the test restore failed: {type(exc).__name__}: {exc}"], "notes": []}
                 path.unlink()
                 if part["problems"]:
@@ -432,9 +514,15 @@ def restore_and_compare(s3, bucket: str, base: str, manifest: dict, token: str, 
         result["scratch_deleted"] = cleanup(token, cloudflare_conn_id)
     # A kind is restorable only when its test restore ran and found nothing; any problem fails the set.
     result["restorable"] = {kind: kind in proven and not result["problems"] for kind in OBJECTS}
-    result["restorable_reasons"] = {kind: reasons.get(kind) or "the set failed verification"
-                                    for kind, ok in result["restorable"].items() if not ok}
-    result["status"] = ("failed" if result["problems"] or not proven
-                        else "verified" if all(result["restorable"].values()) else "partial")
+    result["restorable_reasons"] = {
+        kind: reasons.get(kind) or "the set failed verification" for kind, ok in result["restorable"].items() if not ok
+    }
+    result["status"] = (
+        "failed"
+        if result["problems"] or not proven
+        else "verified"
+        if all(result["restorable"].values())
+        else "partial"
+    )
     result["verified"] = result["status"] == "verified"
     return result

@@ -49,6 +49,8 @@ def npm_audit(config: dict) -> dict:
     """npm.audit_command in the npm project; skipped when none is configured."""
     directory = npm_project(config, "to run npm audit")
     if not directory:
-        raise AirflowSkipException("npm audit: no npm project configured (set npm.project_dir in "
-                                   "include/prism.config.json or the prism_config Variable)")
+        raise AirflowSkipException(
+            "npm audit: no npm project configured (set npm.project_dir in "
+            "include/prism.config.json or the prism_config Variable)"
+        )
     return run_step(config, "audit", directory)

@@ -32,8 +32,10 @@ def missing_indexer(config: dict) -> str | None:
     missing = [f"indexing.{kind}_command" for kind in ("indexer", "embedder") if not indexing.get(f"{kind}_command")]
     if not missing:
         return None
-    return (f"no indexer is configured: set {' and '.join(missing)} (and indexing.working_dir, indexing.env) "
-            "in include/prism.config.json or the prism_config Variable to PRISM's own indexer and embedder")
+    return (
+        f"no indexer is configured: set {' and '.join(missing)} (and indexing.working_dir, indexing.env) "
+        "in include/prism.config.json or the prism_config Variable to PRISM's own indexer and embedder"
+    )
 
 
 def skip_without_indexer(config: dict) -> None:
@@ -56,15 +58,17 @@ def indexer_env(config: dict, conn) -> dict[str, str]:
     from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL
 
     extra, cf = conn.extra_dejson, config["cloudflare"]
-    return {"CLOUDFLARE_API_TOKEN": conn.password or "",
-            "CLOUDFLARE_ACCOUNT_ID": str(extra.get("account_id") or ""),
-            "CLOUDFLARE_API_BASE_URL": str(extra.get("base_url") or DEFAULT_BASE_URL),
-            "PRISM_CLOUDFLARE_BUDGET": json.dumps(extra.get("budget") or {}),
-            "PRISM_D1_DATABASE": cf["d1_database"],
-            "PRISM_VECTORIZE_INDEX": cf["vectorize_index"],
-            "PRISM_EMBEDDING_MODEL": cf.get("embedding_model", ""),
-            # the bundle's hooks, for indexers written in Python like the demo's
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))}
+    return {
+        "CLOUDFLARE_API_TOKEN": conn.password or "",
+        "CLOUDFLARE_ACCOUNT_ID": str(extra.get("account_id") or ""),
+        "CLOUDFLARE_API_BASE_URL": str(extra.get("base_url") or DEFAULT_BASE_URL),
+        "PRISM_CLOUDFLARE_BUDGET": json.dumps(extra.get("budget") or {}),
+        "PRISM_D1_DATABASE": cf["d1_database"],
+        "PRISM_VECTORIZE_INDEX": cf["vectorize_index"],
+        "PRISM_EMBEDDING_MODEL": cf.get("embedding_model", ""),
+        # the bundle's hooks, for indexers written in Python like the demo's
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+    }
 
 
 def run_prism(kind: str, repo: str, *args: str) -> dict:
@@ -88,8 +92,13 @@ def run_prism(kind: str, repo: str, *args: str) -> dict:
     token = conn.password
     mask_secret(token)  # Airflow's own log masking too, for anything else this task logs
     argv = [*command, "--repo", repo, *args]
-    done = child_process.run(argv, ROOT / (indexing.get("working_dir") or "."), env_names=indexing.get("env") or (),
-                             explicit_env=indexer_env(config, conn), secrets=[token])
+    done = child_process.run(
+        argv,
+        ROOT / (indexing.get("working_dir") or "."),
+        env_names=indexing.get("env") or (),
+        explicit_env=indexer_env(config, conn),
+        secrets=[token],
+    )
     shown = " ".join(done.argv[1:] if argv[0] == sys.executable else done.argv)
     output = done.output.strip()
     log.info("%s exited with %d:\n%s", shown, done.returncode, output)

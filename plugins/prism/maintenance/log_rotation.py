@@ -35,7 +35,7 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
     unless it was replaced meanwhile (then both stay, and the next run archives the new version)."""
     client = s3.get_conn()
     key, modified, etag = obj["Key"], obj["LastModified"], obj["ETag"]
-    name = key[len(LOGS_PREFIX):]
+    name = key[len(LOGS_PREFIX) :]
     with tempfile.TemporaryDirectory(prefix="prism-log-") as tmp:
         packed, check = Path(tmp) / "log.gz", Path(tmp) / "check.gz"
         digest, size = hashlib.sha256(), 0
@@ -51,9 +51,20 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
         existing = s3.head_object(target, bucket)
         if existing and existing.get("Metadata", {}).get("original-sha256") != digest.hexdigest():
             target = f"{ARCHIVE_PREFIX}{name}.{modified.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.gz"
-        client.upload_file(str(packed), bucket, target, ExtraArgs={"ContentType": "application/gzip", "Metadata": {
-            "original-key": key, "original-last-modified": modified.astimezone(timezone.utc).isoformat(),
-            "original-sha256": digest.hexdigest(), "original-bytes": str(size)}})
+        client.upload_file(
+            str(packed),
+            bucket,
+            target,
+            ExtraArgs={
+                "ContentType": "application/gzip",
+                "Metadata": {
+                    "original-key": key,
+                    "original-last-modified": modified.astimezone(timezone.utc).isoformat(),
+                    "original-sha256": digest.hexdigest(),
+                    "original-bytes": str(size),
+                },
+            },
+        )
         client.download_file(bucket, target, str(check))
         if _sha256_of_gzip(check) != (digest.hexdigest(), size):
             client.delete_object(Bucket=bucket, Key=target)
@@ -63,21 +74,36 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
     still = now is not None and now["ETag"] == etag
     if still:
         client.delete_object(Bucket=bucket, Key=key)
-    return {"key": key, "archive": target, "bytes": size, "archive_bytes": archive_bytes, "sha256": digest.hexdigest(),
-            "last_modified": modified.isoformat(), "original_deleted": still}
+    return {
+        "key": key,
+        "archive": target,
+        "bytes": size,
+        "archive_bytes": archive_bytes,
+        "sha256": digest.hexdigest(),
+        "last_modified": modified.isoformat(),
+        "original_deleted": still,
+    }
 
 
 def archive_logs(s3, bucket: str, cutoff: datetime) -> dict:
     """Archive every `logs/**.log` last modified before `cutoff`."""
-    due = [obj for obj in s3.iter_file_metadata(LOGS_PREFIX, bucket)  # listed first: archiving adds keys
-           if obj["Key"].endswith(".log") and not obj["Key"].startswith(ARCHIVE_PREFIX) and obj["LastModified"] < cutoff]
+    due = [
+        obj
+        for obj in s3.iter_file_metadata(LOGS_PREFIX, bucket)  # listed first: archiving adds keys
+        if obj["Key"].endswith(".log") and not obj["Key"].startswith(ARCHIVE_PREFIX) and obj["LastModified"] < cutoff
+    ]
     archived, changed = [], []
     for obj in due:
         entry = archive_one(s3, bucket, obj)
         (archived if entry["original_deleted"] else changed).append(entry)
-    return {"cutoff": cutoff.isoformat(), "archived": len(archived), "objects": archived[:100],
-            "changed_during_archive": changed,
-            "bytes_in": sum(e["bytes"] for e in archived), "bytes_out": sum(e["archive_bytes"] for e in archived)}
+    return {
+        "cutoff": cutoff.isoformat(),
+        "archived": len(archived),
+        "objects": archived[:100],
+        "changed_during_archive": changed,
+        "bytes_in": sum(e["bytes"] for e in archived),
+        "bytes_out": sum(e["archive_bytes"] for e in archived),
+    }
 
 
 def delete_old_archives(s3, bucket: str, cutoff: datetime) -> dict:

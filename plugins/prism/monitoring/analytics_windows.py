@@ -15,8 +15,14 @@ from datetime import datetime, timedelta, timezone
 GRAPHQL_LOOKBACK_DAYS = {"traffic": 92, "usage": 31}
 # Cloudflare's published free-tier daily limits.
 FREE_TIER_DAILY = {
-    "worker_requests": 100_000, "ai_neurons": 10_000, "d1_rows_read": 5_000_000, "d1_rows_written": 100_000,
-    "kv_reads": 100_000, "kv_writes": 1_000, "kv_deletes": 1_000, "kv_lists": 1_000,
+    "worker_requests": 100_000,
+    "ai_neurons": 10_000,
+    "d1_rows_read": 5_000_000,
+    "d1_rows_written": 100_000,
+    "kv_reads": 100_000,
+    "kv_writes": 1_000,
+    "kv_deletes": 1_000,
+    "kv_lists": 1_000,
 }
 FREE_TIER_STORAGE = {"d1_database_bytes": 500 * 1000**2, "vectorize_stored_dimensions": 5_000_000}
 
@@ -26,11 +32,19 @@ def graphql_window(start: datetime, end: datetime, dataset: str, now: datetime |
     days = GRAPHQL_LOOKBACK_DAYS[dataset]
     now = now or datetime.now(timezone.utc)
     # The first whole hour GraphQL will still hold by the time the query arrives.
-    earliest = (now - timedelta(days=days) + timedelta(minutes=10)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    earliest = (now - timedelta(days=days) + timedelta(minutes=10)).replace(
+        minute=0, second=0, microsecond=0
+    ) + timedelta(hours=1)
     if end <= earliest:
-        return None, f"unavailable: GraphQL keeps {days} days of {dataset} analytics and this window ended before {earliest:%Y-%m-%d %H:%M}"
+        return (
+            None,
+            f"unavailable: GraphQL keeps {days} days of {dataset} analytics and this window ended before {earliest:%Y-%m-%d %H:%M}",
+        )
     if start < earliest:
-        return (earliest, end), f"partial: GraphQL keeps {days} days of {dataset} analytics, so this covers {earliest:%Y-%m-%d %H:%M} onwards only"
+        return (
+            (earliest, end),
+            f"partial: GraphQL keeps {days} days of {dataset} analytics, so this covers {earliest:%Y-%m-%d %H:%M} onwards only",
+        )
     return (start, end), ""
 
 
@@ -69,15 +83,24 @@ def resource_totals(traffic: dict | None, usage: dict | None) -> dict:
     if traffic and traffic.get("available", True):
         out["worker_requests"] = traffic["requests"]
     if usage and usage.get("available", True):
-        out.update(ai_neurons=usage["ai"]["neurons"], d1_rows_read=usage["d1"]["rowsRead"],
-                   d1_rows_written=usage["d1"]["rowsWritten"])
+        out.update(
+            ai_neurons=usage["ai"]["neurons"],
+            d1_rows_read=usage["d1"]["rowsRead"],
+            d1_rows_written=usage["d1"]["rowsWritten"],
+        )
         for action in ("read", "write", "delete", "list"):
             out[f"kv_{action}s"] = usage["kv"].get(action, 0)
     return out
 
 
-def totals_in(hook, script: str, database_id: str, start: datetime, end: datetime,
-              resources: Iterable[str] = tuple(FREE_TIER_DAILY)) -> dict:
+def totals_in(
+    hook,
+    script: str,
+    database_id: str,
+    start: datetime,
+    end: datetime,
+    resources: Iterable[str] = tuple(FREE_TIER_DAILY),
+) -> dict:
     """Totals of `resources` over one window for traffic and usage alike: the part of [start, end)
     GraphQL keeps usage for (the shorter lookback)."""
     win, note = graphql_window(start, end, "usage")
@@ -85,5 +108,10 @@ def totals_in(hook, script: str, database_id: str, start: datetime, end: datetim
         return {"available": False, "note": note}
     usage = hook.usage(database_id, *win)
     totals = resource_totals(hook.worker_traffic(script, *win), usage)
-    return {"available": True, "note": note, "window": usage["window"], "days": _days(*win),
-            "totals": {name: totals[name] for name in resources}}
+    return {
+        "available": True,
+        "note": note,
+        "window": usage["window"],
+        "days": _days(*win),
+        "totals": {name: totals[name] for name in resources},
+    }

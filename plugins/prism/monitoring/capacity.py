@@ -37,14 +37,19 @@ def project(points: list[tuple[datetime, float]], limit: float, end: datetime, p
         out["reaches_limit"] = "not at this growth (flat or shrinking)"
     else:
         days = period * math.log(limit / daily) / math.log(1 + growth)
-        out["reaches_limit"] = (end + timedelta(days=days)).date().isoformat() if days < HORIZON_DAYS else "not within 10 years"
+        out["reaches_limit"] = (
+            (end + timedelta(days=days)).date().isoformat() if days < HORIZON_DAYS else "not within 10 years"
+        )
     return out
 
 
 def window_rates(series: list[dict]) -> list[tuple[datetime, float]]:
     """[{start, end, total, days}] as (the window's middle, total a day), leaving out windows with no days covered."""
-    return [(from_iso(s["start"]) + (from_iso(s["end"]) - from_iso(s["start"])) / 2, s["total"] / s["days"])
-            for s in series if s["days"] > 0]
+    return [
+        (from_iso(s["start"]) + (from_iso(s["end"]) - from_iso(s["start"])) / 2, s["total"] / s["days"])
+        for s in series
+        if s["days"] > 0
+    ]
 
 
 def capacity_figures(hook, script: str, database_id: str, windows: list[dict], end: datetime) -> dict:
@@ -53,11 +58,19 @@ def capacity_figures(hook, script: str, database_id: str, windows: list[dict], e
     out = {"windows": [], "halves": []}
     for part in windows:
         start, stop = from_iso(part["start"]), from_iso(part["end"])
-        out["windows"].append({**part, "traffic": traffic_in(hook, script, start, stop), "usage": usage_in(hook, database_id, start, stop)})
+        out["windows"].append(
+            {
+                **part,
+                "traffic": traffic_in(hook, script, start, stop),
+                "usage": usage_in(hook, database_id, start, stop),
+            }
+        )
     last_start = from_iso(windows[-1]["start"])
     middle = last_start + timedelta(days=15)
     for start, stop in ((last_start, middle), (middle, end)):
-        out["halves"].append({"start": start.isoformat(), "end": stop.isoformat(), "usage": usage_in(hook, database_id, start, stop)})
+        out["halves"].append(
+            {"start": start.isoformat(), "end": stop.isoformat(), "usage": usage_in(hook, database_id, start, stop)}
+        )
     return out
 
 
@@ -68,12 +81,23 @@ def capacity_series(figures: dict) -> dict[str, list[dict]]:
     for win in figures["windows"]:
         for source in ("traffic", "usage"):
             part = win[source]
-            for name, total in resource_totals(part if source == "traffic" else None, part if source == "usage" else None).items():
-                series.setdefault(name, []).append({"start": win["start"], "end": win["end"], "total": total, "days": part["days"]})
+            for name, total in resource_totals(
+                part if source == "traffic" else None, part if source == "usage" else None
+            ).items():
+                series.setdefault(name, []).append(
+                    {"start": win["start"], "end": win["end"], "total": total, "days": part["days"]}
+                )
     for name in list(FREE_TIER_DAILY):
         if len(series.get(name, [])) < 2:
-            halves = [{"start": h["start"], "end": h["end"], "total": resource_totals(None, h["usage"]).get(name),
-                       "days": h["usage"].get("days", 0)} for h in figures.get("halves", [])]
+            halves = [
+                {
+                    "start": h["start"],
+                    "end": h["end"],
+                    "total": resource_totals(None, h["usage"]).get(name),
+                    "days": h["usage"].get("days", 0),
+                }
+                for h in figures.get("halves", [])
+            ]
             if len(halves) == 2 and all(h["total"] is not None for h in halves):
                 series[name] = halves
     return series
@@ -95,8 +119,9 @@ def capacity_plan(figures: dict, end: datetime) -> dict[str, dict]:
     return plan
 
 
-def projection_series(points: list[tuple[datetime, float]], plan: dict, end: datetime,
-                      months: int = 12) -> list[tuple[datetime, float]]:
+def projection_series(
+    points: list[tuple[datetime, float]], plan: dict, end: datetime, months: int = 12
+) -> list[tuple[datetime, float]]:
     """The projected daily rate from `end` on at the plan's 30-day growth, a point a month, until a
     month past the free-tier limit date or `months` months ([] without a trend)."""
     growth = plan.get("growth_30d_percent")
@@ -123,9 +148,11 @@ def monthly_growth(usage_by_month: list[dict], end: datetime) -> dict:
         # Months with none of it say nothing about its growth.
         return [(_month_middle(m["month"]), m[column] / m["days"]) for m in full if m[column] > 0]
 
-    return {"months": [m["month"] for m in full],
-            "worker_requests": project(rates("requests"), FREE_TIER_DAILY["worker_requests"], end, per="month"),
-            "ai_neurons": project(rates("neurons_used"), FREE_TIER_DAILY["ai_neurons"], end, per="month")}
+    return {
+        "months": [m["month"] for m in full],
+        "worker_requests": project(rates("requests"), FREE_TIER_DAILY["worker_requests"], end, per="month"),
+        "ai_neurons": project(rates("neurons_used"), FREE_TIER_DAILY["ai_neurons"], end, per="month"),
+    }
 
 
 def _month_middle(month: str) -> datetime:

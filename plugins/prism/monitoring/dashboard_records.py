@@ -61,8 +61,12 @@ def record(kind: str, value: dict, ti=None, append: bool = False) -> bool:
 
 def health_snapshot(results: dict, budget=None) -> dict:
     """A health check's results ({check: {ok, detail, ms}}) with the API budget its requests saw."""
-    return {"at": now_iso(), "ok": all(r["ok"] for r in results.values()), "checks": results,
-            "api_budget": budget_state(budget)}
+    return {
+        "at": now_iso(),
+        "ok": all(r["ok"] for r in results.values()),
+        "checks": results,
+        "api_budget": budget_state(budget),
+    }
 
 
 def budget_state(budget) -> dict | None:
@@ -72,17 +76,33 @@ def budget_state(budget) -> dict | None:
     from prism.monitoring.plan_limits import API_REQUESTS_PER_WINDOW, API_WINDOW_SECONDS
 
     limit = budget.limit or API_REQUESTS_PER_WINDOW
-    return {"limit": limit, "remaining": budget.remaining, "used": max(0, limit - budget.remaining),
-            "window_seconds": API_WINDOW_SECONDS, "rate_limited_responses": budget.rate_limited,
-            "observed_at": budget.observed_at}
+    return {
+        "limit": limit,
+        "remaining": budget.remaining,
+        "used": max(0, limit - budget.remaining),
+        "window_seconds": API_WINDOW_SECONDS,
+        "rate_limited_responses": budget.rate_limited,
+        "observed_at": budget.observed_at,
+    }
 
 
-def backup_snapshot(cadence: str, manifest: dict, status: str, method: str, report: str | None = None,
-                    problems: list[str] | None = None) -> dict:
+def backup_snapshot(
+    cadence: str, manifest: dict, status: str, method: str, report: str | None = None, problems: list[str] | None = None
+) -> dict:
     """A backup set's verification result, with what the dashboard shows of its manifest."""
-    return {"at": now_iso(), "cadence": cadence, "period": manifest["period"], "status": status, "method": method,
-            "captured_at": manifest["captured_at"], "logical_date": manifest["logical_date"],
-            "bytes": sum(o["bytes"] for o in manifest["objects"]), "objects": len(manifest["objects"]),
-            "vectors": (manifest.get("vectorize") or {}).get("vector_count"), "kv_keys": (manifest.get("kv") or {}).get("key_count"),
-            "d1_rows": sum((manifest.get("d1") or {}).get("tables", {}).values()), "report": report,
-            "problems": (problems or [])[:10]}
+    return {
+        "at": now_iso(),
+        "cadence": cadence,
+        "period": manifest["period"],
+        "status": status,
+        "method": method,
+        "captured_at": manifest["captured_at"],
+        "logical_date": manifest["logical_date"],
+        "bytes": sum(o["bytes"] for o in manifest["objects"]),
+        "objects": len(manifest["objects"]),
+        "vectors": (manifest.get("vectorize") or {}).get("vector_count"),
+        "kv_keys": (manifest.get("kv") or {}).get("key_count"),
+        "d1_rows": sum((manifest.get("d1") or {}).get("tables", {}).values()),
+        "report": report,
+        "problems": (problems or [])[:10],
+    }

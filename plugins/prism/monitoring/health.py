@@ -27,10 +27,20 @@ class CloudflareHealthCheckOperator(BaseOperator):
     template_fields: Sequence[str] = ("database", "index", "namespace", "embedding_model")
     ui_color = "#2db47d"
 
-    def __init__(self, *, database: str, index: str, namespace: str, checks: Sequence[str] = CHECKS,
-                 dimensions: int = 384, embedding_model: str = "@cf/baai/bge-small-en-v1.5",
-                 cloudflare_conn_id: str = "cloudflare_default",
-                 worker_conn_id: str = "prism_worker", skip_in_backfill: bool = True, **kwargs):
+    def __init__(
+        self,
+        *,
+        database: str,
+        index: str,
+        namespace: str,
+        checks: Sequence[str] = CHECKS,
+        dimensions: int = 384,
+        embedding_model: str = "@cf/baai/bge-small-en-v1.5",
+        cloudflare_conn_id: str = "cloudflare_default",
+        worker_conn_id: str = "prism_worker",
+        skip_in_backfill: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.database = database
         self.index = index
@@ -111,7 +121,11 @@ class CloudflareHealthCheckOperator(BaseOperator):
     def _check_ai(self) -> str:
         from airflow_provider_cloudflare.hooks.ai import WorkersAIHook
 
-        vec = next(WorkersAIHook(self.cloudflare_conn_id, priority="monitor").embed(["health check"], model=self.embedding_model))
+        vec = next(
+            WorkersAIHook(self.cloudflare_conn_id, priority="monitor").embed(
+                ["health check"], model=self.embedding_model
+            )
+        )
         if len(vec) != self.dimensions:
             raise AirflowException(f"embedding has {len(vec)} dimensions, expected {self.dimensions}")
         return "embedding ok"

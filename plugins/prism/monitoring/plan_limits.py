@@ -23,8 +23,12 @@ LIMITS: dict[str, tuple[str, str, float | None, float | None]] = {
     "kv_writes": ("KV writes", "per day", FREE_TIER_DAILY["kv_writes"], 1_000_000 / DAYS_PER_MONTH),
     "kv_deletes": ("KV deletes", "per day", FREE_TIER_DAILY["kv_deletes"], 1_000_000 / DAYS_PER_MONTH),
     "kv_lists": ("KV lists", "per day", FREE_TIER_DAILY["kv_lists"], 1_000_000 / DAYS_PER_MONTH),
-    "vectorize_stored_dimensions": ("Vectorize stored dimensions", "stored",
-                                    FREE_TIER_STORAGE["vectorize_stored_dimensions"], 10_000_000),
+    "vectorize_stored_dimensions": (
+        "Vectorize stored dimensions",
+        "stored",
+        FREE_TIER_STORAGE["vectorize_stored_dimensions"],
+        10_000_000,
+    ),
     "vectorize_queried_dimensions": ("Vectorize queried dimensions", "per month", 30_000_000, 50_000_000),
     "worker_requests": ("Worker requests", "per day", FREE_TIER_DAILY["worker_requests"], None),
 }
@@ -37,9 +41,18 @@ def usage_against_limits(used: dict[str, float]) -> list[dict]:
         if name not in LIMITS or value is None:
             continue
         label, counted, free, paid = LIMITS[name]
-        rows.append({"name": name, "label": label, "counted": counted, "used": value,
-                     "free_limit": free, "free_percent": _percent(value, free),
-                     "paid_limit": paid, "paid_percent": _percent(value, paid)})
+        rows.append(
+            {
+                "name": name,
+                "label": label,
+                "counted": counted,
+                "used": value,
+                "free_limit": free,
+                "free_percent": _percent(value, free),
+                "paid_limit": paid,
+                "paid_percent": _percent(value, paid),
+            }
+        )
     return rows
 
 

@@ -17,10 +17,12 @@ def live_resources(cf: dict) -> dict:
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     d1 = D1Hook()
-    return {"d1": d1.get_database(d1.find_database(cf["d1_database"])),
-            "vectorize": VectorizeHook().info(cf["vectorize_index"]),
-            "kv": KVHook().list_namespaces(),
-            "deployments": WorkersAnalyticsHook().deployments(cf["worker_name"])}
+    return {
+        "d1": d1.get_database(d1.find_database(cf["d1_database"])),
+        "vectorize": VectorizeHook().info(cf["vectorize_index"]),
+        "kv": KVHook().list_namespaces(),
+        "deployments": WorkersAnalyticsHook().deployments(cf["worker_name"]),
+    }
 
 
 def architecture(cf: dict, start: datetime, end: datetime) -> dict:
@@ -32,10 +34,23 @@ def architecture(cf: dict, start: datetime, end: datetime) -> dict:
     live = live_resources(cf)
     vec = VectorizeHook()
     config = vec.get_index(cf["vectorize_index"])["config"]
-    versions = [v for v in WorkersAnalyticsHook().versions(cf["worker_name"]) if start <= from_iso(v["metadata"]["created_on"]) < end]
+    versions = [
+        v
+        for v in WorkersAnalyticsHook().versions(cf["worker_name"])
+        if start <= from_iso(v["metadata"]["created_on"]) < end
+    ]
     db, deployments = live["d1"], live["deployments"]
-    return {"d1": {"name": db["name"], "bytes": db.get("file_size"), "tables": db.get("num_tables")},
-            "vectorize": {"dimensions": config["dimensions"], "metric": config["metric"], "vectors": live["vectorize"]["vectorCount"],
-                          "metadata_indexes": [m["propertyName"] for m in vec.list_metadata_indexes(cf["vectorize_index"])]},
-            "kv": [ns["title"] for ns in live["kv"]],
-            "worker": {"versions_in_quarter": len(versions), "latest_deployment": deployments[0]["id"] if deployments else None}}
+    return {
+        "d1": {"name": db["name"], "bytes": db.get("file_size"), "tables": db.get("num_tables")},
+        "vectorize": {
+            "dimensions": config["dimensions"],
+            "metric": config["metric"],
+            "vectors": live["vectorize"]["vectorCount"],
+            "metadata_indexes": [m["propertyName"] for m in vec.list_metadata_indexes(cf["vectorize_index"])],
+        },
+        "kv": [ns["title"] for ns in live["kv"]],
+        "worker": {
+            "versions_in_quarter": len(versions),
+            "latest_deployment": deployments[0]["id"] if deployments else None,
+        },
+    }

@@ -26,13 +26,26 @@ from prism.alerts import send_alert
 log = logging.getLogger(__name__)
 
 GUIDE = {
-    "high_error_rate": ("high error rate", "Troubleshooting, Issue 1: High Error Rate",
-                        ["check for recent deployments", "verify database connectivity", "check resource limits",
-                         "roll back if needed"]),
-    "slow_performance": ("slow performance", "Troubleshooting, Issue 2: Slow Performance",
-                         ["optimize slow queries", "increase cache size", "add indexes", "reduce batch sizes"]),
-    "resource_exhaustion": ("resource exhaustion", "Troubleshooting, Issue 3: Resource Exhaustion",
-                            ["implement caching", "optimize queries", "increase rate limits", "consider the paid plan"]),
+    "high_error_rate": (
+        "high error rate",
+        "Troubleshooting, Issue 1: High Error Rate",
+        [
+            "check for recent deployments",
+            "verify database connectivity",
+            "check resource limits",
+            "roll back if needed",
+        ],
+    ),
+    "slow_performance": (
+        "slow performance",
+        "Troubleshooting, Issue 2: Slow Performance",
+        ["optimize slow queries", "increase cache size", "add indexes", "reduce batch sizes"],
+    ),
+    "resource_exhaustion": (
+        "resource exhaustion",
+        "Troubleshooting, Issue 3: Resource Exhaustion",
+        ["implement caching", "optimize queries", "increase rate limits", "consider the paid plan"],
+    ),
 }
 ERRORS_HOURS = 3
 SLOW_QUERY_HOURS = 24  # the query log is sparse: an hour often holds no query at all
@@ -91,9 +104,11 @@ def recent_errors(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
     traffic = src.analytics.worker_traffic(src.cf["worker_name"], start, at)
     limit = src.cfg["thresholds"]["error_rate_percent"]
     failing = {s: n for s, n in traffic["status"].items() if s != "success" and n}
-    lines = [f"{traffic['requests']:,} requests, {traffic['errors']:,} errors ({traffic['error_rate_percent']}%; threshold "
-             f"{limit}%) from {traffic['window']['start']} to {traffic['window']['end']}",
-             "errors by outcome: " + (", ".join(f"{s} {n:,}" for s, n in sorted(failing.items())) or "none")]
+    lines = [
+        f"{traffic['requests']:,} requests, {traffic['errors']:,} errors ({traffic['error_rate_percent']}%; threshold "
+        f"{limit}%) from {traffic['window']['start']} to {traffic['window']['end']}",
+        "errors by outcome: " + (", ".join(f"{s} {n:,}" for s, n in sorted(failing.items())) or "none"),
+    ]
     hours = [h for h in src.analytics.worker_hourly(src.cf["worker_name"], start, at) if h["errors"]]
     lines += [f"{h['hour']}: {h['errors']:,} errors of {h['requests']:,} requests" for h in hours[-ERRORS_HOURS:]]
     return traffic["error_rate_percent"] < limit, lines
@@ -104,7 +119,8 @@ def worker_status(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
     checks = health.get("checks") or {}
     return health.get("status") == "healthy", [
         f"/health: {health.get('status')} (HTTP {health.get('http_status')}), version {health.get('version', '?')}",
-        "checks: " + (", ".join(f"{k} {v}" for k, v in checks.items()) or "none reported")]
+        "checks: " + (", ".join(f"{k} {v}" for k, v in checks.items()) or "none reported"),
+    ]
 
 
 def dependencies(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
@@ -112,11 +128,23 @@ def dependencies(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
     lines, ok = [], True
-    probes = (("D1 SELECT 1", lambda: "ok" if src.sql("health/select_one.sql", []) == [{"ok": 1}] else "unexpected answer"),
-              ("Vectorize", lambda: f"{VectorizeHook(priority='monitor', max_attempts=2).info(src.cf['vectorize_index'])['vectorCount']:,} "
-                                    f"vectors in {src.cf['vectorize_index']}"),
-              ("KV", lambda: f"namespace {src.cf['kv_namespace']} reachable "
-                             f"({KVHook(priority='monitor', max_attempts=2).find_namespace(src.cf['kv_namespace'])})"))
+    probes = (
+        ("D1 SELECT 1", lambda: "ok" if src.sql("health/select_one.sql", []) == [{"ok": 1}] else "unexpected answer"),
+        (
+            "Vectorize",
+            lambda: (
+                f"{VectorizeHook(priority='monitor', max_attempts=2).info(src.cf['vectorize_index'])['vectorCount']:,} "
+                f"vectors in {src.cf['vectorize_index']}"
+            ),
+        ),
+        (
+            "KV",
+            lambda: (
+                f"namespace {src.cf['kv_namespace']} reachable "
+                f"({KVHook(priority='monitor', max_attempts=2).find_namespace(src.cf['kv_namespace'])})"
+            ),
+        ),
+    )
     for name, probe in probes:
         try:
             result = probe()
@@ -137,8 +165,10 @@ def recent_deployments(src: _Sources, at: datetime) -> tuple[bool | None, list[s
         fresh = when is not None and timedelta(0) <= at - when <= timedelta(hours=RECENT_DEPLOY_HOURS)
         recent = recent or fresh
         versions = ", ".join(f"{v.get('version_id')} ({v.get('percentage')}%)" for v in d.get("versions", []))
-        lines.append(f"{d['id']} created {created} by {d.get('author_email', '?')}: {versions}"
-                     + (f" - within {RECENT_DEPLOY_HOURS} h of the alert: a rollback candidate" if fresh else ""))
+        lines.append(
+            f"{d['id']} created {created} by {d.get('author_email', '?')}: {versions}"
+            + (f" - within {RECENT_DEPLOY_HOURS} h of the alert: a rollback candidate" if fresh else "")
+        )
     return (False if recent else None), lines or ["no deployments"]
 
 
@@ -159,22 +189,32 @@ def cache_and_latency(src: _Sources, at: datetime) -> tuple[bool | None, list[st
         f"cache hit rate {cache['hit_rate']}% over 24 h ({cache['hits']:,} hits, {cache['misses']:,} misses; "
         f"{CACHE_HIT_RATE_MIN:g}% expected)",
         f"cache: {cache['entries']:,} entries, {cache['size_bytes']:,} bytes, {cache['evictions']:,} evictions",
-        f"latency over 24 h: p50 {perf['p50_latency_ms']} ms, p95 {perf['p95_latency_ms']} ms, p99 {perf['p99_latency_ms']} ms"]
+        f"latency over 24 h: p50 {perf['p50_latency_ms']} ms, p95 {perf['p95_latency_ms']} ms, p99 {perf['p99_latency_ms']} ms",
+    ]
 
 
 def usage_limits(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
     from prism.monitoring.plan_limits import usage_against_limits
 
     r = src.metrics["resources"]
-    rows = usage_against_limits({"ai_neurons": r["neurons_used"], "d1_rows_read": r.get("d1_rows_read_today"),
-                                 "d1_rows_written": r.get("d1_rows_written_today"), "kv_reads": r.get("kv_reads_today"),
-                                 "kv_writes": r.get("kv_writes_today"),
-                                 "vectorize_stored_dimensions": r.get("vectorize_stored_dimensions"),
-                                 "vectorize_queried_dimensions": r.get("vectorize_queried_dimensions_month")})
+    rows = usage_against_limits(
+        {
+            "ai_neurons": r["neurons_used"],
+            "d1_rows_read": r.get("d1_rows_read_today"),
+            "d1_rows_written": r.get("d1_rows_written_today"),
+            "kv_reads": r.get("kv_reads_today"),
+            "kv_writes": r.get("kv_writes_today"),
+            "vectorize_stored_dimensions": r.get("vectorize_stored_dimensions"),
+            "vectorize_queried_dimensions": r.get("vectorize_queried_dimensions_month"),
+        }
+    )
     limit = src.cfg["thresholds"]["free_tier_usage_percent"]
     over = [row for row in rows if (row["free_percent"] or 0) >= limit]
-    lines = [f"{row['label']} ({row['counted']}): {row['used']:,.0f} of {row['free_limit']:,.0f} ({row['free_percent']}% of the "
-             f"free tier)" + (" - AT OR ABOVE THE THRESHOLD" if row in over else "") for row in rows]
+    lines = [
+        f"{row['label']} ({row['counted']}): {row['used']:,.0f} of {row['free_limit']:,.0f} ({row['free_percent']}% of the "
+        f"free tier)" + (" - AT OR ABOVE THE THRESHOLD" if row in over else "")
+        for row in rows
+    ]
     return not over, lines
 
 
@@ -185,19 +225,33 @@ def rate_limit_hits(src: _Sources, at: datetime) -> tuple[bool | None, list[str]
     day = src.sql("troubleshooting/rate_limited.sql", [_sql_time(at - timedelta(days=1)), _sql_time(at)])[0]
     allowed = src.cfg["thresholds"]["rate_limited_per_day"]
     budget = budget_state(src.d1.budget)
-    lines = [f"PRISM rate-limit hits (security_events): {hour['events']} in the last hour, {day['events']} in the last 24 h "
-             f"(threshold {allowed} a day) from {day['sources']} sources; last {day['last_seen'] or 'never'}"]
+    lines = [
+        f"PRISM rate-limit hits (security_events): {hour['events']} in the last hour, {day['events']} in the last 24 h "
+        f"(threshold {allowed} a day) from {day['sources']} sources; last {day['last_seen'] or 'never'}"
+    ]
     if budget:
-        lines.append(f"Cloudflare API budget: {budget['used']:,} of {budget['limit']:,} requests used in the current "
-                     f"{budget['window_seconds'] // 60}-minute window; {budget['rate_limited_responses']} 429s seen")
+        lines.append(
+            f"Cloudflare API budget: {budget['used']:,} of {budget['limit']:,} requests used in the current "
+            f"{budget['window_seconds'] // 60}-minute window; {budget['rate_limited_responses']} 429s seen"
+        )
     return day["events"] <= allowed and not (budget and budget["rate_limited_responses"]), lines
 
 
 STEPS = {
-    "high_error_rate": (("Recent errors (GraphQL Analytics)", recent_errors), ("Worker status", worker_status),
-                        ("Dependency checks", dependencies), ("Recent deployments", recent_deployments)),
-    "slow_performance": (("Slow queries (D1 query_log)", slow_queries), ("Cache hit rate and latency (/metrics)", cache_and_latency)),
-    "resource_exhaustion": (("Usage against the limits (/metrics)", usage_limits), ("Rate-limit hits", rate_limit_hits)),
+    "high_error_rate": (
+        ("Recent errors (GraphQL Analytics)", recent_errors),
+        ("Worker status", worker_status),
+        ("Dependency checks", dependencies),
+        ("Recent deployments", recent_deployments),
+    ),
+    "slow_performance": (
+        ("Slow queries (D1 query_log)", slow_queries),
+        ("Cache hit rate and latency (/metrics)", cache_and_latency),
+    ),
+    "resource_exhaustion": (
+        ("Usage against the limits (/metrics)", usage_limits),
+        ("Rate-limit hits", rate_limit_hits),
+    ),
 }
 
 
@@ -221,8 +275,14 @@ def investigate(kind: str, at: datetime | None = None, cfg: dict | None = None) 
             ok, lines = False, [f"could not check: {type(exc).__name__}: {exc}"]
         steps.append({"step": name, "ok": ok, "lines": lines})
     title, guide, resolution = GUIDE[kind]
-    result = {"kind": kind, "title": title, "guide": guide, "at": at.isoformat(timespec="seconds"), "steps": steps,
-              "resolution": resolution}
+    result = {
+        "kind": kind,
+        "title": title,
+        "guide": guide,
+        "at": at.isoformat(timespec="seconds"),
+        "steps": steps,
+        "resolution": resolution,
+    }
     result["text"] = as_text(result)
     return result
 
@@ -237,21 +297,31 @@ def as_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def alert(subject: str, body: str = "", severity: str = "error", investigations: tuple[str, ...] | list[str] = (),
-          at: datetime | None = None, ti=None) -> dict:
+def alert(
+    subject: str,
+    body: str = "",
+    severity: str = "error",
+    investigations: tuple[str, ...] | list[str] = (),
+    at: datetime | None = None,
+    ti=None,
+) -> dict:
     """send_alert() with the findings of each named investigation attached to its body. Inside a
     backfill the investigations are left out (they would describe the present, not the run's window)."""
     findings = []
     if investigations and _in_backfill():
-        body += ("\n" if body else "") + f"Not investigated ({', '.join(investigations)}): inside a backfill the findings " \
-                                           "would describe the present, not the run's window."
+        body += (
+            ("\n" if body else "") + f"Not investigated ({', '.join(investigations)}): inside a backfill the findings "
+            "would describe the present, not the run's window."
+        )
         investigations = ()
     for kind in dict.fromkeys(investigations):
         try:
             findings.append(investigate(kind, at))
         except Exception as exc:  # noqa: BLE001 - the alert goes out even when the investigation cannot start
             log.warning("investigation %s could not run: %s", kind, exc)
-            findings.append({"kind": kind, "text": f"Diagnosis: {kind} could not run: {type(exc).__name__}: {exc}", "steps": []})
+            findings.append(
+                {"kind": kind, "text": f"Diagnosis: {kind} could not run: {type(exc).__name__}: {exc}", "steps": []}
+            )
     full = "\n\n".join(part for part in [body, *(f["text"] for f in findings)] if part)
     sent = send_alert(subject, full, severity, investigations=[f["kind"] for f in findings], ti=ti)
     return {"sent": sent, "findings": findings}
@@ -269,5 +339,9 @@ def _in_backfill() -> bool:
 
 
 # Which investigation a crossed threshold calls for, by the metric's name in the checks.
-FOR_METRIC = {"error rate (%)": "high_error_rate", "p95 latency (ms)": "slow_performance",
-              "rate-limit violations": "resource_exhaustion", "free-tier usage (%)": "resource_exhaustion"}
+FOR_METRIC = {
+    "error rate (%)": "high_error_rate",
+    "p95 latency (ms)": "slow_performance",
+    "rate-limit violations": "resource_exhaustion",
+    "free-tier usage (%)": "resource_exhaustion",
+}

@@ -37,8 +37,13 @@ def usage_snapshot(cf: dict, now: datetime) -> dict:
     metrics = PrismWorkerHook().metrics(METRICS_PERIOD)  # without the Worker's figures there is nothing to record
     db = read("d1", lambda: d1.get_database(d1.find_database(cf["d1_database"])), {})
     vec = read("vectorize", lambda: VectorizeHook(priority="monitor").info(cf["vectorize_index"]), {})
-    hourly = read("hourly", lambda: WorkersAnalyticsHook(priority="monitor").worker_hourly(
-        cf["worker_name"], now - timedelta(hours=24), now), [])
+    hourly = read(
+        "hourly",
+        lambda: WorkersAnalyticsHook(priority="monitor").worker_hourly(
+            cf["worker_name"], now - timedelta(hours=24), now
+        ),
+        [],
+    )
     return {**figures(metrics, db, vec, hourly, budget_state(d1.budget)), "unavailable": missing}
 
 
@@ -46,16 +51,28 @@ def figures(metrics: dict, db: dict, vec: dict, hourly: list[dict], budget: dict
     """The snapshot from what was read (pure, so it can be checked on given figures)."""
     r = metrics["resources"]
     stored = r.get("vectorize_stored_dimensions", vec.get("vectorCount", 0) * vec.get("dimensions", 0))
-    used = {"ai_neurons": r["neurons_used"], "d1_rows_read": r.get("d1_rows_read_today"),
-            "d1_rows_written": r.get("d1_rows_written_today"), "d1_database_bytes": db.get("file_size"),
-            "kv_reads": r.get("kv_reads_today"), "kv_writes": r.get("kv_writes_today"),
-            "vectorize_stored_dimensions": stored,
-            "vectorize_queried_dimensions": r.get("vectorize_queried_dimensions_month")}
-    return {"window": metrics["window"], "requests": metrics["requests"], "performance": metrics["performance"],
-            "cache": metrics["cache"], "tokens": metrics["tokens"],
-            "d1": {"name": db.get("name"), "file_size": db.get("file_size"), "num_tables": db.get("num_tables")},
-            "vectorize": {"vectors": vec.get("vectorCount"), "dimensions": vec.get("dimensions")},
-            "limits": usage_against_limits(used), "hourly": hourly, "api_budget": budget}
+    used = {
+        "ai_neurons": r["neurons_used"],
+        "d1_rows_read": r.get("d1_rows_read_today"),
+        "d1_rows_written": r.get("d1_rows_written_today"),
+        "d1_database_bytes": db.get("file_size"),
+        "kv_reads": r.get("kv_reads_today"),
+        "kv_writes": r.get("kv_writes_today"),
+        "vectorize_stored_dimensions": stored,
+        "vectorize_queried_dimensions": r.get("vectorize_queried_dimensions_month"),
+    }
+    return {
+        "window": metrics["window"],
+        "requests": metrics["requests"],
+        "performance": metrics["performance"],
+        "cache": metrics["cache"],
+        "tokens": metrics["tokens"],
+        "d1": {"name": db.get("name"), "file_size": db.get("file_size"), "num_tables": db.get("num_tables")},
+        "vectorize": {"vectors": vec.get("vectorCount"), "dimensions": vec.get("dimensions")},
+        "limits": usage_against_limits(used),
+        "hourly": hourly,
+        "api_budget": budget,
+    }
 
 
 def threshold_checks(snapshot: dict, thresholds: dict) -> list[dict]:
@@ -65,11 +82,22 @@ def threshold_checks(snapshot: dict, thresholds: dict) -> list[dict]:
 
     free = [row for row in snapshot["limits"] if row["free_percent"] is not None]
     top = max(free, key=lambda row: row["free_percent"], default=None)
-    checks = [("error rate (%)", snapshot["requests"]["error_rate"], thresholds["error_rate_percent"]),
-              ("p95 latency (ms)", snapshot["performance"]["p95_latency_ms"], thresholds["p95_latency_ms"]),
-              ("free-tier usage (%)", top["free_percent"] if top else 0.0, thresholds["free_tier_usage_percent"])]
-    return [{"metric": m, "value": v, "threshold": t, "crossed": _crossed(v, t), "investigation": FOR_METRIC[m],
-             **({"resource": top["label"]} if m.startswith("free") and top else {})} for m, v, t in checks]
+    checks = [
+        ("error rate (%)", snapshot["requests"]["error_rate"], thresholds["error_rate_percent"]),
+        ("p95 latency (ms)", snapshot["performance"]["p95_latency_ms"], thresholds["p95_latency_ms"]),
+        ("free-tier usage (%)", top["free_percent"] if top else 0.0, thresholds["free_tier_usage_percent"]),
+    ]
+    return [
+        {
+            "metric": m,
+            "value": v,
+            "threshold": t,
+            "crossed": _crossed(v, t),
+            "investigation": FOR_METRIC[m],
+            **({"resource": top["label"]} if m.startswith("free") and top else {}),
+        }
+        for m, v, t in checks
+    ]
 
 
 def _crossed(value, threshold) -> bool:

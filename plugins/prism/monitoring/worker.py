@@ -34,7 +34,9 @@ class PrismWorkerHook(BaseHook):
 
     def _get(self, endpoint: str, params: dict | None = None):
         try:
-            return self._http.run(endpoint, data=params, extra_options={"check_response": False, "timeout": self.timeout})
+            return self._http.run(
+                endpoint, data=params, extra_options={"check_response": False, "timeout": self.timeout}
+            )
         except Exception as exc:  # noqa: BLE001 - any transport failure is an unreachable Worker
             raise CloudflareError(f"PRISM Worker unreachable at {endpoint}: {type(exc).__name__}: {exc}") from None
 
@@ -50,5 +52,7 @@ class PrismWorkerHook(BaseHook):
     def metrics(self, period: str = "24h") -> dict:
         resp = self._get("/metrics", {"period": period})
         if resp.status_code != 200:
-            raise CloudflareError(f"PRISM Worker /metrics answered HTTP {resp.status_code}: {resp.text[:200]}", status=resp.status_code)
+            raise CloudflareError(
+                f"PRISM Worker /metrics answered HTTP {resp.status_code}: {resp.text[:200]}", status=resp.status_code
+            )
         return resp.json()

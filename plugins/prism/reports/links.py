@@ -22,7 +22,7 @@ def report_url(s3_url: str | None) -> str:
     """The dashboard's address of a report from its s3:// URL ('' without one)."""
     if not s3_url or not s3_url.startswith("s3://"):
         return ""
-    key = s3_url[len("s3://"):].partition("/")[2]
+    key = s3_url[len("s3://") :].partition("/")[2]
     try:
         from airflow.configuration import conf
 
@@ -60,4 +60,6 @@ class _ReportDecoratedOperator(_PythonDecoratedOperator):
 
 def report_task(python_callable=None, **kwargs):
     """`@task` for a task returning reports.deliver()'s result; takes @task's arguments."""
-    return task_decorator_factory(python_callable=python_callable, decorated_operator_class=_ReportDecoratedOperator, **kwargs)
+    return task_decorator_factory(
+        python_callable=python_callable, decorated_operator_class=_ReportDecoratedOperator, **kwargs
+    )

@@ -21,13 +21,20 @@ def report_key(dag_id: str, name: str, period: str) -> str:
     return f"{REPORTS_PREFIX}/{dag_id}/{period}/{name}.md"
 
 
-def markdown(title: str, window: tuple[datetime, datetime], sections: dict[str, list[str] | str],
-             captured: dict | None = None) -> str:
+def markdown(
+    title: str, window: tuple[datetime, datetime], sections: dict[str, list[str] | str], captured: dict | None = None
+) -> str:
     """A report: title, the window, optional capture labels, then sections of lines."""
     lines = [f"# {title}", "", f"Window: {window[0].isoformat()} to {window[1].isoformat()} (UTC)"]
     if captured:
-        lines.append(f"Captured at {captured['captured_at']}" + (" (inside a backfill: live figures are from the "
-                                                                   "capture time, not the window)" if captured.get("in_backfill") else ""))
+        lines.append(
+            f"Captured at {captured['captured_at']}"
+            + (
+                " (inside a backfill: live figures are from the capture time, not the window)"
+                if captured.get("in_backfill")
+                else ""
+            )
+        )
     for heading, body in sections.items():
         lines += ["", f"## {heading}", ""]
         lines += body if isinstance(body, list) else [body]
@@ -39,8 +46,9 @@ def html_key(key: str) -> str:
     return key.rsplit(".", 1)[0] + ".html"
 
 
-def publish_report(bucket: str, key: str, text: str, aws_conn_id: str = "aws_default", title: str | None = None,
-                   has_html: bool = False) -> str:
+def publish_report(
+    bucket: str, key: str, text: str, aws_conn_id: str = "aws_default", title: str | None = None, has_html: bool = False
+) -> str:
     """Write a report object and record it (a Markdown one, with whether an HTML page is beside it) for
     the dashboard; its s3:// URL."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -49,8 +57,17 @@ def publish_report(bucket: str, key: str, text: str, aws_conn_id: str = "aws_def
 
     S3Hook(aws_conn_id=aws_conn_id).load_string(text, key=key, bucket_name=bucket, replace=True)
     if key.endswith(".md"):
-        record("report", {"at": now_iso(), "bucket": bucket, "key": key,
-                          "title": title or (text.partition("\n")[0].lstrip("# ") or key), "html": has_html}, append=True)
+        record(
+            "report",
+            {
+                "at": now_iso(),
+                "bucket": bucket,
+                "key": key,
+                "title": title or (text.partition("\n")[0].lstrip("# ") or key),
+                "html": has_html,
+            },
+            append=True,
+        )
     return f"s3://{bucket}/{key}"
 
 
@@ -88,6 +105,7 @@ def deliver(dag_id: str, report: Report) -> dict:
 
 # ---- building blocks of report text ------------------------------------------------------------
 
+
 def pulled(context, task_id: str):
     """What a task of this run returned (None when it was skipped or returned nothing)."""
     return context["ti"].xcom_pull(task_ids=task_id)
@@ -110,11 +128,13 @@ def traffic_lines(traffic: dict) -> list[str]:
     if not traffic.get("available"):
         return [f"- Traffic figures {traffic['note']}"]
     wall = traffic.get("wall_time_ms") or {}
-    lines = [f"- Window queried: {traffic['window']['start']} to {traffic['window']['end']}",
-             f"- Total requests: {number(traffic['requests'])}",
-             f"- Errors: {number(traffic['errors'])} (error rate {traffic['error_rate_percent']}%)",
-             f"- Success rate: {round(100 - traffic['error_rate_percent'], 4)}%",
-             f"- P95 latency: {wall.get('p95', 'n/a')} ms (p50 {wall.get('p50', 'n/a')} ms, p99 {wall.get('p99', 'n/a')} ms)"]
+    lines = [
+        f"- Window queried: {traffic['window']['start']} to {traffic['window']['end']}",
+        f"- Total requests: {number(traffic['requests'])}",
+        f"- Errors: {number(traffic['errors'])} (error rate {traffic['error_rate_percent']}%)",
+        f"- Success rate: {round(100 - traffic['error_rate_percent'], 4)}%",
+        f"- P95 latency: {wall.get('p95', 'n/a')} ms (p50 {wall.get('p50', 'n/a')} ms, p99 {wall.get('p99', 'n/a')} ms)",
+    ]
     return lines + ([f"- Note: {traffic['note']}"] if traffic.get("note") else [])
 
 

@@ -29,7 +29,9 @@ def chart_markdown(charts: list[dict]) -> list[str]:
     """The charts' figures as Markdown tables (the Markdown report carries the numbers, the HTML the pictures)."""
     lines: list[str] = []
     for c in charts:
-        lines += ["", f"**{_cell(c['title'])}**", "", "| | value |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in c["table"]]
+        lines += ["", f"**{_cell(c['title'])}**", "", "| | value |", "|---|---|"] + [
+            f"| {_cell(k)} | {_cell(v)} |" for k, v in c["table"]
+        ]
     return lines
 
 
@@ -41,8 +43,12 @@ def _cell(value) -> str:
 def render(markdown_text: str, charts: list[dict]) -> str:
     """The HTML page of a report: the charts under the title, then the Markdown body."""
     title, _, rest = markdown_text.partition("\n")
-    figures = "".join(f'<figure>{c["svg"]}</figure>' for c in charts)
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title.lstrip('# '))}</title><style>{STYLE}</style></head><body>"
-            + _md.render(title) + (f'<section class="charts">{figures}</section>' if figures else "")
-            + _md.render(rest) + "</body></html>\n")
+    figures = "".join(f"<figure>{c['svg']}</figure>" for c in charts)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title.lstrip('# '))}</title><style>{STYLE}</style></head><body>"
+        + _md.render(title)
+        + (f'<section class="charts">{figures}</section>' if figures else "")
+        + _md.render(rest)
+        + "</body></html>\n"
+    )

@@ -17,11 +17,19 @@ from prism.runtime import sql_time, window
 log = logging.getLogger(__name__)
 
 # The guide's Monthly and Quarterly Schedules: what each calendar day or quarter does.
-MONTHLY_CALENDAR = {1: "backup verification, performance review", 7: "dependency updates, security audit",
-                    15: "index optimization, performance optimization", 21: "log review, resource check",
-                    28: "monthly report, capacity planning"}
-QUARTERLY_CALENDAR = {1: "architecture review, security audit", 2: "performance optimization, scaling review",
-                      3: "dependency audit, backup testing", 4: "yearly review, capacity planning"}
+MONTHLY_CALENDAR = {
+    1: "backup verification, performance review",
+    7: "dependency updates, security audit",
+    15: "index optimization, performance optimization",
+    21: "log review, resource check",
+    28: "monthly report, capacity planning",
+}
+QUARTERLY_CALENDAR = {
+    1: "architecture review, security audit",
+    2: "performance optimization, scaling review",
+    3: "dependency audit, backup testing",
+    4: "yearly review, capacity planning",
+}
 
 
 def from_iso(value: str) -> datetime:
@@ -48,9 +56,14 @@ def monthly_windows(end: datetime) -> dict:
     this_month = month_start(end)
     prev_month = month_start(this_month - timedelta(days=1))
     out = {
-        "run_date": end.date().isoformat(), "day": end.day, "month": end.strftime("%Y%m"), "date": end.strftime("%Y%m%d"),
+        "run_date": end.date().isoformat(),
+        "day": end.day,
+        "month": end.strftime("%Y%m"),
+        "date": end.strftime("%Y%m%d"),
         "end": end.isoformat(),
-        "previous_month": _span(prev_month, this_month, label=prev_month.strftime("%Y-%m"), period=prev_month.strftime("%Y%m")),
+        "previous_month": _span(
+            prev_month, this_month, label=prev_month.strftime("%Y-%m"), period=prev_month.strftime("%Y%m")
+        ),
         "month_to_date": _span(this_month, end, label=end.strftime("%Y-%m"), period=end.strftime("%Y%m")),
         "last_30_days": _span(end - timedelta(days=30), end),
         "last_7_days": _span(end - timedelta(days=7), end),
@@ -70,10 +83,19 @@ def quarterly_windows(end: datetime) -> dict:
     year = q_start - relativedelta(years=1)
     quarter = (end.month - 1) // 3 + 1
     return {
-        "quarter": quarter, "label": f"{end.year}Q{quarter}", "run_date": end.date().isoformat(), "end": end.isoformat(),
+        "quarter": quarter,
+        "label": f"{end.year}Q{quarter}",
+        "run_date": end.date().isoformat(),
+        "end": end.isoformat(),
         "previous_quarter": _span(prev, q_start, label=f"{prev.year}Q{(prev.month - 1) // 3 + 1}"),
-        "months": [_span(prev + relativedelta(months=i), prev + relativedelta(months=i + 1),
-                         label=(prev + relativedelta(months=i)).strftime("%Y-%m")) for i in range(3)],
+        "months": [
+            _span(
+                prev + relativedelta(months=i),
+                prev + relativedelta(months=i + 1),
+                label=(prev + relativedelta(months=i)).strftime("%Y-%m"),
+            )
+            for i in range(3)
+        ],
         "year": _span(year, q_start),
         "last_30_days": _span(end - timedelta(days=30), end),
         "sql_previous_quarter": [sql_time(prev), sql_time(q_start)],
@@ -90,15 +112,21 @@ def quarterly_run_windows(context) -> dict:
     return quarterly_windows(window(context, default=timedelta(days=91))[1])
 
 
-def calendar_branch(calendar: dict[int, str], own: int, forced: int | None, param: str, run_date: str,
-                    group: str) -> list[str]:
+def calendar_branch(
+    calendar: dict[int, str], own: int, forced: int | None, param: str, run_date: str, group: str
+) -> list[str]:
     """The task group a calendar DAG's run follows (`group` % slot), logging why every other slot is
     skipped; [] when the slot is not on the calendar. `forced` is the Param `param` of a manual re-run."""
     slot = forced or own
     why = f"{param}={forced} was given" if forced else f"the run's date is {run_date}"
     if slot not in calendar:
-        log.info("%s is not on the calendar (%s): nothing to run (%s); set %s to run one", slot,
-                 ", ".join(map(str, calendar)), why, param)
+        log.info(
+            "%s is not on the calendar (%s): nothing to run (%s); set %s to run one",
+            slot,
+            ", ".join(map(str, calendar)),
+            why,
+            param,
+        )
         return []
     for other, what in calendar.items():
         if other != slot:

@@ -30,14 +30,20 @@ _positive = {"type": "number", "exclusiveMinimum": 0}
 _count = {"type": "integer", "minimum": 1}
 # A command is an argument list (never a shell string); `env` lists the extra variables its child gets.
 _command = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
-_env_names = {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\Z"}, "uniqueItems": True}
+_env_names = {
+    "type": "array",
+    "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\Z"},
+    "uniqueItems": True,
+}
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["indexing", "npm", "cloudflare", "backups", "thresholds", "retention"],
     "properties": {
         "indexing": {
             # No indexer by default: a deployment (or the demo overlay) names its own; index tasks skip without.
-            "type": "object", "required": ["repos"], "additionalProperties": False,
+            "type": "object",
+            "required": ["repos"],
+            "additionalProperties": False,
             "properties": {
                 "repos": {"type": "array", "items": {"type": "string", "pattern": r"^[\w.-]+/[\w.-]+$"}, "minItems": 1},
                 "indexer_command": {"oneOf": [{"type": "null"}, _command]},
@@ -47,7 +53,8 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "npm": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "required": ["project_dir", "update_command", "audit_command", "test_command", "deploy_command"],
             "properties": {
                 "project_dir": {"type": ["string", "null"], "pattern": r"^/"},
@@ -57,7 +64,14 @@ SCHEMA: dict[str, Any] = {
         },
         "cloudflare": {
             "type": "object",
-            "required": ["d1_database", "vectorize_index", "vectorize_dimensions", "vectorize_metric", "kv_namespace", "worker_name"],
+            "required": [
+                "d1_database",
+                "vectorize_index",
+                "vectorize_dimensions",
+                "vectorize_metric",
+                "kv_namespace",
+                "worker_name",
+            ],
             "properties": {
                 "d1_database": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
                 "vectorize_index": {"type": "string", "pattern": r"^[a-z]+[a-z0-9_-]*[a-z0-9]+$"},
@@ -69,29 +83,64 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "backups": {
-            "type": "object", "required": ["bucket", "daily_retention_days", "monthly_retention_months", "d1_export_mode",
-                                           "kv_include_values", "time_travel_days", "safety_retention_days"],
-            "properties": {"bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
-                           "daily_retention_days": _count, "monthly_retention_months": _count,
-                           "d1_export_mode": {"enum": ["auto", "native", "logical"]},
-                           "kv_include_values": {"type": "boolean"},
-                           "time_travel_days": {"type": "integer", "minimum": 1, "maximum": 30},
-                           "safety_retention_days": _count},
+            "type": "object",
+            "required": [
+                "bucket",
+                "daily_retention_days",
+                "monthly_retention_months",
+                "d1_export_mode",
+                "kv_include_values",
+                "time_travel_days",
+                "safety_retention_days",
+            ],
+            "properties": {
+                "bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+                "daily_retention_days": _count,
+                "monthly_retention_months": _count,
+                "d1_export_mode": {"enum": ["auto", "native", "logical"]},
+                "kv_include_values": {"type": "boolean"},
+                "time_travel_days": {"type": "integer", "minimum": 1, "maximum": 30},
+                "safety_retention_days": _count,
+            },
         },
         "thresholds": {
             "type": "object",
-            "required": ["error_rate_percent", "p95_latency_ms", "free_tier_usage_percent", "failed_logins_per_month",
-                         "failed_auth_per_day", "rate_limited_per_day"],
-            "properties": {"error_rate_percent": _positive, "p95_latency_ms": _positive,
-                           "failed_auth_per_day": _positive, "rate_limited_per_day": _positive,
-                           "free_tier_usage_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-                           "failed_logins_per_month": _count},
+            "required": [
+                "error_rate_percent",
+                "p95_latency_ms",
+                "free_tier_usage_percent",
+                "failed_logins_per_month",
+                "failed_auth_per_day",
+                "rate_limited_per_day",
+            ],
+            "properties": {
+                "error_rate_percent": _positive,
+                "p95_latency_ms": _positive,
+                "failed_auth_per_day": _positive,
+                "rate_limited_per_day": _positive,
+                "free_tier_usage_percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                "failed_logins_per_month": _count,
+            },
         },
         "retention": {
             "type": "object",
-            "required": ["usage_log_days", "cache_low_hit_count", "cache_low_hit_age_days", "log_gzip_after_days",
-                         "log_archive_delete_after_days"],
-            "properties": dict.fromkeys(("usage_log_days", "cache_low_hit_count", "cache_low_hit_age_days", "log_gzip_after_days", "log_archive_delete_after_days"), _count),
+            "required": [
+                "usage_log_days",
+                "cache_low_hit_count",
+                "cache_low_hit_age_days",
+                "log_gzip_after_days",
+                "log_archive_delete_after_days",
+            ],
+            "properties": dict.fromkeys(
+                (
+                    "usage_log_days",
+                    "cache_low_hit_count",
+                    "cache_low_hit_age_days",
+                    "log_gzip_after_days",
+                    "log_archive_delete_after_days",
+                ),
+                _count,
+            ),
         },
         "schedules": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
     },

@@ -51,8 +51,12 @@ class GzipArtifact:
     def close(self) -> dict:
         self._gz.close()
         self._raw.close()
-        return {"bytes": self._hashing.bytes, "sha256": self._hashing.sha256.hexdigest(), "raw_bytes": self.raw_bytes,
-                "lines": self.lines}
+        return {
+            "bytes": self._hashing.bytes,
+            "sha256": self._hashing.sha256.hexdigest(),
+            "raw_bytes": self.raw_bytes,
+            "lines": self.lines,
+        }
 
     def __enter__(self):
         return self
@@ -82,5 +86,7 @@ def publish(s3_hook, local_path: str | os.PathLike, bucket: str, key: str, expec
     if head is None or head["ContentLength"] != expected_bytes:
         if head is not None:
             s3_hook.delete_objects(bucket=bucket, keys=[key])  # never leave a wrong object looking complete
-        raise RuntimeError(f"s3://{bucket}/{key} held {head and head['ContentLength']} bytes, expected {expected_bytes}; removed")
+        raise RuntimeError(
+            f"s3://{bucket}/{key} held {head and head['ContentLength']} bytes, expected {expected_bytes}; removed"
+        )
     return {"bucket": bucket, "key": key, "bytes": expected_bytes}

@@ -97,7 +97,9 @@ class RequestBudget:
             now = self._clock()
             if self.remaining <= self.settings.reserve:
                 # An HTTP-date reset is rounded down to the second: hold at least a second.
-                self._hold_until = max(self._hold_until, now + max(1.0, _seconds_until(headers.get("x-ratelimit-reset"), 1.0)))
+                self._hold_until = max(
+                    self._hold_until, now + max(1.0, _seconds_until(headers.get("x-ratelimit-reset"), 1.0))
+                )
             # Other processes spend the same budget unseen: slow down well before the reserve.
             if self.remaining <= 2 * self.settings.reserve:
                 self._slowdown = min(16.0, self._slowdown * 2)

@@ -6,7 +6,9 @@ from __future__ import annotations
 class CloudflareError(Exception):
     """An error answer from Cloudflare (or a transport failure talking to it)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None, method: str = "", path: str = ""):
+    def __init__(
+        self, message: str, *, status: int | None = None, code: int | None = None, method: str = "", path: str = ""
+    ):
         self.status = status
         self.code = code
         self.message = message

@@ -22,7 +22,9 @@ CHUNK_BYTES = 60_000  # room for the UPDATE around each appended piece
 PAGE_ROWS = 500
 
 _INSERT_RE = re.compile(r'^\s*INSERT\s+INTO\s+("(?:[^"]|"")+"|\w+)\s*(\(([^)]*)\))?\s*VALUES\s*\(', re.I | re.S)
-_TXN_RE = re.compile(r"^\s*(BEGIN(\s+\w+)?(\s+TRANSACTION)?|COMMIT(\s+TRANSACTION)?|END(\s+TRANSACTION)?)\s*;?\s*$", re.I)
+_TXN_RE = re.compile(
+    r"^\s*(BEGIN(\s+\w+)?(\s+TRANSACTION)?|COMMIT(\s+TRANSACTION)?|END(\s+TRANSACTION)?)\s*;?\s*$", re.I
+)
 
 
 def quote_ident(name: str) -> str:
@@ -46,6 +48,7 @@ def inserted_table(stmt: str) -> str | None:
 
 
 # ---- statement splitting -------------------------------------------------------------------
+
 
 def split_statements(lines: Iterable[str]) -> Iterator[str]:
     """Stream complete SQL statements from text lines (SQLite decides where a statement ends)."""
@@ -123,21 +126,31 @@ def _literal_chunks(literal: str, budget: int) -> tuple[str, str, list[str]] | N
     if literal[:2].upper() == "X'" and literal.endswith("'"):
         hexes = literal[2:-1]
         step = budget - budget % 2
-        return "X''", "CAST({col} || {piece} AS BLOB)", [f"X'{hexes[i:i + step]}'" for i in range(0, len(hexes), step)]
+        return (
+            "X''",
+            "CAST({col} || {piece} AS BLOB)",
+            [f"X'{hexes[i : i + step]}'" for i in range(0, len(hexes), step)],
+        )
     return None
 
 
-def shorten(stmt: str, columns_of: Callable[[str], list[str]], limit: int = MAX_STATEMENT_BYTES,
-            where: str = "rowid = last_insert_rowid()") -> list[str]:
+def shorten(
+    stmt: str,
+    columns_of: Callable[[str], list[str]],
+    limit: int = MAX_STATEMENT_BYTES,
+    where: str = "rowid = last_insert_rowid()",
+) -> list[str]:
     """Rewrite one over-long INSERT into an INSERT and UPDATEs that are each under `limit` bytes."""
     if len(stmt.encode()) <= limit:
         return [stmt]
     m = _INSERT_RE.match(stmt)
     if not m:
-        raise ValueError(f"a statement of {len(stmt.encode())} bytes is over D1's {limit}-byte limit and is not an INSERT: {stmt[:80]}...")
+        raise ValueError(
+            f"a statement of {len(stmt.encode())} bytes is over D1's {limit}-byte limit and is not an INSERT: {stmt[:80]}..."
+        )
     table = m.group(1)
-    values, end = split_values(stmt[m.end():])
-    if stmt[m.end() + end:].strip().rstrip(";").strip():
+    values, end = split_values(stmt[m.end() :])
+    if stmt[m.end() + end :].strip().rstrip(";").strip():
         raise ValueError(f"only single-row INSERTs can be split (table {table})")
     columns = [unquote_ident(c) for c in m.group(3).split(",")] if m.group(3) else columns_of(unquote_ident(table))
     if len(columns) != len(values):
@@ -208,6 +221,7 @@ def prepare_import(src: TextIO, dst: TextIO, limit: int = MAX_STATEMENT_BYTES) -
 
 # ---- logical dump --------------------------------------------------------------------------
 
+
 def _topological(tables: list[str], parents: dict[str, set[str]]) -> list[str]:
     """Parents before children; tables in a cycle keep their original order."""
     done: list[str] = []
@@ -228,15 +242,24 @@ def _topological(tables: list[str], parents: dict[str, set[str]]) -> list[str]:
     return done
 
 
-def write_logical_dump(query: Callable[[str, list | None], list[dict]], out: TextIO, *, header: str = "",
-                       page_rows: int = PAGE_ROWS, limit: int = MAX_STATEMENT_BYTES) -> dict:
+def write_logical_dump(
+    query: Callable[[str, list | None], list[dict]],
+    out: TextIO,
+    *,
+    header: str = "",
+    page_rows: int = PAGE_ROWS,
+    limit: int = MAX_STATEMENT_BYTES,
+) -> dict:
     """Write a dump of the database `query` reaches (query(sql, params) -> rows as dicts).
 
     Returns {table: rows written}. Statements are all under `limit` bytes.
     """
     listing = {r["name"]: r["type"] for r in query("PRAGMA table_list", None) if r["schema"] == "main"}
-    objects = query("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-                    "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY rowid", None)
+    objects = query(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY rowid",
+        None,
+    )
     tables = [o for o in objects if o["type"] == "table" and listing.get(o["name"]) in ("table", "virtual")]
     parents = {}
     for t in tables:
@@ -282,16 +305,21 @@ def _dump_rows(query, out: TextIO, table: str, create_sql: str, virtual: bool, p
             offset += len(rows)
         else:
             where = "" if last is None else " WHERE rowid > ?"
-            rows = query(f"SELECT rowid AS __rowid, {cols_sql} FROM {ident}{where} ORDER BY rowid LIMIT {page_rows}",
-                         None if last is None else [str(last)])
+            rows = query(
+                f"SELECT rowid AS __rowid, {cols_sql} FROM {ident}{where} ORDER BY rowid LIMIT {page_rows}",
+                None if last is None else [str(last)],
+            )
         for row in rows:
             # SQLite quotes infinite REALs as Inf, which does not parse back; 1e999 does.
             literals = [{"Inf": "1e999", "-Inf": "-1e999"}.get(row["q_" + c], row["q_" + c]) for c in columns]
             if keep_rowid:
                 literals.insert(0, str(row["__rowid"]))
             stmt = head + ",".join(literals) + ");"
-            where = f"rowid = {row['__rowid']}" if not without_rowid else " AND ".join(
-                f"{quote_ident(c)} = {row['q_' + c]}" for c in pk)
+            where = (
+                f"rowid = {row['__rowid']}"
+                if not without_rowid
+                else " AND ".join(f"{quote_ident(c)} = {row['q_' + c]}" for c in pk)
+            )
             for part in shorten(stmt, lambda _t: [], limit, where=where):
                 out.write(part + "\n")
             count += 1

@@ -21,16 +21,28 @@ from hostile import ALL, HOSTILE, LONG, assert_inert, text_of  # noqa: E402
 from prism.reports.charts import bar_chart, empty_chart, line_chart, status_strip  # noqa: E402
 from prism.reports.pages import chart, chart_markdown, render  # noqa: E402
 
-PAST, NOW, FUTURE = (datetime(2019, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc),
-                     datetime(2099, 12, 31, tzinfo=timezone.utc))
+PAST, NOW, FUTURE = (
+    datetime(2019, 1, 1, tzinfo=timezone.utc),
+    datetime.now(timezone.utc),
+    datetime(2099, 12, 31, tzinfo=timezone.utc),
+)
 
 
 def _charts() -> list[str]:
     series = {v: [(PAST, 1.0), (NOW, 2.5), (FUTURE, 3.0)] for v in HOSTILE.values()}
-    return [bar_chart(ALL, [(v, i + 0.5) for i, v in enumerate(HOSTILE.values())], y_label=ALL, colors={ALL: "#000"}),
-            line_chart(ALL, series, ALL, limits={ALL: 2.0, HOSTILE["attr"]: 1.0}, dashed={HOSTILE["script"]},
-                       markers=[(NOW, ALL), (FUTURE - timedelta(days=1), HOSTILE["style"])]),
-            status_strip(ALL, [(v, v) for v in HOSTILE.values()]), empty_chart(ALL)]
+    return [
+        bar_chart(ALL, [(v, i + 0.5) for i, v in enumerate(HOSTILE.values())], y_label=ALL, colors={ALL: "#000"}),
+        line_chart(
+            ALL,
+            series,
+            ALL,
+            limits={ALL: 2.0, HOSTILE["attr"]: 1.0},
+            dashed={HOSTILE["script"]},
+            markers=[(NOW, ALL), (FUTURE - timedelta(days=1), HOSTILE["style"])],
+        ),
+        status_strip(ALL, [(v, v) for v in HOSTILE.values()]),
+        empty_chart(ALL),
+    ]
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -42,16 +54,22 @@ def test_every_chart_label_title_and_tooltip_is_escaped(index):
 
 
 def test_an_html_report_with_hostile_text_charts_and_links_is_inert():
-    links = ("[click](javascript:alert(1)) <javascript:alert(2)> ![x](javascript:alert(3)) "
-             "[d](data:text/html,<script>alert(4)</script>) <a href=x onclick=alert(5)>raw</a>")
+    links = (
+        "[click](javascript:alert(1)) <javascript:alert(2)> ![x](javascript:alert(3)) "
+        "[d](data:text/html,<script>alert(4)</script>) <a href=x onclick=alert(5)>raw</a>"
+    )
     body = "\n".join(f"- {v}" for v in HOSTILE.values())
     charts = [chart(ALL, svg, [(ALL, ALL), (HOSTILE["newlines"], HOSTILE["script"])]) for svg in _charts()]
-    markdown = f"# {ALL}\n\n{body}\n\n{links}\n\n```\n</pre>{HOSTILE['script']}\n```\n" + "\n".join(chart_markdown(charts))
+    markdown = f"# {ALL}\n\n{body}\n\n{links}\n\n```\n</pre>{HOSTILE['script']}\n```\n" + "\n".join(
+        chart_markdown(charts)
+    )
     html = render(markdown, charts)
     doc = assert_inert(html, allowed_tags={"meta", "svg"})
     assert not [a for t, a in doc.tags if t == "a"]  # no link of a script, data: or raw-HTML kind survives
     assert HOSTILE["script"] in text_of(doc) and LONG in text_of(doc)
-    assert [t for t, _ in doc.tags].count("title") == 1 + len(charts) + sum(svg.count("<title>") - 1 for svg in _charts())
+    assert [t for t, _ in doc.tags].count("title") == 1 + len(charts) + sum(
+        svg.count("<title>") - 1 for svg in _charts()
+    )
 
 
 def test_chart_figures_in_markdown_stay_one_row_each():
@@ -96,9 +114,22 @@ def mailbox(monkeypatch):
     server.daemon_threads = True
     server.messages = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_PRISM_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": server.server_address[1],
-        "extra": {"to": ["ops@example.com"], "from_email": "prism@example.com", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PRISM_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": server.server_address[1],
+                "extra": {
+                    "to": ["ops@example.com"],
+                    "from_email": "prism@example.com",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        ),
+    )
     yield server.messages
     server.shutdown()
     server.server_close()
@@ -132,7 +163,9 @@ def test_slack_text_cannot_carry_links_mentions_or_markup(alerts):
     (text,) = alerts
     assert "<" not in text and ">" not in text  # Slack reads control sequences only between < and >
     assert "&lt;!channel&gt; &lt;@U123&gt; &lt;https://evil.example|click for the logs&gt; &amp; &lt;script&gt;" in text
-    assert text.startswith("[PRISM WARNING] disk ") and text.endswith("L" * 20 + "&lt;script&gt;alert('long')&lt;/script&gt;")
+    assert text.startswith("[PRISM WARNING] disk ") and text.endswith(
+        "L" * 20 + "&lt;script&gt;alert('long')&lt;/script&gt;"
+    )
 
 
 def test_every_registered_secret_leaves_an_alert_as_stars(alerts, mailbox):

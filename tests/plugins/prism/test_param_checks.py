@@ -21,8 +21,19 @@ from prism.param_checks import (
 NOW = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("value", ["20261101\n", "\n20261101", "２０２６１１０１", "٢٠٢٦١١٠١", "20261101 ", "2026111",
-                                   "safety-20261101T000000Z\n", "safety-20261101T000000"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20261101\n",
+        "\n20261101",
+        "２０２６１１０１",
+        "٢٠٢٦١١٠١",
+        "20261101 ",
+        "2026111",
+        "safety-20261101T000000Z\n",
+        "safety-20261101T000000",
+    ],
+)
 def test_the_backup_pattern_is_anchored_and_ascii(value):
     assert re.search(BACKUP_DATE_PATTERN, value) is None
 
@@ -33,19 +44,34 @@ def test_the_old_pattern_let_these_through(value):
     assert re.search(r"^(\d{8}|\d{6}|safety-\d{8}T\d{6}Z)$", value)
 
 
-@pytest.mark.parametrize("value, cadence, moment", [
-    ("20261101", "daily", datetime(2026, 11, 1, tzinfo=timezone.utc)),
-    ("202402", "monthly", datetime(2024, 2, 1, tzinfo=timezone.utc)),
-    ("20240229", "daily", datetime(2024, 2, 29, tzinfo=timezone.utc)),
-    ("safety-20261129T115959Z", "safety", datetime(2026, 11, 29, 11, 59, 59, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "value, cadence, moment",
+    [
+        ("20261101", "daily", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+        ("202402", "monthly", datetime(2024, 2, 1, tzinfo=timezone.utc)),
+        ("20240229", "daily", datetime(2024, 2, 29, tzinfo=timezone.utc)),
+        ("safety-20261129T115959Z", "safety", datetime(2026, 11, 29, 11, 59, 59, tzinfo=timezone.utc)),
+    ],
+)
 def test_real_names_parse(value, cadence, moment):
     assert backup_moment(value) == (cadence, moment)
     assert check_backup_date(value, NOW) == value
 
 
-@pytest.mark.parametrize("value", ["20261399", "20260230", "20250229", "00000101", "202613", "202600",
-                                   "safety-20261301T000000Z", "safety-20260101T240000Z", "safety-20260101T000060Z"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20261399",
+        "20260230",
+        "20250229",
+        "00000101",
+        "202613",
+        "202600",
+        "safety-20261301T000000Z",
+        "safety-20260101T240000Z",
+        "safety-20260101T000060Z",
+    ],
+)
 def test_impossible_dates_are_refused(value):
     with pytest.raises(ValueError, match="is not a real date"):
         check_backup_date(value, NOW)
@@ -58,11 +84,19 @@ def test_future_names_are_refused(value):
 
 
 def test_times_need_a_zone_a_real_date_and_the_past():
-    assert parse_iso_with_zone("since", "2026-11-28T10:00:00+02:00", NOW) == datetime(2026, 11, 28, 8, tzinfo=timezone.utc)
-    for value, says in [("2026-11-28T09:00:00", "has no time zone"), ("2026-11-28 09:00", "has no time zone"),
-                        ("2026-02-30T00:00:00Z", "is not a real time"), ("2026-11-30T00:00:00Z", "is in the future"),
-                        ("2026-11-28T09:00:00Z\n", "is not ISO 8601"), ("２０２６-11-28T09:00:00Z", "is not ISO 8601"),
-                        (None, "is not ISO 8601"), (1764320400, "is not ISO 8601")]:
+    assert parse_iso_with_zone("since", "2026-11-28T10:00:00+02:00", NOW) == datetime(
+        2026, 11, 28, 8, tzinfo=timezone.utc
+    )
+    for value, says in [
+        ("2026-11-28T09:00:00", "has no time zone"),
+        ("2026-11-28 09:00", "has no time zone"),
+        ("2026-02-30T00:00:00Z", "is not a real time"),
+        ("2026-11-30T00:00:00Z", "is in the future"),
+        ("2026-11-28T09:00:00Z\n", "is not ISO 8601"),
+        ("２０２６-11-28T09:00:00Z", "is not ISO 8601"),
+        (None, "is not ISO 8601"),
+        (1764320400, "is not ISO 8601"),
+    ]:
         with pytest.raises(ValueError, match=says):
             parse_iso_with_zone("since", value, NOW)
     assert re.search(ISO_WITH_ZONE_PATTERN, "2026-11-28T09:00:00.123456Z")

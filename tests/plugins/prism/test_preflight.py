@@ -26,23 +26,42 @@ def restricted(tmp_path_factory, exchanges_file):
     for perm in ALL:
         args += ["--token", f"{_token_name(perm)}={','.join(p for p in ALL if p != perm)}"]
     args += ["--token", f"no-settings={','.join(ALL)}"]  # everything but Account Settings Read
-    server = testing.start(tmp_path_factory.mktemp("lf-preflight"), "--seed", "demo", "--record", str(exchanges_file),
-                           "--mutation-lag", "0.2")
+    server = testing.start(
+        tmp_path_factory.mktemp("lf-preflight"),
+        "--seed",
+        "demo",
+        "--record",
+        str(exchanges_file),
+        "--mutation-lag",
+        "0.2",
+    )
     server.stop()
     # Restart with the tokens, keeping the seeded data.
     server = testing.start(server.data_dir, "--record", str(exchanges_file), "--mutation-lag", "0.2", *args)
     # The full token under its own connection id, for looking at what the preflight left.
-    os.environ["AIRFLOW_CONN_LF_ADMIN"] = json.dumps({"conn_type": "cloudflare", "password": server.token, "extra": {
-        "account_id": server.account_id, "base_url": server.api_url}})
+    os.environ["AIRFLOW_CONN_LF_ADMIN"] = json.dumps(
+        {
+            "conn_type": "cloudflare",
+            "password": server.token,
+            "extra": {"account_id": server.account_id, "base_url": server.api_url},
+        }
+    )
     yield server
     os.environ.pop("AIRFLOW_CONN_LF_ADMIN", None)
     server.stop()
 
 
 def use_token(monkeypatch, server, token: str, account_id: str | None = None) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_DEFAULT", json.dumps({
-        "conn_type": "cloudflare", "password": token,
-        "extra": {"account_id": account_id or server.account_id, "base_url": server.api_url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CLOUDFLARE_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "cloudflare",
+                "password": token,
+                "extra": {"account_id": account_id or server.account_id, "base_url": server.api_url},
+            }
+        ),
+    )
     monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": server.worker_url}))
 
 
@@ -58,7 +77,9 @@ def leftovers(server) -> list[str]:
 
     admin = {"cloudflare_conn_id": "lf_admin"}
     found = [d["name"] for d in D1Hook(**admin).list_databases() if d["name"].startswith(preflight.SCRATCH_PREFIX)]
-    found += [i["name"] for i in VectorizeHook(**admin).list_indexes() if i["name"].startswith(preflight.SCRATCH_PREFIX)]
+    found += [
+        i["name"] for i in VectorizeHook(**admin).list_indexes() if i["name"].startswith(preflight.SCRATCH_PREFIX)
+    ]
     found += [k["name"] for k in KVHook(**admin).list_keys(server.kv_id) if preflight.SCRATCH_PREFIX in k["name"]]
     return found
 
@@ -105,18 +126,24 @@ def test_prove_writes_off_writes_nothing(restricted, monkeypatch):
     assert fails(checks) == []
     assert [c.status for c in checks if "scratch" in c.name] == ["SKIP"] * 3
     # Only GETs and read-only POSTs (SELECT 1, a query, an embedding, GraphQL) reached Cloudflare.
-    read_posts = {"POST /accounts/{account_id}/d1/database/{database_id}/query",
-                  "POST /accounts/{account_id}/vectorize/v2/indexes/{index_name}/query",
-                  "POST /accounts/{account_id}/ai/run/{model_name:path}", "POST /graphql"}
+    read_posts = {
+        "POST /accounts/{account_id}/d1/database/{database_id}/query",
+        "POST /accounts/{account_id}/vectorize/v2/indexes/{index_name}/query",
+        "POST /accounts/{account_id}/ai/run/{model_name:path}",
+        "POST /graphql",
+    }
     assert {r for r in routes if not r.startswith("GET ")} <= read_posts, routes
     assert (D1Hook().rows(restricted.d1_id, tables), restricted.admin("GET", "info")) == before
     assert leftovers(restricted) == []
 
 
-@pytest.mark.parametrize("token, account, expect", [
-    ("not-a-token", None, "token: the API token is not valid"),
-    (None, "f" * 32, "account: account " + "f" * 32 + " is not reachable"),
-])
+@pytest.mark.parametrize(
+    "token, account, expect",
+    [
+        ("not-a-token", None, "token: the API token is not valid"),
+        (None, "f" * 32, "account: account " + "f" * 32 + " is not reachable"),
+    ],
+)
 def test_a_bad_token_or_account_stops_at_the_first_line(restricted, monkeypatch, token, account, expect):
     use_token(monkeypatch, restricted, token or restricted.token, account)
     checks = preflight.cloudflare_checks(load_config(), prove_writes=True)
@@ -126,8 +153,16 @@ def test_a_bad_token_or_account_stops_at_the_first_line(restricted, monkeypatch,
 
 def test_missing_resources_and_a_wrong_dimension_each_fail_with_a_fix(restricted, monkeypatch):
     use_token(monkeypatch, restricted, restricted.token)
-    cfg = load_config({"cloudflare": {"d1_database": "no-such-db", "vectorize_dimensions": 768,
-                                      "kv_namespace": "no-such-namespace", "worker_name": "no-such-worker"}})
+    cfg = load_config(
+        {
+            "cloudflare": {
+                "d1_database": "no-such-db",
+                "vectorize_dimensions": 768,
+                "kv_namespace": "no-such-namespace",
+                "worker_name": "no-such-worker",
+            }
+        }
+    )
     by_name = {c.name: c for c in preflight.cloudflare_checks(cfg, prove_writes=False)}
     assert by_name["D1 database [D1 Read]"].line.startswith("FAIL D1 database [D1 Read]: not found")
     assert "— fix: create it (`wrangler d1 create no-such-db`)" in by_name["D1 database [D1 Read]"].line
@@ -178,18 +213,22 @@ def test_pools_missing_or_with_other_slots_fail_with_the_command(airflow_db):
     have = {"cloudflare_heavy": 2}
     checks = preflight.pool_checks({"cloudflare_heavy": 3, "prism_deletes": 1}, reader=lambda: have)
     assert [c.line for c in checks] == [
-        'FAIL pool cloudflare_heavy: has 2 slots, the DAGs are built for 3 — fix: '
+        "FAIL pool cloudflare_heavy: has 2 slots, the DAGs are built for 3 — fix: "
         '`airflow pools set cloudflare_heavy 3 "PRISM: cloudflare_heavy"` (or `airflow pools import include/pools.json`)',
-        'FAIL pool prism_deletes: missing: tasks in a missing pool are never scheduled — fix: '
-        '`airflow pools set prism_deletes 1 "PRISM: prism_deletes"` (or `airflow pools import include/pools.json`)']
+        "FAIL pool prism_deletes: missing: tasks in a missing pool are never scheduled — fix: "
+        '`airflow pools set prism_deletes 1 "PRISM: prism_deletes"` (or `airflow pools import include/pools.json`)',
+    ]
 
 
 def test_pools_are_read_from_airflow_through_the_orm_and_the_cli(airflow_db):
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "airflow", "pools", "set", "preflight_probe_pool", "2", "probe"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "set", "preflight_probe_pool", "2", "probe"],
+        check=True,
+        capture_output=True,
+    )
     assert preflight.read_pools()["preflight_probe_pool"] == 2
     assert preflight.read_pools_cli()["preflight_probe_pool"] == 2  # the path a worker takes
     assert preflight.pool_checks({"preflight_probe_pool": 2})[0].status == "PASS"

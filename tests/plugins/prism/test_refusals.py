@@ -8,12 +8,15 @@ from airflow.sdk.exceptions import AirflowFailException
 from prism.refusals import Refused, refusal_text, refuse
 
 
-@pytest.mark.parametrize("reason", [
-    "backup_date '20261399' is not a date",
-    "backup_date '20261399' is not a date.",
-    "backup_date '20261399' is not a date. Nothing was changed.",
-    "backup_date '20261399' is not a date; nothing was changed",
-])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "backup_date '20261399' is not a date",
+        "backup_date '20261399' is not a date.",
+        "backup_date '20261399' is not a date. Nothing was changed.",
+        "backup_date '20261399' is not a date; nothing was changed",
+    ],
+)
 def test_the_tail_is_said_once(reason):
     text = refusal_text("to restore", reason)
     assert text == "refusing to restore: backup_date '20261399' is not a date. Nothing was changed."

@@ -21,8 +21,25 @@ HOSTILE = {
 }
 # Every hostile string at once, for fields that hold one value.
 ALL = " | ".join(v for k, v in HOSTILE.items() if k != "long")
-ACTIVE_TAGS = {"script", "img", "iframe", "object", "embed", "svg:script", "foreignobject", "link", "meta", "base", "form",
-               "input", "audio", "video", "frame", "frameset", "math"}
+ACTIVE_TAGS = {
+    "script",
+    "img",
+    "iframe",
+    "object",
+    "embed",
+    "svg:script",
+    "foreignobject",
+    "link",
+    "meta",
+    "base",
+    "form",
+    "input",
+    "audio",
+    "video",
+    "frame",
+    "frameset",
+    "math",
+}
 
 
 class Inspect(HTMLParser):

@@ -52,17 +52,30 @@ def test_reports_are_served_from_the_bucket(client, s3, monkeypatch):
     bucket = f"reports-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(bucket_name=bucket)
     monkeypatch.setenv("AIRFLOW_VAR_PRISM_CONFIG", json.dumps({"backups": {"bucket": bucket}}))
-    s3.load_string("<!doctype html><p>capacity</p>", key="reports/prism_monthly/202611/capacity.html", bucket_name=bucket)
+    s3.load_string(
+        "<!doctype html><p>capacity</p>", key="reports/prism_monthly/202611/capacity.html", bucket_name=bucket
+    )
     s3.load_string("# capacity\n", key="reports/prism_monthly/202611/capacity.md", bucket_name=bucket)
     s3.load_string("secret", key="daily/20261101/manifest.json", bucket_name=bucket)
     headers = {"Authorization": f"Bearer {token('viewer')}"}
     html = client.get("/prism-dashboard/reports/prism_monthly/202611/capacity.html", headers=headers)
-    assert html.status_code == 200 and html.headers["content-type"] == "text/html; charset=utf-8" and "capacity" in html.text
+    assert (
+        html.status_code == 200
+        and html.headers["content-type"] == "text/html; charset=utf-8"
+        and "capacity" in html.text
+    )
     md = client.get("/prism-dashboard/reports/reports/prism_monthly/202611/capacity.md", headers=headers)
-    assert md.status_code == 200 and md.headers["content-type"] == "text/plain; charset=utf-8" and md.text == "# capacity\n"
+    assert (
+        md.status_code == 200
+        and md.headers["content-type"] == "text/plain; charset=utf-8"
+        and md.text == "# capacity\n"
+    )
     assert client.get("/prism-dashboard/reports/prism_monthly/202611/nothing.md", headers=headers).status_code == 404
     # Only reports/: a backup's objects are not reachable through the dashboard.
-    assert client.get("/prism-dashboard/reports/..%2Fdaily/20261101/manifest.json", headers=headers).status_code in (400, 404)
+    assert client.get("/prism-dashboard/reports/..%2Fdaily/20261101/manifest.json", headers=headers).status_code in (
+        400,
+        404,
+    )
 
 
 def test_report_files_are_never_sniffed_scripted_or_rendered_as_another_type(client, s3, monkeypatch):
@@ -70,8 +83,14 @@ def test_report_files_are_never_sniffed_scripted_or_rendered_as_another_type(cli
     s3.create_bucket(bucket_name=bucket)
     monkeypatch.setenv("AIRFLOW_VAR_PRISM_CONFIG", json.dumps({"backups": {"bucket": bucket}}))
     hostile = "<script>alert(1)</script><svg onload=alert(2)>"
-    for key in ("reports/x/1/r.html", "reports/x/1/r.md", "reports/x/1/r.svg", "reports/x/1/r.js", "reports/x/1/noext",
-                "reports/x/1/R.MD"):
+    for key in (
+        "reports/x/1/r.html",
+        "reports/x/1/r.md",
+        "reports/x/1/r.svg",
+        "reports/x/1/r.js",
+        "reports/x/1/noext",
+        "reports/x/1/R.MD",
+    ):
         s3.load_string(hostile, key=key, bucket_name=bucket)
     headers = {"Authorization": f"Bearer {token('viewer')}"}
 
@@ -87,7 +106,10 @@ def test_report_files_are_never_sniffed_scripted_or_rendered_as_another_type(cli
         assert get(name).headers["content-type"] == "text/plain; charset=utf-8"
     for name in ("r.svg", "r.js", "noext"):  # not a report format: a download, never rendered
         resp = get(name)
-        assert resp.headers["content-type"] == "application/octet-stream" and resp.headers["content-disposition"] == "attachment"
+        assert (
+            resp.headers["content-type"] == "application/octet-stream"
+            and resp.headers["content-disposition"] == "attachment"
+        )
     # A refusal carries the same headers.
     missing = client.get("/prism-dashboard/reports/x/1/%3Cscript%3E.md", headers=headers)
     assert missing.status_code == 404 and missing.headers["x-content-type-options"] == "nosniff"

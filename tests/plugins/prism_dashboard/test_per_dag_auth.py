@@ -28,8 +28,11 @@ def prism_dags(airflow_db) -> list[str]:
     for bundle in manager.get_all_dag_bundles():
         if not bundle.is_initialized:
             bundle.initialize()
-        sync_bag_to_db(BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name),
-                       bundle.name, bundle.version)
+        sync_bag_to_db(
+            BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name),
+            bundle.name,
+            bundle.version,
+        )
     with create_session() as session:
         ids = sorted(session.scalars(select(DagModel.dag_id).where(DagModel.dag_id.like("prism%"))))
     assert {"prism_daily", "prism_weekly", "prism_health_monitor", "prism_disaster_recovery"} <= set(ids), ids
@@ -61,17 +64,25 @@ def _auth() -> dict:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    return {"Authorization": "Bearer " + get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="op", role="viewer"))}
+    return {
+        "Authorization": "Bearer "
+        + get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="op", role="viewer"))
+    }
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_user_granted_one_unrelated_dag_is_refused_whatever_the_query_names(client, monkeypatch, path):
     monkeypatch.setenv("PRISM_TEST_GRANTED_DAGS", "team_b_etl")
     headers = _auth()
-    answers = {q: client.get(path + q, headers=headers) for q in
-               ("?dag_id=team_b_etl", "", "?dag_id=~", "?dag_id=team_b_etl&dag_id=prism_daily", "?dag_id=prism_daily")}
+    answers = {
+        q: client.get(path + q, headers=headers)
+        for q in ("?dag_id=team_b_etl", "", "?dag_id=~", "?dag_id=team_b_etl&dag_id=prism_daily", "?dag_id=prism_daily")
+    }
     assert {q: r.status_code for q, r in answers.items()} == dict.fromkeys(answers, 403)
-    assert all(r.json() == {"detail": "Forbidden"} and r.headers["x-content-type-options"] == "nosniff" for r in answers.values())
+    assert all(
+        r.json() == {"detail": "Forbidden"} and r.headers["x-content-type-options"] == "nosniff"
+        for r in answers.values()
+    )
 
 
 def test_a_user_lacking_one_prism_dag_is_refused(client, monkeypatch, prism_dags):
@@ -91,7 +102,8 @@ def test_a_user_granted_every_prism_dag_sees_the_dashboard_and_only_their_data(c
     assert resp.status_code == 200 and "<h1>PRISM dashboard</h1>" in resp.text
     # Asked about the PRISM DAGs themselves (their XComs and task instances), never about the query's DAG.
     assert {(m, e, d) for m, e, d in GrantedDagsAuthManager.asked} == {
-        ("GET", entity, d) for d in prism_dags for entity in ("XCOM", "TASK_INSTANCE")}
+        ("GET", entity, d) for d in prism_dags for entity in ("XCOM", "TASK_INSTANCE")
+    }
     data = client.get("/prism-dashboard/data.json", headers=_auth()).json()
     assert {r["dag_id"] for r in data["reports"] + data["alerts"]} <= set(prism_dags)
 

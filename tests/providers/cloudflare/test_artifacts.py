@@ -96,8 +96,11 @@ def test_publish_uploads_and_checks_the_size(s3, tmp_path):
     stats = write_artifact(tmp_path / "a.gz", [b"hello\n" * 100])
     key = f"tests/{uuid.uuid4().hex}.gz"
     try:
-        assert publish(s3, tmp_path / "a.gz", BUCKET, key, stats["bytes"]) == {"bucket": BUCKET, "key": key,
-                                                                                "bytes": stats["bytes"]}
+        assert publish(s3, tmp_path / "a.gz", BUCKET, key, stats["bytes"]) == {
+            "bucket": BUCKET,
+            "key": key,
+            "bytes": stats["bytes"],
+        }
         body = s3.get_key(key, BUCKET).get()["Body"].read()
         assert hashlib.sha256(body).hexdigest() == stats["sha256"]
     finally:

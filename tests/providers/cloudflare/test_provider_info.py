@@ -15,8 +15,13 @@ from localflare import testing
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # `analytics-only` cannot read the account's details nor list anything: the account stays unproven.
-    server = testing.start(tmp_path_factory.mktemp("lf-conn"), "--token", "no-settings=D1 Read,Workers KV Storage Read",
-                           "--token", "analytics-only=Account Analytics Read")
+    server = testing.start(
+        tmp_path_factory.mktemp("lf-conn"),
+        "--token",
+        "no-settings=D1 Read,Workers KV Storage Read",
+        "--token",
+        "analytics-only=Account Analytics Read",
+    )
     yield server
     server.stop()
 
@@ -25,13 +30,17 @@ def cli(*args: str, conn: dict | None = None, test_connection: str = "Enabled") 
     env = {**os.environ, "AIRFLOW__CORE__TEST_CONNECTION": test_connection}
     if conn is not None:
         env["AIRFLOW_CONN_CLOUDFLARE_DEFAULT"] = json.dumps(conn)
-    return subprocess.run([sys.executable, "-m", "airflow", "connections", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def conn_for(server, token=None, account=None, conn_type="cloudflare", **extra) -> dict:
-    return {"conn_type": conn_type, "password": token or server.token,
-            "extra": {"account_id": account or server.account_id, "base_url": server.api_url, **extra}}
+    return {
+        "conn_type": conn_type,
+        "password": token or server.token,
+        "extra": {"account_id": account or server.account_id, "base_url": server.api_url, **extra},
+    }
 
 
 def test_a_good_token_and_account_pass(server, airflow_db):
@@ -40,12 +49,15 @@ def test_a_good_token_and_account_pass(server, airflow_db):
     assert "Connection success!" in result.stdout
 
 
-@pytest.mark.parametrize("token, account, expect", [
-    ("wrong-token", None, "the API token is not valid"),
-    (None, "f" * 32, "is not reachable with this token"),
-    ("analytics-only", None, "is not reachable with this token"),
-    ("<script>alert(1)</script>", None, "the API token is not valid"),
-])
+@pytest.mark.parametrize(
+    "token, account, expect",
+    [
+        ("wrong-token", None, "the API token is not valid"),
+        (None, "f" * 32, "is not reachable with this token"),
+        ("analytics-only", None, "is not reachable with this token"),
+        ("<script>alert(1)</script>", None, "the API token is not valid"),
+    ],
+)
 def test_a_bad_token_or_a_wrong_account_fail(server, airflow_db, token, account, expect):
     result = cli("test", "cloudflare_default", conn=conn_for(server, token, account))
     assert result.returncode == 1
@@ -89,9 +101,19 @@ def test_a_connection_saved_from_the_form_works(server, monkeypatch, airflow_db)
 def test_form_style_prefixed_extras_are_read(server, monkeypatch):
     from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
-    monkeypatch.setenv("AIRFLOW_CONN_CF_PREFIXED", json.dumps({
-        "conn_type": "cloudflare", "password": server.token,
-        "extra": {"extra__cloudflare__account_id": server.account_id, "extra__cloudflare__base_url": server.api_url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CF_PREFIXED",
+        json.dumps(
+            {
+                "conn_type": "cloudflare",
+                "password": server.token,
+                "extra": {
+                    "extra__cloudflare__account_id": server.account_id,
+                    "extra__cloudflare__base_url": server.api_url,
+                },
+            }
+        ),
+    )
     hook = D1Hook(cloudflare_conn_id="cf_prefixed")
     assert hook.account_id == server.account_id and hook.test_connection()[0] is True
 

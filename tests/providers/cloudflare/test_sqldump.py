@@ -24,6 +24,7 @@ from airflow_provider_cloudflare.sqldump import (
 
 # ---- helpers ---------------------------------------------------------------------------------
 
+
 def lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
@@ -35,10 +36,12 @@ def literal(value) -> str:
 
 def d1_like_query(conn: sqlite3.Connection):
     """query(sql, params) -> rows as dicts, params as strings (the way D1Hook sends them)."""
+
     def query(sql, params):
         cur = conn.execute(sql, [None if p is None else str(p) for p in (params or [])])
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
     return query
 
 
@@ -55,8 +58,11 @@ def load(sql: str) -> sqlite3.Connection:
 
 def user_tables(conn: sqlite3.Connection) -> dict[str, str]:
     """{name: 'table'|'virtual'} for the tables a dump must carry (no shadow or internal tables)."""
-    return {name: kind for name, kind, schema in conn.execute("SELECT name, type, schema FROM pragma_table_list")
-            if schema == "main" and kind in ("table", "virtual") and not name.startswith("sqlite_")}
+    return {
+        name: kind
+        for name, kind, schema in conn.execute("SELECT name, type, schema FROM pragma_table_list")
+        if schema == "main" and kind in ("table", "virtual") and not name.startswith("sqlite_")
+    }
 
 
 def table_rows(conn: sqlite3.Connection, table: str) -> list[tuple]:
@@ -76,6 +82,7 @@ def assert_all_under_limit(statements) -> None:
 
 
 # ---- split_statements ------------------------------------------------------------------------
+
 
 def test_split_statements_keeps_triggers_and_strings_with_semicolons_whole():
     sql = (
@@ -112,6 +119,7 @@ def test_split_statements_separates_statements_sharing_a_line():
 
 # ---- split_values ----------------------------------------------------------------------------
 
+
 def test_split_values_handles_quotes_blobs_and_nested_parens():
     text = "'a,b', 'it''s (not) a paren', X'00FF', NULL, -1.5e10, abs(-(3)), 'x)', ''); tail"
     values, end = split_values(text)
@@ -125,6 +133,7 @@ def test_split_values_refuses_an_unterminated_list():
 
 
 # ---- shorten ---------------------------------------------------------------------------------
+
 
 def test_shorten_leaves_short_statements_alone():
     stmt = "INSERT INTO t VALUES('x');"
@@ -172,6 +181,7 @@ def test_shorten_refuses_what_it_cannot_split():
 
 # ---- prepare_import --------------------------------------------------------------------------
 
+
 def test_prepare_import_drops_transactions_defers_foreign_keys_and_splits():
     long_text = "ü'" * 40_000
     src = (
@@ -198,10 +208,14 @@ def test_prepare_import_drops_transactions_defers_foreign_keys_and_splits():
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
-@pytest.mark.parametrize("src", [
-    "-- dump of t\nBEGIN TRANSACTION;\nCREATE TABLE t(v);\nINSERT INTO t VALUES(1);\n-- end of data\nCOMMIT;\n",
-    "CREATE TABLE t(v);\nBEGIN TRANSACTION; INSERT INTO t VALUES(1); COMMIT;\n",
-], ids=["after-a-comment", "sharing-a-line"])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "-- dump of t\nBEGIN TRANSACTION;\nCREATE TABLE t(v);\nINSERT INTO t VALUES(1);\n-- end of data\nCOMMIT;\n",
+        "CREATE TABLE t(v);\nBEGIN TRANSACTION; INSERT INTO t VALUES(1); COMMIT;\n",
+    ],
+    ids=["after-a-comment", "sharing-a-line"],
+)
 def test_prepare_import_drops_transaction_control_wherever_it_sits(src):
     # D1's import refuses BEGIN/COMMIT anywhere, so a dump's comments or layout must not hide them.
     out = io.StringIO()
@@ -242,20 +256,26 @@ def source() -> sqlite3.Connection:
     """)
     for i in range(30):
         fp = bytes(rng.randrange(256) for _ in range(32))
-        conn.execute("INSERT INTO parent VALUES (?, ?, ?, ?)", (f"p{i:02d}", f"parent {i} 'quoted'", fp, REALS[i % len(REALS)]))
+        conn.execute(
+            "INSERT INTO parent VALUES (?, ?, ?, ?)", (f"p{i:02d}", f"parent {i} 'quoted'", fp, REALS[i % len(REALS)])
+        )
     conn.execute("INSERT INTO parent VALUES ('empty', 'no blob', X'', NULL)")
     conn.execute("INSERT INTO parent VALUES ('zeros', 'nul bytes', X'000100FF00', 0.0)")
     for i in range(1, 41):
         conn.execute("INSERT INTO child VALUES (?, ?, ?)", (i * 3, f"p{i % 30:02d}", f"note; {i} ✓"))
     # A row over 100 KB in each kind of table: rowid, WITHOUT ROWID, and a BLOB.
     conn.execute("INSERT INTO child VALUES (1000, 'p01', ?)", ("長い'行" * 30_000,))
-    conn.execute("INSERT INTO parent VALUES ('big', 'big blob', ?, 1e-5)", (bytes(rng.randrange(256) for _ in range(120_000)),))
+    conn.execute(
+        "INSERT INTO parent VALUES ('big', 'big blob', ?, 1e-5)", (bytes(rng.randrange(256) for _ in range(120_000)),)
+    )
     conn.execute("INSERT INTO pairs VALUES ('a', 1, 'x'), ('a', 2, 'y'), ('b', 1, ?)", ("z" * 150_000,))
     conn.execute('INSERT INTO "odd ""table"" name" VALUES (1), (\'two\'), (NULL)')
     conn.execute('DELETE FROM "odd ""table"" name" WHERE v = 1')  # a gap in its row ids
     for i in range(25):
-        conn.execute("INSERT INTO docs_fts(rowid, doc_id, body) VALUES (?, ?, ?)",
-                     (i * 7 + 1, f"d{i}", f"chunk {i} about {'alpha' if i % 2 else 'beta'} text"))
+        conn.execute(
+            "INSERT INTO docs_fts(rowid, doc_id, body) VALUES (?, ?, ?)",
+            (i * 7 + 1, f"d{i}", f"chunk {i} about {'alpha' if i % 2 else 'beta'} text"),
+        )
     conn.execute("DELETE FROM docs_fts WHERE rowid = 8")
     conn.executescript("""
         INSERT INTO audit(what) VALUES ('seeded'), ('checked');
@@ -319,4 +339,3 @@ def test_logical_dump_of_an_empty_database():
     out = io.StringIO()
     assert write_logical_dump(d1_like_query(sqlite3.connect(":memory:")), out) == {}
     assert out.getvalue() == "PRAGMA defer_foreign_keys = true;\n"
-

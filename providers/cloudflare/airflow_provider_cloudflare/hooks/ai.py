@@ -24,4 +24,6 @@ class WorkersAIHook(CloudflareBaseHook):
             yield from self._run(model, batch)
 
     def _run(self, model: str, texts: list[str]) -> list[list[float]]:
-        return self.call("POST", self.account_path(f"/ai/run/{model}"), idempotent=True, json_body={"text": texts})["data"]
+        return self.call("POST", self.account_path(f"/ai/run/{model}"), idempotent=True, json_body={"text": texts})[
+            "data"
+        ]

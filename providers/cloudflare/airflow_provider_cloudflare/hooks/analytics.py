@@ -69,8 +69,12 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
     def _versions(self, script: str):
         page = 1
         while True:
-            body = self.request("GET", self.account_path(f"/workers/scripts/{quote(script, safe='')}/versions"), idempotent=True,
-                                params={"page": page, "per_page": 50}).json()
+            body = self.request(
+                "GET",
+                self.account_path(f"/workers/scripts/{quote(script, safe='')}/versions"),
+                idempotent=True,
+                params={"page": page, "per_page": 50},
+            ).json()
             items = body["result"]["items"]
             yield from items
             if len(items) < 50:
@@ -79,8 +83,9 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
 
     # ---- GraphQL --------------------------------------------------------------------------
     def graphql(self, query: str, variables: dict[str, Any]) -> dict:
-        body = self.request("POST", "/graphql", idempotent=True, json_body={"query": query, "variables": variables},
-                            expect_json=False).json()
+        body = self.request(
+            "POST", "/graphql", idempotent=True, json_body={"query": query, "variables": variables}, expect_json=False
+        ).json()
         if body.get("errors"):
             raise GraphQLError("; ".join(e.get("message", "?") for e in body["errors"]), method="POST", path="/graphql")
         return body["data"]
@@ -90,7 +95,9 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
 
     def worker_traffic(self, script: str, start: datetime, end: datetime) -> dict:
         """Totals for [start, end): requests, errors, error rate, per-status counts, wall-time quantiles (ms)."""
-        groups = self._account(WORKER_TRAFFIC, {"script": script, "start": _iso(start), "end": _iso(end)})["workersInvocationsAdaptive"]
+        groups = self._account(WORKER_TRAFFIC, {"script": script, "start": _iso(start), "end": _iso(end)})[
+            "workersInvocationsAdaptive"
+        ]
         requests_ = sum(g["sum"]["requests"] for g in groups)
         errors = sum(g["sum"]["errors"] for g in groups)
         overall = max(groups, key=lambda g: g["sum"]["requests"], default=None)
@@ -107,15 +114,33 @@ class WorkersAnalyticsHook(CloudflareBaseHook):
         }
 
     def worker_hourly(self, script: str, start: datetime, end: datetime) -> list[dict]:
-        groups = self._account(WORKER_HOURLY, {"script": script, "start": _iso(start), "end": _iso(end)})["workersInvocationsAdaptive"]
-        return [{"hour": g["dimensions"]["datetimeHour"], "requests": g["sum"]["requests"], "errors": g["sum"]["errors"],
-                 "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1)} for g in groups]
+        groups = self._account(WORKER_HOURLY, {"script": script, "start": _iso(start), "end": _iso(end)})[
+            "workersInvocationsAdaptive"
+        ]
+        return [
+            {
+                "hour": g["dimensions"]["datetimeHour"],
+                "requests": g["sum"]["requests"],
+                "errors": g["sum"]["errors"],
+                "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1),
+            }
+            for g in groups
+        ]
 
     def worker_daily(self, script: str, start: datetime, end: datetime) -> list[dict]:
         """Per UTC day of [start, end): requests, errors and wall-time p95 (ms)."""
-        groups = self._account(WORKER_DAILY, {"script": script, "start": _iso(start), "end": _iso(end)})["workersInvocationsAdaptive"]
-        return [{"date": g["dimensions"]["date"], "requests": g["sum"]["requests"], "errors": g["sum"]["errors"],
-                 "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1)} for g in groups]
+        groups = self._account(WORKER_DAILY, {"script": script, "start": _iso(start), "end": _iso(end)})[
+            "workersInvocationsAdaptive"
+        ]
+        return [
+            {
+                "date": g["dimensions"]["date"],
+                "requests": g["sum"]["requests"],
+                "errors": g["sum"]["errors"],
+                "p95_ms": round(g["quantiles"]["wallTimeP95"] / 1000, 1),
+            }
+            for g in groups
+        ]
 
     def usage(self, database_id: str, start: datetime, end: datetime) -> dict:
         """D1 reads and writes, Workers AI neurons and KV operations for [start, end)."""

@@ -41,8 +41,15 @@ class CloudflareBaseHook(BaseHook):
     conn_type = "cloudflare"
     hook_name = "Cloudflare"
 
-    def __init__(self, cloudflare_conn_id: str = default_conn_name, *, priority: str = "bulk",
-                 max_attempts: int = 5, retry_after_cap: float = 60.0, **kwargs):
+    def __init__(
+        self,
+        cloudflare_conn_id: str = default_conn_name,
+        *,
+        priority: str = "bulk",
+        max_attempts: int = 5,
+        retry_after_cap: float = 60.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.cloudflare_conn_id = cloudflare_conn_id
         self.priority = priority
@@ -96,9 +103,20 @@ class CloudflareBaseHook(BaseHook):
         return f"/accounts/{self.account_id}{suffix}"
 
     # ---- requests -------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, idempotent: bool, params: dict | None = None, json_body: Any = None,
-                data: Any = None, files: dict | None = None, headers: dict | None = None, expect_json: bool = True,
-                stream: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        params: dict | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        files: dict | None = None,
+        headers: dict | None = None,
+        expect_json: bool = True,
+        stream: bool = False,
+    ) -> requests.Response:
         """Send one API request with the budget, retries and error mapping.
 
         :param idempotent: whether sending it twice is harmless. A 429 (never applied) is always
@@ -111,8 +129,17 @@ class CloudflareBaseHook(BaseHook):
         def attempt() -> requests.Response:
             self.budget.acquire(self.priority)
             try:
-                resp = self._session.request(method, url, params=params, json=json_body, data=data, files=files, headers=headers,
-                                             timeout=self._config["timeout"], stream=stream)
+                resp = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    headers=headers,
+                    timeout=self._config["timeout"],
+                    stream=stream,
+                )
             except requests.ConnectTimeout as exc:
                 raise _Transport(exc, applied=False) from None
             except requests.ConnectionError as exc:
@@ -128,15 +155,22 @@ class CloudflareBaseHook(BaseHook):
             stop=tenacity.stop_after_attempt(self.max_attempts),
             retry=tenacity.retry_if_exception(lambda exc: self._retryable(exc, idempotent)),
             wait=self._wait,
-            before_sleep=lambda state: log.warning("Cloudflare %s %s failed (%s); retry %d of %d", method, path,
-                                                   state.outcome.exception(), state.attempt_number,
-                                                   self.max_attempts - 1),
+            before_sleep=lambda state: log.warning(
+                "Cloudflare %s %s failed (%s); retry %d of %d",
+                method,
+                path,
+                state.outcome.exception(),
+                state.attempt_number,
+                self.max_attempts - 1,
+            ),
             reraise=True,
         )
         try:
             return retrying(attempt)
         except _Transport as exc:
-            raise CloudflareError(f"could not reach Cloudflare: {type(exc.cause).__name__}", method=method, path=path) from None
+            raise CloudflareError(
+                f"could not reach Cloudflare: {type(exc.cause).__name__}", method=method, path=path
+            ) from None
 
     def _retryable(self, exc: BaseException, idempotent: bool) -> bool:
         if isinstance(exc, CloudflareRateLimited):
@@ -163,7 +197,9 @@ class CloudflareBaseHook(BaseHook):
         """page/per_page lists: ask page+1 until a short or empty page."""
         page = 1
         while True:
-            body = self.request("GET", path, idempotent=True, params={**(params or {}), "page": page, "per_page": per_page}).json()
+            body = self.request(
+                "GET", path, idempotent=True, params={**(params or {}), "page": page, "per_page": per_page}
+            ).json()
             items = body["result"] or []
             yield from items
             info = body.get("result_info") or {}
@@ -183,8 +219,14 @@ class CloudflareBaseHook(BaseHook):
             if not cursor:
                 return
 
-    def paginate_result_cursor(self, path: str, items_key: str, params: dict | None = None,
-                               cursor_key: str = "nextCursor", more_key: str = "isTruncated") -> Iterator[dict]:
+    def paginate_result_cursor(
+        self,
+        path: str,
+        items_key: str,
+        params: dict | None = None,
+        cursor_key: str = "nextCursor",
+        more_key: str = "isTruncated",
+    ) -> Iterator[dict]:
         """Cursor inside result (Vectorize list): follow it while the result says there is more."""
         cursor = None
         while True:
@@ -216,8 +258,10 @@ class CloudflareBaseHook(BaseHook):
         """(reachable?, detail) for the connection's account id: GET /accounts/{id}, which needs Account
         Settings Read. Without that permission (code 10000), any list the token may read in the account
         proves the id as well; code 9109 means the token may not use that account at all."""
-        wrong = (f"account {self.account_id} is not reachable with this token (a wrong account id, or a token "
-                 "not scoped to it)")
+        wrong = (
+            f"account {self.account_id} is not reachable with this token (a wrong account id, or a token "
+            "not scoped to it)"
+        )
         try:
             name = self.get(self.account_path("")).get("name") or "?"
             return True, f"account {self.account_id} ({name!r}) reachable"
@@ -225,12 +269,17 @@ class CloudflareBaseHook(BaseHook):
             if exc.status not in (401, 403) or exc.code == 9109:
                 return False, f"{wrong}: {exc}"
             first = exc
-        for suffix, permission in (("/d1/database", "D1 Read"), ("/storage/kv/namespaces", "Workers KV Storage Read"),
-                                   ("/vectorize/v2/indexes", "Vectorize Read")):
+        for suffix, permission in (
+            ("/d1/database", "D1 Read"),
+            ("/storage/kv/namespaces", "Workers KV Storage Read"),
+            ("/vectorize/v2/indexes", "Vectorize Read"),
+        ):
             try:
                 self.request("GET", self.account_path(suffix), idempotent=True, params={"per_page": 10})
-                return True, (f"account {self.account_id} reachable (proven with {permission}; the token cannot read "
-                              "the account's details without Account Settings Read)")
+                return True, (
+                    f"account {self.account_id} reachable (proven with {permission}; the token cannot read "
+                    "the account's details without Account Settings Read)"
+                )
             except CloudflareError as exc:
                 if exc.code == 9109:
                     return False, f"{wrong}: {exc}"
@@ -254,8 +303,8 @@ def _extra_fields(extra: dict) -> dict:
     out = dict(extra)
     for key, value in extra.items():
         for prefix in ("extra__cloudflare__", "extra__generic__"):
-            if key.startswith(prefix) and value not in (None, "") and not out.get(key[len(prefix):]):
-                out[key[len(prefix):]] = value
+            if key.startswith(prefix) and value not in (None, "") and not out.get(key[len(prefix) :]):
+                out[key[len(prefix) :]] = value
     return out
 
 
@@ -293,8 +342,12 @@ def _raise_for_envelope(resp: requests.Response, method: str, path: str, expect_
         if not expect_json:
             return
         if not isinstance(body, dict):
-            raise CloudflareError(f"expected a JSON envelope, got {resp.headers.get('content-type')!r}",
-                                  status=resp.status_code, method=method, path=path)
+            raise CloudflareError(
+                f"expected a JSON envelope, got {resp.headers.get('content-type')!r}",
+                status=resp.status_code,
+                method=method,
+                path=path,
+            )
         if body.get("success") is not False:
             return
     code, message = None, f"HTTP {resp.status_code}"

@@ -19,7 +19,9 @@ from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 from airflow_provider_cloudflare.sqldump import prepare_import, write_logical_dump
 
 log = logging.getLogger(__name__)
-READ_ONLY_RE = re.compile(r"^\s*(SELECT|WITH|EXPLAIN|PRAGMA\s+(quick_check|integrity_check|table_\w+|index_\w+|foreign_key_\w+))\b", re.I)
+READ_ONLY_RE = re.compile(
+    r"^\s*(SELECT|WITH|EXPLAIN|PRAGMA\s+(quick_check|integrity_check|table_\w+|index_\w+|foreign_key_\w+))\b", re.I
+)
 CHUNK = 1 << 20
 DOWNLOAD_CHUNK = 16 * 1024
 
@@ -70,7 +72,9 @@ class D1Hook(CloudflareBaseHook):
     def _read_only(sqls: list[str]) -> bool:
         return all(READ_ONLY_RE.match(s) for s in sqls)
 
-    def query(self, database_id: str, sql: str, params: list | None = None, *, read_only: bool | None = None) -> list[dict]:
+    def query(
+        self, database_id: str, sql: str, params: list | None = None, *, read_only: bool | None = None
+    ) -> list[dict]:
         """Run SQL (one or more statements); returns one {results, meta, success} per statement.
 
         Read-only statements are retried on 5xx and timeouts; writes only on 429.
@@ -79,7 +83,9 @@ class D1Hook(CloudflareBaseHook):
         idempotent = self._read_only([sql]) if read_only is None else read_only
         return self.call("POST", self._path(database_id, "/query"), idempotent=idempotent, json_body=body)
 
-    def batch(self, database_id: str, statements: list[tuple[str, list | None]], *, read_only: bool | None = None) -> list[dict]:
+    def batch(
+        self, database_id: str, statements: list[tuple[str, list | None]], *, read_only: bool | None = None
+    ) -> list[dict]:
         """Several statements with their own params, in one transaction."""
         body = {"batch": [{"sql": sql, "params": self._params(params)} for sql, params in statements]}
         idempotent = self._read_only([s for s, _ in statements]) if read_only is None else read_only
@@ -109,8 +115,15 @@ class D1Hook(CloudflareBaseHook):
             raise cls(f"D1 export failed: {error}", path=self._path(database_id, "/export"), method="POST")
         return result
 
-    def export_native(self, database_id: str, dest: str | os.PathLike, *, dump_options: dict | None = None,
-                      timeout: float = 3600, poll_interval: float = 0.5) -> dict:
+    def export_native(
+        self,
+        database_id: str,
+        dest: str | os.PathLike,
+        *,
+        dump_options: dict | None = None,
+        timeout: float = 3600,
+        poll_interval: float = 0.5,
+    ) -> dict:
         """D1's own export, polled to completion, then streamed to `dest`.
 
         The database is unavailable to other queries while this runs; the time is logged.
@@ -120,15 +133,29 @@ class D1Hook(CloudflareBaseHook):
         bookmark = result["at_bookmark"]
         while result.get("status") != "complete":
             if time.monotonic() - started > timeout:
-                raise CloudflareTimeout(f"D1 export of {database_id} did not complete within {timeout:.0f} s "
-                                        f"(bookmark {bookmark}); the database stays blocked until Cloudflare cancels it")
+                raise CloudflareTimeout(
+                    f"D1 export of {database_id} did not complete within {timeout:.0f} s "
+                    f"(bookmark {bookmark}); the database stays blocked until Cloudflare cancels it"
+                )
             time.sleep(poll_interval)  # an export nobody polls is cancelled, so poll steadily
             result = self.export_request(database_id, bookmark)
         blocked = time.monotonic() - started
-        log.info("D1 export of %s completed at bookmark %s; the database was blocked for %.1f s", database_id, bookmark, blocked)
+        log.info(
+            "D1 export of %s completed at bookmark %s; the database was blocked for %.1f s",
+            database_id,
+            bookmark,
+            blocked,
+        )
         size, digest = download(result["result"]["signed_url"], dest)
-        return {"mode": "native", "path": str(dest), "bytes": size, "sha256": digest, "at_bookmark": bookmark,
-                "filename": result["result"].get("filename"), "blocked_seconds": round(blocked, 3)}
+        return {
+            "mode": "native",
+            "path": str(dest),
+            "bytes": size,
+            "sha256": digest,
+            "at_bookmark": bookmark,
+            "filename": result["result"].get("filename"),
+            "blocked_seconds": round(blocked, 3),
+        }
 
     # ---- logical export -------------------------------------------------------------------
     def export_logical(self, database_id: str, dest: str | os.PathLike, *, page_rows: int = 500) -> dict:
@@ -144,16 +171,25 @@ class D1Hook(CloudflareBaseHook):
                 header=f"logical D1 dump of {info['name']} ({database_id})\nbookmark at start: {bookmark}\ncaptured: {captured}",
                 page_rows=page_rows,
             )
-        return {"mode": "logical", "path": str(dest), "bytes": Path(dest).stat().st_size, "sha256": digest.hexdigest(),
-                "at_bookmark": bookmark, "tables": counts}
+        return {
+            "mode": "logical",
+            "path": str(dest),
+            "bytes": Path(dest).stat().st_size,
+            "sha256": digest.hexdigest(),
+            "at_bookmark": bookmark,
+            "tables": counts,
+        }
 
     # ---- import ---------------------------------------------------------------------------
     def import_request(self, database_id: str, body: dict) -> dict:
         idempotent = body.get("action") in ("init", "poll")
         result = self.call("POST", self._path(database_id, "/import"), idempotent=idempotent, json_body=body)
         if result.get("status") == "error" or result.get("success") is False:
-            raise CloudflareError(f"D1 import failed: {result.get('error') or result.get('errors')}",
-                                  path=self._path(database_id, "/import"), method="POST")
+            raise CloudflareError(
+                f"D1 import failed: {result.get('error') or result.get('errors')}",
+                path=self._path(database_id, "/import"),
+                method="POST",
+            )
         return result
 
     def start_import(self, database_id: str, sql_path: str | os.PathLike, *, prepare: bool = True) -> tuple[dict, dict]:
@@ -163,7 +199,10 @@ class D1Hook(CloudflareBaseHook):
             path = Path(sql_path)
             if prepare:
                 prepared = Path(tmp) / "prepared.sql"
-                with open(sql_path, encoding="utf-8") as src, open(prepared, "w", encoding="utf-8", newline="\n") as dst:
+                with (
+                    open(sql_path, encoding="utf-8") as src,
+                    open(prepared, "w", encoding="utf-8", newline="\n") as dst,
+                ):
                     stats = prepare_import(src, dst)
                 path = prepared
             etag = _file_digest(path, "md5")
@@ -171,15 +210,28 @@ class D1Hook(CloudflareBaseHook):
             if "upload_url" not in init:
                 return init, stats  # Cloudflare has this file already and is ingesting it
             with open(path, "rb") as fh:
-                put = requests.put(init["upload_url"], data=fh, headers={"Content-Length": str(path.stat().st_size)},
-                                   timeout=(10, 600))
+                put = requests.put(
+                    init["upload_url"], data=fh, headers={"Content-Length": str(path.stat().st_size)}, timeout=(10, 600)
+                )
             if put.status_code != 200 or put.headers.get("ETag", "").strip('"') != etag:
-                raise CloudflareError(f"D1 import upload failed: HTTP {put.status_code}, ETag {put.headers.get('ETag')!r} "
-                                      f"instead of {etag}", status=put.status_code)
-            return self.import_request(database_id, {"action": "ingest", "filename": init["filename"], "etag": etag}), stats
+                raise CloudflareError(
+                    f"D1 import upload failed: HTTP {put.status_code}, ETag {put.headers.get('ETag')!r} "
+                    f"instead of {etag}",
+                    status=put.status_code,
+                )
+            return self.import_request(
+                database_id, {"action": "ingest", "filename": init["filename"], "etag": etag}
+            ), stats
 
-    def import_sql(self, database_id: str, sql_path: str | os.PathLike, *, prepare: bool = True,
-                   timeout: float = 3600, poll_interval: float = 1.0) -> dict:
+    def import_sql(
+        self,
+        database_id: str,
+        sql_path: str | os.PathLike,
+        *,
+        prepare: bool = True,
+        timeout: float = 3600,
+        poll_interval: float = 1.0,
+    ) -> dict:
         """Import an SQL file (init, upload, ingest, poll). The database is blocked while it runs."""
         started = time.monotonic()
         result, stats = self.start_import(database_id, sql_path, prepare=prepare)
@@ -188,15 +240,21 @@ class D1Hook(CloudflareBaseHook):
                 raise CloudflareTimeout(f"D1 import into {database_id} did not complete within {timeout:.0f} s")
             time.sleep(poll_interval)
             result = self.import_request(database_id, {"action": "poll", "current_bookmark": result["at_bookmark"]})
-        return {**result.get("result", {}), "at_bookmark": result["at_bookmark"], "prepared": stats,
-                "seconds": round(time.monotonic() - started, 3)}
+        return {
+            **result.get("result", {}),
+            "at_bookmark": result["at_bookmark"],
+            "prepared": stats,
+            "seconds": round(time.monotonic() - started, 3),
+        }
 
     # ---- Time Travel ----------------------------------------------------------------------
     def get_bookmark(self, database_id: str, timestamp: str | datetime | None = None) -> str:
         params = {"timestamp": _iso(timestamp)} if timestamp else None
         return self.get(self._path(database_id, "/time_travel/bookmark"), params)["bookmark"]
 
-    def restore(self, database_id: str, *, bookmark: str | None = None, timestamp: str | datetime | None = None) -> dict:
+    def restore(
+        self, database_id: str, *, bookmark: str | None = None, timestamp: str | datetime | None = None
+    ) -> dict:
         """Restore in place; the result's previous_bookmark undoes it."""
         if bool(bookmark) == bool(timestamp):
             raise ValueError("restore needs exactly one of bookmark or timestamp")
@@ -246,8 +304,10 @@ def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout
                 try:
                     with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
                         if resp.status_code not in (200, 206):
-                            raise CloudflareError(f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
-                                                  status=resp.status_code)
+                            raise CloudflareError(
+                                f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
+                                status=resp.status_code,
+                            )
                         if written and resp.status_code == 200:  # the server ignored Range: start over
                             fh.seek(0)
                             fh.truncate()
@@ -265,8 +325,10 @@ def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
                     attempts += 1
                     if attempts > max_resumes:
-                        raise CloudflareError(f"download of the export broke {attempts} times; got {written} of {total} bytes "
-                                              f"({type(exc).__name__})") from None
+                        raise CloudflareError(
+                            f"download of the export broke {attempts} times; got {written} of {total} bytes "
+                            f"({type(exc).__name__})"
+                        ) from None
                     log.warning("export download dropped at %d of %s bytes; resuming", written, total)
         os.replace(part, dest)
         return written, digest.hexdigest()

@@ -52,15 +52,31 @@ class KVHook(CloudflareBaseHook):
         yield from self.paginate_info_cursor(self._path(namespace_id, "/keys"), params)
 
     def get_value(self, namespace_id: str, key: str) -> bytes:
-        return self.request("GET", self._path(namespace_id, f"/values/{self._key(key)}"), idempotent=True,
-                            expect_json=False).content
+        return self.request(
+            "GET", self._path(namespace_id, f"/values/{self._key(key)}"), idempotent=True, expect_json=False
+        ).content
 
-    def put_value(self, namespace_id: str, key: str, value: bytes, *, metadata: dict | None = None,
-                  expiration: int | None = None, expiration_ttl: int | None = None) -> None:
+    def put_value(
+        self,
+        namespace_id: str,
+        key: str,
+        value: bytes,
+        *,
+        metadata: dict | None = None,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+    ) -> None:
         params = {k: v for k, v in (("expiration", expiration), ("expiration_ttl", expiration_ttl)) if v is not None}
         path = self._path(namespace_id, f"/values/{self._key(key)}")
         if metadata is None:
-            self.call("PUT", path, idempotent=True, params=params, data=value, headers={"Content-Type": "application/octet-stream"})
+            self.call(
+                "PUT",
+                path,
+                idempotent=True,
+                params=params,
+                data=value,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         else:
             files = {"value": (None, value), "metadata": (None, json.dumps(metadata))}
             self.call("PUT", path, idempotent=True, params=params, data=None, files=files)
@@ -155,7 +171,7 @@ class KVHook(CloudflareBaseHook):
         """Raw values of any number of keys (None: missing), 100 a request, binary ones one by one."""
         out: dict[str, bytes | None] = {}
         for i in range(0, len(keys), MAX_BULK_GET):
-            out.update(self._values(namespace_id, keys[i:i + MAX_BULK_GET], {"single_gets": 0}))
+            out.update(self._values(namespace_id, keys[i : i + MAX_BULK_GET], {"single_gets": 0}))
         return out
 
     def _values(self, namespace_id: str, keys: list[str], stats: dict) -> dict[str, bytes | None]:
@@ -167,7 +183,10 @@ class KVHook(CloudflareBaseHook):
         except CloudflareBadRequest:
             if len(keys) > 1:
                 half = len(keys) // 2
-                return {**self._values(namespace_id, keys[:half], stats), **self._values(namespace_id, keys[half:], stats)}
+                return {
+                    **self._values(namespace_id, keys[:half], stats),
+                    **self._values(namespace_id, keys[half:], stats),
+                }
         stats["single_gets"] += 1
         try:
             return {keys[0]: self.get_value(namespace_id, keys[0])}
@@ -186,12 +205,18 @@ class KVHook(CloudflareBaseHook):
                     continue
                 rec = json.loads(line)
                 if "value_b64" not in rec:
-                    raise ValueError(f"the snapshot has no value for {rec['key']!r} (taken without values): it cannot be restored")
+                    raise ValueError(
+                        f"the snapshot has no value for {rec['key']!r} (taken without values): it cannot be restored"
+                    )
                 if rec.get("expiration") and rec["expiration"] < soon:
                     stats["skipped_expired"] += 1
                     continue
-                yield {"key": rec["key"], "value": base64.b64decode(rec["value_b64"]), "metadata": rec.get("metadata"),
-                       "expiration": rec.get("expiration")}
+                yield {
+                    "key": rec["key"],
+                    "value": base64.b64decode(rec["value_b64"]),
+                    "metadata": rec.get("metadata"),
+                    "expiration": rec.get("expiration"),
+                }
 
         stats["written"] = self.bulk_write(namespace_id, items())
         return stats

@@ -56,9 +56,23 @@ class VectorizeHook(CloudflareBaseHook):
         """{dimensions, vectorCount, processedUpToMutation, processedUpToDatetime}"""
         return self.get(self._path(index, "/info"))
 
-    def query(self, index: str, vector: list[float], *, top_k: int = 5, return_values: bool = False,
-              return_metadata: str = "none", namespace: str | None = None, filter: dict | None = None) -> dict:  # noqa: A002
-        body: dict[str, Any] = {"vector": vector, "topK": top_k, "returnValues": return_values, "returnMetadata": return_metadata}
+    def query(
+        self,
+        index: str,
+        vector: list[float],
+        *,
+        top_k: int = 5,
+        return_values: bool = False,
+        return_metadata: str = "none",
+        namespace: str | None = None,
+        filter: dict | None = None,
+    ) -> dict:  # noqa: A002
+        body: dict[str, Any] = {
+            "vector": vector,
+            "topK": top_k,
+            "returnValues": return_values,
+            "returnMetadata": return_metadata,
+        }
         if namespace is not None:
             body["namespace"] = namespace
         if filter:
@@ -94,8 +108,13 @@ class VectorizeHook(CloudflareBaseHook):
 
     def _send(self, index: str, verb: str, lines: list[bytes]) -> str:
         # Same vectors again are harmless for upsert and insert, so both are idempotent.
-        result = self.call("POST", self._path(index, f"/{verb}"), idempotent=True, data=b"".join(lines),
-                           headers={"Content-Type": "application/x-ndjson"})
+        result = self.call(
+            "POST",
+            self._path(index, f"/{verb}"),
+            idempotent=True,
+            data=b"".join(lines),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
         return result["mutationId"]
 
     def delete_by_ids(self, index: str, ids: Iterable[str]) -> list[str]:
@@ -111,10 +130,19 @@ class VectorizeHook(CloudflareBaseHook):
         return mutations
 
     def _delete(self, index: str, ids: list[str]) -> str:
-        return self.call("POST", self._path(index, "/delete_by_ids"), idempotent=True, json_body={"ids": ids})["mutationId"]
+        return self.call("POST", self._path(index, "/delete_by_ids"), idempotent=True, json_body={"ids": ids})[
+            "mutationId"
+        ]
 
-    def wait_for_mutation(self, index: str, mutation_id: str, *, timeout: float = 600, poll_interval: float = 1.0,
-                          expected_count: int | None = None) -> dict:
+    def wait_for_mutation(
+        self,
+        index: str,
+        mutation_id: str,
+        *,
+        timeout: float = 600,
+        poll_interval: float = 1.0,
+        expected_count: int | None = None,
+    ) -> dict:
         """Wait until `processedUpToMutation` reaches the mutation (and the count, if given).
 
         Mutation ids are not ordered, so a later mutation being processed also counts as done only
@@ -123,11 +151,15 @@ class VectorizeHook(CloudflareBaseHook):
         started = time.monotonic()
         while True:
             info = self.info(index)
-            if info.get("processedUpToMutation") == mutation_id and (expected_count is None or info["vectorCount"] == expected_count):
+            if info.get("processedUpToMutation") == mutation_id and (
+                expected_count is None or info["vectorCount"] == expected_count
+            ):
                 return info
             if time.monotonic() - started > timeout:
-                raise CloudflareTimeout(f"Vectorize index {index} did not apply mutation {mutation_id} within {timeout:.0f} s "
-                                        f"(processed up to {info.get('processedUpToMutation')}, {info.get('vectorCount')} vectors)")
+                raise CloudflareTimeout(
+                    f"Vectorize index {index} did not apply mutation {mutation_id} within {timeout:.0f} s "
+                    f"(processed up to {info.get('processedUpToMutation')}, {info.get('vectorCount')} vectors)"
+                )
             time.sleep(poll_interval)
 
     # ---- reads ----------------------------------------------------------------------------
@@ -153,7 +185,7 @@ class VectorizeHook(CloudflareBaseHook):
                 log.warning("Vectorize get_by_ids refused %d ids; batches of %d from now on", len(ids), size)
                 out = []
                 for start in range(0, len(ids), size):  # `size` stays fixed while recursion shrinks the default
-                    out += self._get_batch(index, ids[start:start + size])
+                    out += self._get_batch(index, ids[start : start + size])
                 return out
 
     def list_ids(self, index: str, count: int = LIST_PAGE) -> Iterator[str]:
@@ -174,10 +206,16 @@ class VectorizeHook(CloudflareBaseHook):
         def flush() -> int:
             written = 0
             for vec in self.get_by_ids(index, page):
-                record = {"id": vec["id"], "values": vec["values"], "metadata": vec.get("metadata") or {},
-                          "namespace": vec.get("namespace")}
+                record = {
+                    "id": vec["id"],
+                    "values": vec["values"],
+                    "metadata": vec.get("metadata") or {},
+                    "namespace": vec.get("namespace"),
+                }
                 if len(record["values"]) != dims:
-                    raise CloudflareError(f"vector {vec['id']} has {len(record['values'])} dimensions, the index {dims}")
+                    raise CloudflareError(
+                        f"vector {vec['id']} has {len(record['values'])} dimensions, the index {dims}"
+                    )
                 out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
                 written += 1
             return written
@@ -198,7 +236,9 @@ class VectorizeHook(CloudflareBaseHook):
 
     def create_metadata_index(self, index: str, property_name: str, index_type: str) -> str:
         body = {"propertyName": property_name, "indexType": index_type}
-        return self.call("POST", self._path(index, "/metadata_index/create"), idempotent=True, json_body=body)["mutationId"]
+        return self.call("POST", self._path(index, "/metadata_index/create"), idempotent=True, json_body=body)[
+            "mutationId"
+        ]
 
 
 def _too_many_ids(exc: CloudflareError) -> bool:

@@ -31,9 +31,17 @@ class D1SqlOperator(BaseOperator):
     template_fields_renderers = {"sql": "sql", "parameters": "json"}
     ui_color = "#f6821f"
 
-    def __init__(self, *, sql: str, database: str, parameters: list | None = None,
-                 cloudflare_conn_id: str = "cloudflare_default", max_xcom_rows: int = 100,
-                 max_xcom_bytes: int = 64 * 1024, **kwargs):
+    def __init__(
+        self,
+        *,
+        sql: str,
+        database: str,
+        parameters: list | None = None,
+        cloudflare_conn_id: str = "cloudflare_default",
+        max_xcom_rows: int = 100,
+        max_xcom_bytes: int = 64 * 1024,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.sql = sql
         self.database = database
@@ -64,12 +72,24 @@ class D1SqlOperator(BaseOperator):
         summary = []
         for i, res in enumerate(results, 1):
             meta = res.get("meta", {})
-            self.log.info("statement %d: %d rows returned, changes=%s rows_read=%s rows_written=%s duration=%.2f ms",
-                          i, len(res.get("results") or []), meta.get("changes"), meta.get("rows_read"),
-                          meta.get("rows_written"), meta.get("duration") or 0.0)
-            summary.append({"rows_returned": len(res.get("results") or []), "changes": meta.get("changes", 0),
-                            "rows_read": meta.get("rows_read", 0), "rows_written": meta.get("rows_written", 0),
-                            "duration_ms": meta.get("duration", 0.0)})
+            self.log.info(
+                "statement %d: %d rows returned, changes=%s rows_read=%s rows_written=%s duration=%.2f ms",
+                i,
+                len(res.get("results") or []),
+                meta.get("changes"),
+                meta.get("rows_read"),
+                meta.get("rows_written"),
+                meta.get("duration") or 0.0,
+            )
+            summary.append(
+                {
+                    "rows_returned": len(res.get("results") or []),
+                    "changes": meta.get("changes", 0),
+                    "rows_read": meta.get("rows_read", 0),
+                    "rows_written": meta.get("rows_written", 0),
+                    "duration_ms": meta.get("duration", 0.0),
+                }
+            )
         rows = results[-1].get("results") or []
         out: dict[str, Any] = {"database_id": db, "statements": summary, "changes": sum(s["changes"] for s in summary)}
         if len(rows) <= self.max_xcom_rows and len(json.dumps(rows, default=str)) <= self.max_xcom_bytes:

@@ -33,8 +33,15 @@ class _BackupOperator(BaseOperator):
     template_fields: Sequence[str] = ("bucket", "key")
     ui_color = "#f6821f"
 
-    def __init__(self, *, bucket: str, key: str, cloudflare_conn_id: str = "cloudflare_default",
-                 aws_conn_id: str = "aws_default", **kwargs):
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        cloudflare_conn_id: str = "cloudflare_default",
+        aws_conn_id: str = "aws_default",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.bucket = bucket
         self.key = key
@@ -50,7 +57,9 @@ class _BackupOperator(BaseOperator):
     def _publish(self, path: Path, stats: dict, **extra) -> dict[str, Any]:
         obj = publish(self.s3, path, self.bucket, self.key, stats["bytes"])
         result = {**obj, "sha256": stats["sha256"], **extra}
-        self.log.info("backed up to s3://%s/%s: %d bytes, sha256 %s", self.bucket, self.key, stats["bytes"], stats["sha256"])
+        self.log.info(
+            "backed up to s3://%s/%s: %d bytes, sha256 %s", self.bucket, self.key, stats["bytes"], stats["sha256"]
+        )
         return result
 
 
@@ -65,8 +74,16 @@ class D1BackupOperator(_BackupOperator):
 
     template_fields: Sequence[str] = (*_BackupOperator.template_fields, "database", "mode")
 
-    def __init__(self, *, database: str, mode: str = "auto", deferrable: bool = False,
-                 export_timeout: timedelta = timedelta(hours=1), poll_interval: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        *,
+        database: str,
+        mode: str = "auto",
+        deferrable: bool = False,
+        export_timeout: timedelta = timedelta(hours=1),
+        poll_interval: float = 1.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.database = database
         self.mode = mode
@@ -90,18 +107,31 @@ class D1BackupOperator(_BackupOperator):
         try:
             if not self.deferrable:
                 with tempfile.TemporaryDirectory(prefix="d1-backup-") as tmp:
-                    export = self.hook.export_native(db, Path(tmp) / "dump.sql", timeout=self.export_timeout.total_seconds(),
-                                                     poll_interval=self.poll_interval)
+                    export = self.hook.export_native(
+                        db,
+                        Path(tmp) / "dump.sql",
+                        timeout=self.export_timeout.total_seconds(),
+                        poll_interval=self.poll_interval,
+                    )
                     return self._finish(db, Path(tmp) / "dump.sql", export)
             first = self.hook.export_request(db)
         except D1ExportUnsupported as exc:
             return self._fallback(db, exc)
         if first.get("status") == "complete":
             return self.execute_complete(context, {"status": "complete", "result": first}, db=db, started=time.time())
-        self.defer(trigger=D1PollTrigger(self.cloudflare_conn_id, db, "export", first["at_bookmark"], self.poll_interval,
-                                         time.time() + self.export_timeout.total_seconds()),
-                   method_name="execute_complete", kwargs={"db": db, "started": time.time()},
-                   timeout=self.export_timeout + timedelta(minutes=5))
+        self.defer(
+            trigger=D1PollTrigger(
+                self.cloudflare_conn_id,
+                db,
+                "export",
+                first["at_bookmark"],
+                self.poll_interval,
+                time.time() + self.export_timeout.total_seconds(),
+            ),
+            method_name="execute_complete",
+            kwargs={"db": db, "started": time.time()},
+            timeout=self.export_timeout + timedelta(minutes=5),
+        )
 
     def execute_complete(self, context, event: dict, db: str, started: float) -> dict[str, Any]:
         if event.get("status") != "complete":
@@ -112,8 +142,13 @@ class D1BackupOperator(_BackupOperator):
         result = event["result"]
         with tempfile.TemporaryDirectory(prefix="d1-backup-") as tmp:
             size, digest = download(result["result"]["signed_url"], Path(tmp) / "dump.sql")
-            export = {"mode": "native", "bytes": size, "sha256": digest, "at_bookmark": result["at_bookmark"],
-                      "blocked_seconds": round(time.time() - started, 3)}
+            export = {
+                "mode": "native",
+                "bytes": size,
+                "sha256": digest,
+                "at_bookmark": result["at_bookmark"],
+                "blocked_seconds": round(time.time() - started, 3),
+            }
             return self._finish(db, Path(tmp) / "dump.sql", export)
 
     def _fallback(self, db: str, why) -> dict[str, Any]:
@@ -135,8 +170,16 @@ class D1BackupOperator(_BackupOperator):
         extra = {k: export[k] for k in ("blocked_seconds",) if k in export}
         if "reason" in export:
             extra["fallback_reason"] = export["reason"]
-        return self._publish(dump.with_suffix(".sql.gz"), stats, database_id=db, mode=export["mode"],
-                             at_bookmark=export["at_bookmark"], rows=stats["rows"], dump_bytes=stats["raw_bytes"], **extra)
+        return self._publish(
+            dump.with_suffix(".sql.gz"),
+            stats,
+            database_id=db,
+            mode=export["mode"],
+            at_bookmark=export["at_bookmark"],
+            rows=stats["rows"],
+            dump_bytes=stats["raw_bytes"],
+            **extra,
+        )
 
 
 class VectorizeBackupOperator(_BackupOperator):
@@ -169,9 +212,15 @@ class VectorizeBackupOperator(_BackupOperator):
                 stats = art.close()
             if export["missing"]:
                 self.log.warning("%d vectors were deleted while the export ran", export["missing"])
-            return self._publish(path, stats, index=self.index, vector_count=export["count"],
-                                 dimensions=info["config"]["dimensions"], metric=info["config"]["metric"],
-                                 missing_during_export=export["missing"])
+            return self._publish(
+                path,
+                stats,
+                index=self.index,
+                vector_count=export["count"],
+                dimensions=info["config"]["dimensions"],
+                metric=info["config"]["metric"],
+                missing_during_export=export["missing"],
+            )
 
 
 class KVBackupOperator(_BackupOperator):
@@ -190,11 +239,21 @@ class KVBackupOperator(_BackupOperator):
                 raise AirflowException(f"include_values must be true or false, not {self.include_values!r}")
             self.include_values = self.include_values.strip().lower() == "true"
         hook = KVHook(self.cloudflare_conn_id)
-        ns = self.namespace if len(self.namespace) == 32 and self.namespace.isalnum() else hook.find_namespace(self.namespace)
+        ns = (
+            self.namespace
+            if len(self.namespace) == 32 and self.namespace.isalnum()
+            else hook.find_namespace(self.namespace)
+        )
         with tempfile.TemporaryDirectory(prefix="kv-backup-") as tmp:
             path = Path(tmp) / "kv.ndjson.gz"
             with GzipArtifact(path) as art:
                 snap = hook.snapshot(ns, art, include_values=self.include_values)
                 stats = art.close()
-            return self._publish(path, stats, namespace_id=ns, key_count=snap["keys"], values_included=self.include_values,
-                                 vanished_during_snapshot=snap["vanished"])
+            return self._publish(
+                path,
+                stats,
+                namespace_id=ns,
+                key_count=snap["keys"],
+                values_included=self.include_values,
+                vanished_during_snapshot=snap["vanished"],
+            )

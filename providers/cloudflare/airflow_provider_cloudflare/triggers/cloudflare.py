@@ -28,8 +28,11 @@ class _AsyncCloudflare:
         conn = await BaseHook.aget_connection(self.conn_id)
         extra = conn.extra_dejson
         self.account = extra["account_id"]
-        self.client = httpx.AsyncClient(base_url=(extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
-                                        headers={"Authorization": f"Bearer {conn.password}"}, timeout=60)
+        self.client = httpx.AsyncClient(
+            base_url=(extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
+            headers={"Authorization": f"Bearer {conn.password}"},
+            timeout=60,
+        )
         return self
 
     async def __aexit__(self, *exc):
@@ -39,7 +42,7 @@ class _AsyncCloudflare:
         for attempt in range(6):
             resp = await self.client.request(method, f"/accounts/{self.account}{path}", **kwargs)
             if resp.status_code == 429 or resp.status_code >= 500:
-                await asyncio.sleep(min(60.0, float(resp.headers.get("retry-after", 2 ** attempt))))
+                await asyncio.sleep(min(60.0, float(resp.headers.get("retry-after", 2**attempt))))
                 continue
             body = resp.json()
             if not body.get("success"):
@@ -72,7 +75,9 @@ class _PollingTrigger(BaseTrigger):
                         yield TriggerEvent(outcome)
                         return
                     if time.time() > self.deadline:
-                        yield TriggerEvent({"status": "timeout", "message": f"{type(self).__name__} gave up at its deadline"})
+                        yield TriggerEvent(
+                            {"status": "timeout", "message": f"{type(self).__name__} gave up at its deadline"}
+                        )
                         return
                     await asyncio.sleep(self.poll_interval)
         except Exception as exc:  # noqa: BLE001 - handed to the task, which fails with it
@@ -82,16 +87,25 @@ class _PollingTrigger(BaseTrigger):
 class D1PollTrigger(_PollingTrigger):
     """Polls a D1 export or import (`kind`) by its bookmark until complete or error."""
 
-    def __init__(self, conn_id: str, database_id: str, kind: str, bookmark: str, poll_interval: float = 1.0,
-                 deadline: float = 0.0):
+    def __init__(
+        self,
+        conn_id: str,
+        database_id: str,
+        kind: str,
+        bookmark: str,
+        poll_interval: float = 1.0,
+        deadline: float = 0.0,
+    ):
         super().__init__(conn_id, poll_interval, deadline)
         self.database_id = database_id
         self.kind = kind
         self.bookmark = bookmark
 
     def serialize(self) -> tuple[str, dict]:
-        return (f"{__name__}.D1PollTrigger", {**self._kwargs(), "database_id": self.database_id, "kind": self.kind,
-                                              "bookmark": self.bookmark})
+        return (
+            f"{__name__}.D1PollTrigger",
+            {**self._kwargs(), "database_id": self.database_id, "kind": self.kind, "bookmark": self.bookmark},
+        )
 
     async def check(self, cf: _AsyncCloudflare) -> dict | None:
         if self.kind == "export":
@@ -109,20 +123,35 @@ class D1PollTrigger(_PollingTrigger):
 class VectorizeMutationTrigger(_PollingTrigger):
     """Waits until an index has processed a mutation (and holds the expected number of vectors)."""
 
-    def __init__(self, conn_id: str, index: str, mutation_id: str, expected_count: int | None = None,
-                 poll_interval: float = 1.0, deadline: float = 0.0):
+    def __init__(
+        self,
+        conn_id: str,
+        index: str,
+        mutation_id: str,
+        expected_count: int | None = None,
+        poll_interval: float = 1.0,
+        deadline: float = 0.0,
+    ):
         super().__init__(conn_id, poll_interval, deadline)
         self.index = index
         self.mutation_id = mutation_id
         self.expected_count = expected_count
 
     def serialize(self) -> tuple[str, dict]:
-        return (f"{__name__}.VectorizeMutationTrigger", {**self._kwargs(), "index": self.index, "mutation_id": self.mutation_id,
-                                                         "expected_count": self.expected_count})
+        return (
+            f"{__name__}.VectorizeMutationTrigger",
+            {
+                **self._kwargs(),
+                "index": self.index,
+                "mutation_id": self.mutation_id,
+                "expected_count": self.expected_count,
+            },
+        )
 
     async def check(self, cf: _AsyncCloudflare) -> dict | None:
         info = await cf.call("GET", f"/vectorize/v2/indexes/{self.index}/info")
         if info.get("processedUpToMutation") == self.mutation_id and (
-                self.expected_count is None or info.get("vectorCount") == self.expected_count):
+            self.expected_count is None or info.get("vectorCount") == self.expected_count
+        ):
             return {"status": "complete", "info": info}
         return None

@@ -34,7 +34,9 @@ def test_the_newest_verified_set_stays_however_old_even_behind_newer_failed_ones
 
 def test_windows_by_cadence():
     assert not is_old("daily", "20261002", TODAY, 30) and is_old("daily", "20261001", TODAY, 30)  # 30 days stay
-    assert not is_old("monthly", "202512", TODAY, 12) and is_old("monthly", "202511", TODAY, 12)  # 12 months, this one included
+    assert not is_old("monthly", "202512", TODAY, 12) and is_old(
+        "monthly", "202511", TODAY, 12
+    )  # 12 months, this one included
     assert is_old("safety", "20260901T120000Z", TODAY, 30)
     assert not is_old("daily", "20261120", TODAY, 30)  # after the reference date (a backfill): not old
 
@@ -83,13 +85,18 @@ def test_staging_goes_only_when_nothing_has_written_to_it_for_two_days(s3, bucke
 
 # ---- no date makes a real backup "old" ----------------------------------------------------------
 
+
 def seed_everything(s3, bucket, today: date) -> set[str]:
     """Old and recent daily sets, safety sets (a recovery's undo) and in-flight staging; every key."""
     for age in (60, 45, 31, 5, 1):
         put_set(s3, bucket, f"daily/{today - timedelta(days=age):%Y%m%d}/")
     for age in (40, 2):
-        put_set(s3, bucket, f"safety/{today - timedelta(days=age):%Y%m%d}T101500Z/",
-                {"verification": {"status": "checksummed"}})
+        put_set(
+            s3,
+            bucket,
+            f"safety/{today - timedelta(days=age):%Y%m%d}T101500Z/",
+            {"verification": {"status": "checksummed"}},
+        )
     s3.load_bytes(b"x", key=f"staging/daily/{today:%Y%m%d}/0123456789/d1.sql.gz", bucket_name=bucket)
     return set(s3.list_keys(bucket))
 
@@ -104,8 +111,10 @@ def test_a_date_in_the_future_is_refused_naming_both_dates_and_nothing_is_delete
             with pytest.raises(Refused) as refused:
                 apply_retention(s3, bucket, cadence, today, 1, dry_run=dry_run)
             text = str(refused.value)
-            assert text.startswith(f"refusing to delete {cadence} backup sets and staging: the run's window ends "
-                                   f"{today.isoformat()}, after now {now.date().isoformat()}T"), text
+            assert text.startswith(
+                f"refusing to delete {cadence} backup sets and staging: the run's window ends "
+                f"{today.isoformat()}, after now {now.date().isoformat()}T"
+            ), text
             assert text.endswith("(+10 min slack). Nothing was changed."), text
     assert set(s3.list_keys(bucket)) == before
 
@@ -131,9 +140,13 @@ def test_the_clock_slack_is_ten_minutes_and_names_both_times():
     refuse_future_window("x", now + CLOCK_SLACK, now)  # within the slack: a run made a little early
     refuse_future_window("x", now - timedelta(days=400), now)  # the past: a backfill
     refuse_future_window("x", date(2026, 12, 6), now)  # today
-    with pytest.raises(Refused, match=re.escape(
+    with pytest.raises(
+        Refused,
+        match=re.escape(
             "refusing to delete log archives: the run's window ends 2026-12-06T19:50:01+00:00, after now "
-            "2026-12-06T19:40:00+00:00 (+10 min slack). Nothing was changed.")):
+            "2026-12-06T19:40:00+00:00 (+10 min slack). Nothing was changed."
+        ),
+    ):
         refuse_future_window("log archives", now + CLOCK_SLACK + timedelta(seconds=1), now)
     with pytest.raises(Refused, match="window ends 2027-03-01T09:00:00[+]00:00, after now 2026-12-06T19:40:00[+]00:00"):
         refuse_future_window("x", datetime(2027, 3, 1, 10, tzinfo=timezone(timedelta(hours=1))), now)
@@ -155,16 +168,28 @@ def test_a_future_dated_set_is_never_the_newest_nor_deleted(s3, bucket):
     assert result["newest_verified"] == good and result["kept_beyond_window"] == [good]
     assert result["deleted"] == [f"daily/{today - timedelta(days=40):%Y%m%d}/"]
     assert result["future_dated"] == [tomorrow, "20991231"] and result["after_reference"] == [tomorrow, "20991231"]
-    assert s3.check_for_key(f"daily/{good}/manifest.json", bucket) and s3.check_for_key("daily/20991231/manifest.json", bucket)
+    assert s3.check_for_key(f"daily/{good}/manifest.json", bucket) and s3.check_for_key(
+        "daily/20991231/manifest.json", bucket
+    )
     # and in the plan alone
     plan = retention_plan({good: VERIFIED, "20991231": VERIFIED}, "daily", today, 30)
     assert plan["newest_verified"] == good and plan["delete"] == []
 
 
 # Names under daily/ that are not canonical periods; strptime alone accepted several of them.
-STRAYS = ["2026011", "2026111", "20261399", "2026-11-01", "20261101x", "\u0662\u0660\u0662\u0666\u0660\u0661\u0660\u0661",
-          "\uff12\uff10\uff12\uff16\uff10\uff11\uff10\uff11", " 20260101", "<script>alert(1)</script>",
-          "it's \"quoted\"", "x" * 300]
+STRAYS = [
+    "2026011",
+    "2026111",
+    "20261399",
+    "2026-11-01",
+    "20261101x",
+    "\u0662\u0660\u0662\u0666\u0660\u0661\u0660\u0661",
+    "\uff12\uff10\uff12\uff16\uff10\uff11\uff10\uff11",
+    " 20260101",
+    "<script>alert(1)</script>",
+    'it\'s "quoted"',
+    "x" * 300,
+]
 
 
 def test_names_that_are_not_periods_are_reported_never_deleted_nor_newest(s3, bucket):
@@ -179,8 +204,9 @@ def test_names_that_are_not_periods_are_reported_never_deleted_nor_newest(s3, bu
     result = apply_retention(s3, bucket, "daily", today, 30)
     assert result["newest_verified"] == good and result["deleted"] == []
     # (a `/` in a name nests it: `daily/<script>alert(1)</` is the stray prefix S3 lists)
-    assert result["not_periods"] == sorted([f"daily/{n.split('/')[0]}/" for n in STRAYS] + ["daily/readme.txt",
-                                                                             "staging/daily/2026011/"])
+    assert result["not_periods"] == sorted(
+        [f"daily/{n.split('/')[0]}/" for n in STRAYS] + ["daily/readme.txt", "staging/daily/2026011/"]
+    )
     assert set(s3.list_keys(bucket)) == before
     # the plan never counts a stray, even handed one
     plan = retention_plan({good: VERIFIED, "2026111": VERIFIED, "20261101\n": VERIFIED}, "daily", today, 30)

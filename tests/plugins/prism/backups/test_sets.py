@@ -34,13 +34,24 @@ def bucket(s3):
 def stage(s3, bucket: str, staging: str, docs: int = 2) -> dict:
     """Three objects as the backup operators write them, and their results."""
     dump = "".join(f"INSERT INTO documents VALUES('d{i}', 'x');\n" for i in range(docs)).encode()
-    vectors = b"".join(json.dumps({"id": f"v{i}", "values": [0.1, 0.2], "metadata": {}}).encode() + b"\n" for i in range(3))
+    vectors = b"".join(
+        json.dumps({"id": f"v{i}", "values": [0.1, 0.2], "metadata": {}}).encode() + b"\n" for i in range(3)
+    )
     keys = b'{"key":"a","value_b64":"eA=="}\n'
     out = {}
-    for kind, name, raw in (("d1", "d1.sql.gz", dump), ("vectorize", "vectors.ndjson.gz", vectors), ("kv", "kv.ndjson.gz", keys)):
+    for kind, name, raw in (
+        ("d1", "d1.sql.gz", dump),
+        ("vectorize", "vectors.ndjson.gz", vectors),
+        ("kv", "kv.ndjson.gz", keys),
+    ):
         body = gzip.compress(raw, mtime=0)
         s3.load_bytes(body, key=staging + name, bucket_name=bucket, replace=True)
-        out[kind] = {"bucket": bucket, "key": staging + name, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        out[kind] = {
+            "bucket": bucket,
+            "key": staging + name,
+            "bytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
     out["d1"].update(database_id="db", at_bookmark="bm", mode="logical", rows={"documents": docs, "empty": 0})
     out["vectorize"].update(index="ix", vector_count=3, dimensions=2, metric="cosine")
     out["kv"].update(namespace_id="ns", key_count=1, values_included=True)
@@ -54,8 +65,11 @@ def test_promote_publishes_a_checked_set_with_its_manifest_last(s3, bucket):
     result = promote(s3, bucket, "daily", "20261101", staging, manifest)
     assert result["verification"]["status"] == "checksummed"
     assert sorted(s3.list_keys(bucket, prefix="daily/")) == [
-        "daily/20261101/d1.sql.gz", "daily/20261101/kv.ndjson.gz", "daily/20261101/manifest.json",
-        "daily/20261101/vectors.ndjson.gz"]
+        "daily/20261101/d1.sql.gz",
+        "daily/20261101/kv.ndjson.gz",
+        "daily/20261101/manifest.json",
+        "daily/20261101/vectors.ndjson.gz",
+    ]
     assert not s3.list_keys(bucket, prefix="staging/")
     stored = load_manifest(s3, bucket, "daily", "20261101")
     assert stored["logical_date"] == LABELS["logical_date"] and stored["captured_at"] == LABELS["captured_at"]
@@ -63,18 +77,38 @@ def test_promote_publishes_a_checked_set_with_its_manifest_last(s3, bucket):
 
 def test_a_rerun_replaces_the_set_cleanly(s3, bucket):
     first = staging_prefix("daily", "20261101", "a")
-    promote(s3, bucket, "daily", "20261101", first, build_manifest("daily", "20261101", stage(s3, bucket, first), LABELS, {}))
+    promote(
+        s3,
+        bucket,
+        "daily",
+        "20261101",
+        first,
+        build_manifest("daily", "20261101", stage(s3, bucket, first), LABELS, {}),
+    )
     s3.load_bytes(b"leftover", key="daily/20261101/old-extra.bin", bucket_name=bucket)
     second = staging_prefix("daily", "20261101", "b")
-    promote(s3, bucket, "daily", "20261101", second,
-            build_manifest("daily", "20261101", stage(s3, bucket, second, docs=5), LABELS, {}))
+    promote(
+        s3,
+        bucket,
+        "daily",
+        "20261101",
+        second,
+        build_manifest("daily", "20261101", stage(s3, bucket, second, docs=5), LABELS, {}),
+    )
     assert load_manifest(s3, bucket, "daily", "20261101")["d1"]["tables"] == {"documents": 5}
     assert "daily/20261101/old-extra.bin" not in s3.list_keys(bucket, prefix="daily/")
 
 
 def test_a_corrupted_staged_object_is_never_promoted_and_the_old_set_stays(s3, bucket):
     first = staging_prefix("daily", "20261101", "a")
-    promote(s3, bucket, "daily", "20261101", first, build_manifest("daily", "20261101", stage(s3, bucket, first), LABELS, {}))
+    promote(
+        s3,
+        bucket,
+        "daily",
+        "20261101",
+        first,
+        build_manifest("daily", "20261101", stage(s3, bucket, first), LABELS, {}),
+    )
     before = load_manifest(s3, bucket, "daily", "20261101")
     second = staging_prefix("daily", "20261101", "b")
     manifest = build_manifest("daily", "20261101", stage(s3, bucket, second, docs=5), LABELS, {})
@@ -95,7 +129,14 @@ def test_counts_are_checked_as_well_as_checksums(s3, bucket):
 
 def test_only_a_verified_set_that_still_matches_is_restorable(s3, bucket):
     staging = staging_prefix("monthly", "202611", "m")
-    promote(s3, bucket, "monthly", "202611", staging, build_manifest("monthly", "202611", stage(s3, bucket, staging), LABELS, {}))
+    promote(
+        s3,
+        bucket,
+        "monthly",
+        "202611",
+        staging,
+        build_manifest("monthly", "202611", stage(s3, bucket, staging), LABELS, {}),
+    )
     with pytest.raises(BackupSetError, match="is checksummed, not verified"):
         require_restorable(s3, bucket, "202611")
     set_verification(s3, bucket, "monthly", "202611", "verified", {"method": "test"})

@@ -38,13 +38,19 @@ def make_demo_set(s3, *, kv_values: bool = True) -> tuple[str, dict]:
     s3.create_bucket(bucket_name=bucket)
     staging = staging_prefix("daily", "20261101", "t")
     results = {
-        "d1": D1BackupOperator(task_id="d1", database="claudes-friend-db", bucket=bucket, key=staging + "d1.sql.gz").execute({}),
-        "vectorize": VectorizeBackupOperator(task_id="v", index="claudes-companion", bucket=bucket,
-                                             key=staging + "vectors.ndjson.gz").execute({}),
-        "kv": KVBackupOperator(task_id="kv", namespace="prism-cache", bucket=bucket, key=staging + "kv.ndjson.gz",
-                               include_values=kv_values).execute({}),
+        "d1": D1BackupOperator(
+            task_id="d1", database="claudes-friend-db", bucket=bucket, key=staging + "d1.sql.gz"
+        ).execute({}),
+        "vectorize": VectorizeBackupOperator(
+            task_id="v", index="claudes-companion", bucket=bucket, key=staging + "vectors.ndjson.gz"
+        ).execute({}),
+        "kv": KVBackupOperator(
+            task_id="kv", namespace="prism-cache", bucket=bucket, key=staging + "kv.ndjson.gz", include_values=kv_values
+        ).execute({}),
     }
-    manifest = promote(s3, bucket, "daily", "20261101", staging, build_manifest("daily", "20261101", results, LABELS, {}))
+    manifest = promote(
+        s3, bucket, "daily", "20261101", staging, build_manifest("daily", "20261101", results, LABELS, {})
+    )
     return bucket, manifest
 
 
@@ -56,18 +62,28 @@ def demo_set(cf, s3):
 def scratch_left() -> list[str]:
     dbs = [d["name"] for d in D1Hook().list_databases() if d["name"].startswith(SCRATCH_PREFIX)]
     namespaces = [n["title"] for n in KVHook().list_namespaces() if n["title"].startswith(SCRATCH_PREFIX)]
-    return dbs + [i["name"] for i in VectorizeHook().list_indexes() if i["name"].startswith(SCRATCH_PREFIX)] + namespaces
+    return (
+        dbs + [i["name"] for i in VectorizeHook().list_indexes() if i["name"].startswith(SCRATCH_PREFIX)] + namespaces
+    )
 
 
 def test_a_good_set_restores_and_compares_equal(cf, s3, demo_set):
     bucket, manifest = demo_set
     d1 = D1Hook()
-    result = restore_and_compare(s3, bucket, prefix("daily", "20261101"), manifest, uuid.uuid4().hex[:8],
-                                 source_db=d1.find_database("claudes-friend-db"), source_index="claudes-companion",
-                                 source_namespace=None)
+    result = restore_and_compare(
+        s3,
+        bucket,
+        prefix("daily", "20261101"),
+        manifest,
+        uuid.uuid4().hex[:8],
+        source_db=d1.find_database("claudes-friend-db"),
+        source_index="claudes-companion",
+        source_namespace=None,
+    )
     assert result["verified"], result["problems"]
     assert result["d1"]["tables"] == dict(manifest["d1"]["tables"].items()) | {
-        t: 0 for t in result["d1"]["tables"] if t not in manifest["d1"]["tables"]}
+        t: 0 for t in result["d1"]["tables"] if t not in manifest["d1"]["tables"]
+    }
     assert result["d1"]["quick_check"] == ["ok"] and result["d1"]["rows_sampled"] > 20
     assert result["d1"]["rows_differing_in_source"] == 0  # the demo data did not change meanwhile
     assert result["vectorize"]["vector_count"] == manifest["vectorize"]["vector_count"]
@@ -110,8 +126,11 @@ def test_cleanup_deletes_what_a_dead_worker_left(cf):
     D1Hook().create_database(SCRATCH_PREFIX + token)
     VectorizeHook().create_index(SCRATCH_PREFIX + token, 384, "cosine")
     KVHook().create_namespace(SCRATCH_PREFIX + token)
-    assert sorted(cleanup(token)) == [f"d1:{SCRATCH_PREFIX}{token}", f"kv:{SCRATCH_PREFIX}{token}",
-                                      f"vectorize:{SCRATCH_PREFIX}{token}"]
+    assert sorted(cleanup(token)) == [
+        f"d1:{SCRATCH_PREFIX}{token}",
+        f"kv:{SCRATCH_PREFIX}{token}",
+        f"vectorize:{SCRATCH_PREFIX}{token}",
+    ]
     assert cleanup(token) == [] and scratch_left() == []
 
 
@@ -145,9 +164,12 @@ def kv_only_set(s3, namespace: str, include_values: bool = True) -> tuple[str, d
     bucket = f"scratch-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(bucket_name=bucket)
     staging = staging_prefix("daily", "20261101", "t")
-    result = KVBackupOperator(task_id="kv", namespace=namespace, bucket=bucket, key=staging + "kv.ndjson.gz",
-                              include_values=include_values).execute({})
-    return bucket, promote(s3, bucket, "daily", "20261101", staging, build_manifest("daily", "20261101", {"kv": result}, LABELS, {}))
+    result = KVBackupOperator(
+        task_id="kv", namespace=namespace, bucket=bucket, key=staging + "kv.ndjson.gz", include_values=include_values
+    ).execute({})
+    return bucket, promote(
+        s3, bucket, "daily", "20261101", staging, build_manifest("daily", "20261101", {"kv": result}, LABELS, {})
+    )
 
 
 def kv_records(s3, bucket: str) -> list[dict]:
@@ -191,7 +213,8 @@ def test_keys_that_expired_since_the_snapshot_are_allowed_for(cf, s3, namespace)
     now = int(time.time())
     records = kv_records(s3, bucket) + [
         {"key": "expired-yesterday", "expiration": now - 86_400, "metadata": None, "value_b64": "eA=="},
-        {"key": "expires-in-30s", "expiration": now + 30, "metadata": {"<b>": "x"}, "value_b64": "eA=="}]
+        {"key": "expires-in-30s", "expiration": now + 30, "metadata": {"<b>": "x"}, "value_b64": "eA=="},
+    ]
     result = verify(s3, bucket, rewrite_kv(s3, bucket, manifest, records, resign=True))
     assert result["problems"] == [] and result["restorable"]["kv"] is True, result["problems"]
     assert result["kv"]["skipped_expired"] == 2 and result["kv"]["keys_restored"] == len(HOSTILE)
@@ -226,15 +249,20 @@ def _change_expiration(recs):
     recs[0]["expiration"] = 4_102_444_800
 
 
-@pytest.mark.parametrize("tamper", [_change_value, _drop_key, _change_metadata, _change_expiration],
-                         ids=["value-changed", "key-missing", "metadata-changed", "expiration-changed"])
+@pytest.mark.parametrize(
+    "tamper",
+    [_change_value, _drop_key, _change_metadata, _change_expiration],
+    ids=["value-changed", "key-missing", "metadata-changed", "expiration-changed"],
+)
 def test_kv_tampered_in_the_bucket_fails_verification(cf, s3, namespace, tamper):
     bucket, manifest = kv_only_set(s3, namespace["title"])
     records = kv_records(s3, bucket)
     tamper(records)
     result = verify(s3, bucket, rewrite_kv(s3, bucket, manifest, records, resign=False))
     assert not result["verified"] and result["status"] == "failed"
-    assert len(result["problems"]) == 1 and result["problems"][0].startswith(f"kv: s3://{bucket}/daily/20261101/kv.ndjson.gz is ")
+    assert len(result["problems"]) == 1 and result["problems"][0].startswith(
+        f"kv: s3://{bucket}/daily/20261101/kv.ndjson.gz is "
+    )
     assert "the manifest says" in result["problems"][0]
     assert result["restorable"]["kv"] is False and "changed in the bucket" in result["restorable_reasons"]["kv"]
     assert scratch_left() == []
@@ -257,8 +285,9 @@ def test_a_snapshot_missing_some_values_fails(cf, s3, namespace):
     del records[2]["value_b64"]
     result = verify(s3, bucket, rewrite_kv(s3, bucket, manifest, records, resign=True))
     assert result["status"] == "failed" and result["restorable"]["kv"] is False
-    assert result["problems"] == [f"kv: 1 of {len(records)} keys in the snapshot have no value, though the manifest says "
-                                  "values were included"]
+    assert result["problems"] == [
+        f"kv: 1 of {len(records)} keys in the snapshot have no value, though the manifest says values were included"
+    ]
 
 
 def _value(kv, ns, key):
@@ -281,10 +310,17 @@ def _extra(kv, ns, key):
     kv.put_value(ns, "<img src=x onerror=alert(1)>", b"extra")
 
 
-@pytest.mark.parametrize("change, says", [
-    (_value, "restored with a different value"), (_delete, "is in the snapshot but was not restored"),
-    (_metadata, "restored with metadata"), (_expiration, "restored with expiration"),
-    (_extra, "is in the restore, not in the snapshot")], ids=["value", "missing", "metadata", "expiration", "extra"])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (_value, "restored with a different value"),
+        (_delete, "is in the snapshot but was not restored"),
+        (_metadata, "restored with metadata"),
+        (_expiration, "restored with expiration"),
+        (_extra, "is in the restore, not in the snapshot"),
+    ],
+    ids=["value", "missing", "metadata", "expiration", "extra"],
+)
 def test_the_comparison_finds_a_restore_that_differs(cf, s3, namespace, change, says, tmp_path):
     """compare_kv_namespace against a namespace restored from the snapshot and then changed: each
     difference is named, with the (hostile) key in repr, and the count catches missing and extra keys."""
@@ -318,8 +354,10 @@ def test_a_large_namespace_is_counted_in_full_and_compared_on_a_sample(cf, s3, t
     source = kv.create_namespace(f"kv-verify-large-{uuid.uuid4().hex[:8]}")
     target = kv.create_namespace(f"kv-verify-large-t-{uuid.uuid4().hex[:8]}")["id"]
     try:
-        kv.bulk_write(source["id"], ({"key": f"k{i:05d}<é>", "value": f"v{i}".encode(), "metadata": {"i": i}}
-                                     for i in range(1_500)))
+        kv.bulk_write(
+            source["id"],
+            ({"key": f"k{i:05d}<é>", "value": f"v{i}".encode(), "metadata": {"i": i}} for i in range(1_500)),
+        )
         bucket, manifest = kv_only_set(s3, source["title"])
         result = verify(s3, bucket, manifest)
         assert result["problems"] == [] and result["restorable"]["kv"] is True, result["problems"]
@@ -338,4 +376,6 @@ def test_a_large_namespace_is_counted_in_full_and_compared_on_a_sample(cf, s3, t
         kv.delete_namespace(source["id"])
         kv.delete_namespace(target)
     assert problems[0] == "kv: 900 keys restored, the snapshot holds 1500 (0 skipped as expiring, 0 expired since)"
-    assert len(problems) == 20 and problems[-1].startswith("kv: ... and ") and problems[-1].endswith(" more differences")
+    assert (
+        len(problems) == 20 and problems[-1].startswith("kv: ... and ") and problems[-1].endswith(" more differences")
+    )

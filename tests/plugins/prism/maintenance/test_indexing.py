@@ -62,12 +62,20 @@ def test_index_then_embed_return_their_summaries(scratch):
 
     indexed = run_prism("indexer", "prism/core")
     assert {k: indexed[k] for k in ("command", "repo", "rebuild", "files", "documents_written", "chunks_written")} == {
-        "command": "index", "repo": "prism/core", "rebuild": False, "files": len(files),
-        "documents_written": len(files), "chunks_written": chunks}
+        "command": "index",
+        "repo": "prism/core",
+        "rebuild": False,
+        "files": len(files),
+        "documents_written": len(files),
+        "chunks_written": chunks,
+    }
     embedded = run_prism("embedder", "prism/core", *flags(rebuild=True))
     assert (embedded["command"], embedded["rebuild"], embedded["index"]) == ("embed", True, scratch["index"])
     assert embedded["chunks_embedded"] == embedded["vector_count"] == chunks
-    assert scratch["d1"].rows(scratch["db"], "SELECT COUNT(*) AS n FROM document_chunks WHERE vector_id = id")[0]["n"] == chunks
+    assert (
+        scratch["d1"].rows(scratch["db"], "SELECT COUNT(*) AS n FROM document_chunks WHERE vector_id = id")[0]["n"]
+        == chunks
+    )
 
 
 def test_a_failing_command_raises_with_its_output(cf, monkeypatch):
@@ -101,7 +109,7 @@ def test_a_token_the_command_prints_is_redacted(cf, monkeypatch, caplog, exit_co
 
 def test_redact_every_form_of_the_secret():
     secret = 'a/b"c'
-    text = f'raw {secret} json {json.dumps(secret)} url https://x/?t=a%2Fb%22c'
+    text = f"raw {secret} json {json.dumps(secret)} url https://x/?t=a%2Fb%22c"
     assert redact(text, secret) == 'raw *** json "***" url https://x/?t=***'
     assert redact(text, None) == text
 

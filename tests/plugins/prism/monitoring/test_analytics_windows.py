@@ -38,9 +38,22 @@ def test_a_recent_window_is_whole_and_traffic_reaches_further_back():
 
 def test_resource_totals_leave_out_what_is_unavailable():
     traffic = {"available": True, "requests": 120}
-    usage = {"available": True, "ai": {"neurons": 7}, "d1": {"rowsRead": 50, "rowsWritten": 5}, "kv": {"read": 9, "write": 2}}
-    assert resource_totals(traffic, usage) == {"worker_requests": 120, "ai_neurons": 7, "d1_rows_read": 50, "d1_rows_written": 5,
-                                               "kv_reads": 9, "kv_writes": 2, "kv_deletes": 0, "kv_lists": 0}
+    usage = {
+        "available": True,
+        "ai": {"neurons": 7},
+        "d1": {"rowsRead": 50, "rowsWritten": 5},
+        "kv": {"read": 9, "write": 2},
+    }
+    assert resource_totals(traffic, usage) == {
+        "worker_requests": 120,
+        "ai_neurons": 7,
+        "d1_rows_read": 50,
+        "d1_rows_written": 5,
+        "kv_reads": 9,
+        "kv_writes": 2,
+        "kv_deletes": 0,
+        "kv_lists": 0,
+    }
     assert set(resource_totals(traffic, usage)) == set(FREE_TIER_DAILY)
     assert resource_totals({"available": False}, usage).get("worker_requests") is None
     assert resource_totals(traffic, {"available": False}) == {"worker_requests": 120}
@@ -77,5 +90,7 @@ def test_totals_use_one_window_for_traffic_and_usage(cf):
     got = totals_in(hook, WORKER, cf.d1_id, start, end, ("worker_requests", "ai_neurons"))
     usage = hook.usage(cf.d1_id, start, end)
     assert got["window"] == usage["window"] and got["days"] == 30 and got["note"] == ""
-    assert got["totals"] == {"worker_requests": hook.worker_traffic(WORKER, start, end)["requests"],
-                             "ai_neurons": usage["ai"]["neurons"]}
+    assert got["totals"] == {
+        "worker_requests": hook.worker_traffic(WORKER, start, end)["requests"],
+        "ai_neurons": usage["ai"]["neurons"],
+    }

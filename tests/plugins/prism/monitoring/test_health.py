@@ -20,6 +20,7 @@ NOWHERE = {"cloudflare_conn_id": "no_such_connection", "worker_conn_id": "no_suc
 
 # ---- health check ----------------------------------------------------------------------------
 
+
 def test_all_five_checks_pass_on_the_demo(cf):
     op = CloudflareHealthCheckOperator(task_id="health", **DEMO)
     with structlog.testing.capture_logs() as logs:
@@ -85,5 +86,3 @@ def test_skip_in_backfill_can_be_turned_off(cf):
     context = {"dag_run": SimpleNamespace(run_type="backfill")}
     op = CloudflareHealthCheckOperator(task_id="health", checks=("d1",), skip_in_backfill=False, **DEMO)
     assert op.execute(context)["d1"]["ok"]
-
-

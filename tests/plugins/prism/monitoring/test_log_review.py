@@ -8,8 +8,13 @@ from prism.monitoring.log_review import report_sections, review
 
 END = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
 THRESHOLDS = {"error_rate_percent": 0.5, "p95_latency_ms": 1000, "failed_auth_per_day": 50, "rate_limited_per_day": 10}
-TRAFFIC = {"requests": 1000, "errors": 4, "error_rate_percent": 0.4, "status": {"200": 996, "500": 4},
-           "wall_time_ms": {"p50": 80.0, "p95": 999.0}}
+TRAFFIC = {
+    "requests": 1000,
+    "errors": 4,
+    "error_rate_percent": 0.4,
+    "status": {"200": 996, "500": 4},
+    "wall_time_ms": {"p50": 80.0, "p95": 999.0},
+}
 
 
 def crossed(result) -> dict[str, bool]:
@@ -17,7 +22,9 @@ def crossed(result) -> dict[str, bool]:
 
 
 def test_figures_under_the_thresholds_cross_nothing():
-    result = review(TRAFFIC, {"failed_login": 20, "forbidden": 30, "rate_limited": 10}, THRESHOLDS, END - timedelta(days=1), END)
+    result = review(
+        TRAFFIC, {"failed_login": 20, "forbidden": 30, "rate_limited": 10}, THRESHOLDS, END - timedelta(days=1), END
+    )
     assert not any(crossed(result).values())
     assert (result["failed_auth"], result["rate_limited"], result["p95_ms"]) == (50, 10, 999.0)
 

@@ -9,8 +9,12 @@ from airflow_provider_cloudflare.hooks.kv import KVHook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from prism.monitoring.resources import architecture, live_resources
 
-CF = {"d1_database": "claudes-friend-db", "vectorize_index": "claudes-companion", "kv_namespace": "prism-cache",
-      "worker_name": "claudes-friend"}
+CF = {
+    "d1_database": "claudes-friend-db",
+    "vectorize_index": "claudes-companion",
+    "kv_namespace": "prism-cache",
+    "worker_name": "claudes-friend",
+}
 
 
 def test_live_resources(cf):

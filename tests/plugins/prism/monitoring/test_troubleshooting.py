@@ -33,10 +33,16 @@ def test_high_error_rate_during_an_incident(lf_fresh, connect):
     assert "exceededResources" in errors["lines"][1] and "scriptThrewException" in errors["lines"][1]
     assert steps["Worker status"]["ok"] is True and "/health: healthy (HTTP 200)" in steps["Worker status"]["lines"][0]
     deps = steps["Dependency checks"]
-    assert deps["ok"] is True and deps["lines"][0] == "D1 SELECT 1: ok" and "vectors in claudes-companion" in deps["lines"][1]
+    assert (
+        deps["ok"] is True
+        and deps["lines"][0] == "D1 SELECT 1: ok"
+        and "vectors in claudes-companion" in deps["lines"][1]
+    )
     assert "by devops@prism.example" in steps["Recent deployments"]["lines"][0]
     assert result["text"].startswith("Diagnosis: high error rate (guide: Troubleshooting, Issue 1: High Error Rate)")
-    assert "[!!] Recent errors" in result["text"] and "Resolution (guide): check for recent deployments" in result["text"]
+    assert (
+        "[!!] Recent errors" in result["text"] and "Resolution (guide): check for recent deployments" in result["text"]
+    )
     assert server.token not in result["text"]
 
 
@@ -48,7 +54,9 @@ def test_a_dependency_that_is_down_is_a_finding_not_a_crash(lf_fresh, connect):
     Api(server).delete(f"/accounts/{{acct}}/vectorize/v2/indexes/{server.index_name}").raise_for_status()
     steps = by_step(troubleshooting.investigate("high_error_rate", cfg=CFG))
     assert steps["Dependency checks"]["ok"] is False
-    assert any(line.startswith("Vectorize: FAILED:") and "not found" in line for line in steps["Dependency checks"]["lines"])
+    assert any(
+        line.startswith("Vectorize: FAILED:") and "not found" in line for line in steps["Dependency checks"]["lines"]
+    )
     assert steps["Worker status"]["ok"] is False and "unhealthy (HTTP 503)" in steps["Worker status"]["lines"][0]
 
 
@@ -59,14 +67,19 @@ def test_slow_performance_lists_the_slowest_queries_and_the_cache(cf):
 
     at = datetime.now(timezone.utc)
     steps = by_step(troubleshooting.investigate("slow_performance", at, CFG))
-    rows = D1Hook().rows(cf.d1_id, "SELECT duration_ms FROM query_log WHERE timestamp >= ? AND timestamp < ? "
-                                   "ORDER BY duration_ms DESC LIMIT 10", [sql_time(at - timedelta(hours=24)), sql_time(at)])
+    rows = D1Hook().rows(
+        cf.d1_id,
+        "SELECT duration_ms FROM query_log WHERE timestamp >= ? AND timestamp < ? ORDER BY duration_ms DESC LIMIT 10",
+        [sql_time(at - timedelta(hours=24)), sql_time(at)],
+    )
     slow = [r for r in rows if r["duration_ms"] > CFG["thresholds"]["p95_latency_ms"]]
     queries = steps["Slow queries (D1 query_log)"]
     assert queries["lines"][0] == f"{len(slow)} of the slowest {len(rows)} queries in the last 24 h took over 1000 ms"
     assert queries["ok"] is (not slow)
     cache = PrismWorkerHook().metrics("24h")["cache"]
-    assert steps["Cache hit rate and latency (/metrics)"]["lines"][0].startswith(f"cache hit rate {cache['hit_rate']}% over 24 h")
+    assert steps["Cache hit rate and latency (/metrics)"]["lines"][0].startswith(
+        f"cache hit rate {cache['hit_rate']}% over 24 h"
+    )
 
 
 def test_resource_exhaustion_compares_usage_with_the_limits_and_counts_rate_limit_hits(cf):
@@ -79,8 +92,11 @@ def test_resource_exhaustion_compares_usage_with_the_limits_and_counts_rate_limi
     neurons = PrismWorkerHook().metrics("24h")["resources"]["neurons_used"]
     usage = steps["Usage against the limits (/metrics)"]
     assert any(line.startswith(f"Workers AI neurons (per day): {neurons:,} of 10,000") for line in usage["lines"])
-    day = D1Hook().rows(cf.d1_id, "SELECT COUNT(*) AS n FROM security_events WHERE type = 'rate_limited' AND created_at >= ? "
-                                  "AND created_at < ?", [sql_time(at - timedelta(days=1)), sql_time(at)])[0]["n"]
+    day = D1Hook().rows(
+        cf.d1_id,
+        "SELECT COUNT(*) AS n FROM security_events WHERE type = 'rate_limited' AND created_at >= ? AND created_at < ?",
+        [sql_time(at - timedelta(days=1)), sql_time(at)],
+    )[0]["n"]
     hits = steps["Rate-limit hits"]["lines"]
     assert f"in the last hour, {day} in the last 24 h" in hits[0]
     assert hits[1].startswith("Cloudflare API budget: ") and "of 1,200 requests used" in hits[1]

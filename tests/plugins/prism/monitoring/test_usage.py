@@ -4,20 +4,40 @@ from __future__ import annotations
 
 from prism.monitoring.usage import figures, threshold_checks
 
-METRICS = {"window": {"start": "s", "end": "e"}, "requests": {"total": 1000, "errors": 40, "success_rate": 96.0, "error_rate": 4.0},
-           "performance": {"p50_latency_ms": 100.0, "p95_latency_ms": 300.0, "p99_latency_ms": 900.0},
-           "cache": {"hit_rate": 60.0}, "tokens": {"saved": 5, "cost_saved_usd": 0.0},
-           "resources": {"neurons_used": 8500, "d1_rows_read_today": 10, "d1_rows_written_today": 1, "kv_reads_today": 5,
-                         "kv_writes_today": 2, "vectorize_stored_dimensions": 384_000, "vectorize_queried_dimensions_month": 3_840_000}}
+METRICS = {
+    "window": {"start": "s", "end": "e"},
+    "requests": {"total": 1000, "errors": 40, "success_rate": 96.0, "error_rate": 4.0},
+    "performance": {"p50_latency_ms": 100.0, "p95_latency_ms": 300.0, "p99_latency_ms": 900.0},
+    "cache": {"hit_rate": 60.0},
+    "tokens": {"saved": 5, "cost_saved_usd": 0.0},
+    "resources": {
+        "neurons_used": 8500,
+        "d1_rows_read_today": 10,
+        "d1_rows_written_today": 1,
+        "kv_reads_today": 5,
+        "kv_writes_today": 2,
+        "vectorize_stored_dimensions": 384_000,
+        "vectorize_queried_dimensions_month": 3_840_000,
+    },
+}
 THRESHOLDS = {"error_rate_percent": 0.5, "p95_latency_ms": 1000, "free_tier_usage_percent": 80}
 
 
 def test_the_snapshot_measures_usage_against_both_plans():
-    snap = figures(METRICS, {"name": "db", "file_size": 50_000_000, "num_tables": 9}, {"vectorCount": 1000, "dimensions": 384}, [], None)
+    snap = figures(
+        METRICS,
+        {"name": "db", "file_size": 50_000_000, "num_tables": 9},
+        {"vectorCount": 1000, "dimensions": 384},
+        [],
+        None,
+    )
     limits = {r["name"]: r for r in snap["limits"]}
     assert limits["ai_neurons"]["free_percent"] == 85.0 and limits["ai_neurons"]["paid_limit"] is None
     assert limits["d1_database_bytes"]["free_percent"] == 10.0 and limits["d1_database_bytes"]["paid_percent"] == 0.5
-    assert limits["vectorize_queried_dimensions"]["free_percent"] == 12.8 and limits["vectorize_queried_dimensions"]["paid_percent"] == 7.68
+    assert (
+        limits["vectorize_queried_dimensions"]["free_percent"] == 12.8
+        and limits["vectorize_queried_dimensions"]["paid_percent"] == 7.68
+    )
     assert snap["vectorize"] == {"vectors": 1000, "dimensions": 384}
 
 
@@ -25,7 +45,9 @@ def test_checks_name_the_investigation_a_crossing_calls_for():
     snap = figures(METRICS, {}, {}, [], None)
     checks = {c["metric"]: c for c in threshold_checks(snap, THRESHOLDS)}
     assert checks["error rate (%)"]["crossed"] and checks["error rate (%)"]["investigation"] == "high_error_rate"
-    assert not checks["p95 latency (ms)"]["crossed"] and checks["p95 latency (ms)"]["investigation"] == "slow_performance"
+    assert (
+        not checks["p95 latency (ms)"]["crossed"] and checks["p95 latency (ms)"]["investigation"] == "slow_performance"
+    )
     free = checks["free-tier usage (%)"]
     assert free["crossed"] and free["value"] == 85.0 and free["resource"] == "Workers AI neurons"
     assert free["investigation"] == "resource_exhaustion"

@@ -60,7 +60,9 @@ def test_metrics_with_a_bad_period_raises_with_the_status(cf):
 
 def test_an_unreachable_worker_raises_quickly(cf, monkeypatch):
     port = testing.free_port()  # nothing listens there
-    monkeypatch.setenv("AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/worker"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PRISM_WORKER", json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/worker"})
+    )
     hook = PrismWorkerHook(timeout=2)
     for call in (hook.health, hook.metrics):
         started = time.monotonic()

@@ -12,8 +12,14 @@ T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 def test_charts_are_well_formed_svg_with_their_values():
     bars = bar_chart("Events <by> type", [("failed_login", 150), ("forbidden", 25)])
-    lines = line_chart("P95", {"p95": [(T0 + timedelta(days=i), 300.0 + i) for i in range(5)]}, "ms", limits={"target": 1000},
-                       dashed={"p95"}, markers=[(T0 + timedelta(days=4), "limit")])
+    lines = line_chart(
+        "P95",
+        {"p95": [(T0 + timedelta(days=i), 300.0 + i) for i in range(5)]},
+        "ms",
+        limits={"target": 1000},
+        dashed={"p95"},
+        markers=[(T0 + timedelta(days=4), "limit")],
+    )
     strip = status_strip("Health", [("healthy", "18:00"), ("unhealthy", "18:05")])
     for svg in (bars, lines, strip, empty_chart("nothing")):
         ET.fromstring(svg)  # parses: escaped and closed

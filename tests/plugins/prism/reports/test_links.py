@@ -7,7 +7,8 @@ from prism.reports.links import HtmlReportLink, MarkdownReportLink, report_task,
 
 def test_report_url_goes_through_the_dashboard():
     assert report_url("s3://prism-backups/reports/prism_monthly/202611/capacity.html").endswith(
-        "/prism-dashboard/reports/reports/prism_monthly/202611/capacity.html")
+        "/prism-dashboard/reports/reports/prism_monthly/202611/capacity.html"
+    )
     assert report_url(None) == "" and report_url("file:///x") == ""
 
 
@@ -31,6 +32,7 @@ def test_report_task_is_a_task_with_the_links():
     from airflow.sdk import DAG
 
     with DAG("links", schedule=None):
+
         @report_task(trigger_rule="all_done")
         def make() -> dict:
             return {}

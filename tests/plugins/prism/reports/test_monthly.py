@@ -10,13 +10,32 @@ from prism.reports.periods import monthly_windows
 
 END = datetime(2026, 3, 28, 3, tzinfo=timezone.utc)
 WIN = monthly_windows(END)
-THRESHOLDS = {"error_rate_percent": 0.5, "p95_latency_ms": 1000, "free_tier_usage_percent": 80, "failed_logins_per_month": 100}
+THRESHOLDS = {
+    "error_rate_percent": 0.5,
+    "p95_latency_ms": 1000,
+    "free_tier_usage_percent": 80,
+    "failed_logins_per_month": 100,
+}
 CFG = {"thresholds": THRESHOLDS, "retention": {"cache_low_hit_count": 5}}
 LABELS = {"logical_date": END.isoformat(), "captured_at": "2026-03-28T03:05:00+00:00", "in_backfill": False}
-TRAFFIC = {"available": True, "note": "", "window": {"start": "a", "end": "b"}, "requests": 10_000, "errors": 10,
-           "error_rate_percent": 0.1, "wall_time_ms": {"p50": 20.0, "p95": 200.0, "p99": 400.0}}
-USAGE = {"available": True, "note": "", "days": 30.0, "window": {"start": "a", "end": "b"}, "ai": {"neurons": 3000},
-         "d1": {"rowsRead": 60_000, "rowsWritten": 600}, "kv": {"read": 300, "write": 30}}
+TRAFFIC = {
+    "available": True,
+    "note": "",
+    "window": {"start": "a", "end": "b"},
+    "requests": 10_000,
+    "errors": 10,
+    "error_rate_percent": 0.1,
+    "wall_time_ms": {"p50": 20.0, "p95": 200.0, "p99": 400.0},
+}
+USAGE = {
+    "available": True,
+    "note": "",
+    "days": 30.0,
+    "window": {"start": "a", "end": "b"},
+    "ai": {"neurons": 3000},
+    "d1": {"rowsRead": 60_000, "rowsWritten": 600},
+    "kv": {"read": 300, "write": 30},
+}
 
 
 def rows(*items: dict) -> dict:
@@ -24,8 +43,12 @@ def rows(*items: dict) -> dict:
 
 
 def test_performance_recommends_only_what_the_figures_call_for():
-    metrics = {"tokens": {"saved": 1_500_000, "cost_saved_usd": 12.5}, "cache": {"hit_rate": 72.0},
-               "window": {"start": "x", "end": "y"}, "labels": LABELS}
+    metrics = {
+        "tokens": {"saved": 1_500_000, "cost_saved_usd": 12.5},
+        "cache": {"hit_rate": 72.0},
+        "window": {"start": "x", "end": "y"},
+        "labels": LABELS,
+    }
     report = monthly_reports.performance(TRAFFIC, metrics, WIN["previous_month"], THRESHOLDS)
     assert (report.name, report.period, report.alerts) == ("performance", "202602", [])
     assert "# PRISM Performance Report - 2026-02" in report.text and "Tokens saved: 1,500,000" in report.text
@@ -44,10 +67,20 @@ def test_security_alerts_above_the_failed_login_threshold_and_on_npm_findings():
     npm = {"command": ["npm", "audit"], "returncode": 1, "output": "1 high"}
     report = monthly_reports.security(WIN, THRESHOLDS, events, abuse, npm)
     assert (report.name, report.period) == ("security", "20260328")
-    assert [a["subject"] for a in report.alerts] == ["101 failed logins in the 30 days to 2026-03-28 (threshold 100)",
-                                                    "npm audit reports vulnerabilities"]
-    assert report.summary == {"failed_login": 101, "api_key_abuse": 0, "unauthorized": 4, "forbidden": 0, "rate_limited": 0,
-                              "failed_login_threshold": 100, "alerted": True, "abused_keys": 1}
+    assert [a["subject"] for a in report.alerts] == [
+        "101 failed logins in the 30 days to 2026-03-28 (threshold 100)",
+        "npm audit reports vulnerabilities",
+    ]
+    assert report.summary == {
+        "failed_login": 101,
+        "api_key_abuse": 0,
+        "unauthorized": 4,
+        "forbidden": 0,
+        "rate_limited": 0,
+        "failed_login_threshold": 100,
+        "alerted": True,
+        "abused_keys": 1,
+    }
     assert "ABOVE THE THRESHOLD" in report.text and "k1: 3 events from 2 sources" in report.text
 
     quiet = monthly_reports.security(WIN, THRESHOLDS, rows({"type": "failed_login", "events": 100}), None, None)
@@ -55,47 +88,79 @@ def test_security_alerts_above_the_failed_login_threshold_and_on_npm_findings():
 
 
 def test_optimization_reports_what_d1_allows_and_alerts_on_a_failed_quick_check():
-    figures = {"analyze": {"rows": []}, "quick_check": rows({"quick_check": "ok"}),
-               "query_plan": rows({"detail": "SEARCH document_chunks USING INDEX idx_chunks_document (document_id=?)"}),
-               "slow_queries": rows({"query": "SELECT 1", "avg_duration_ms": 1200.0, "max_duration_ms": 2000.0, "runs": 3}),
-               "cache_effectiveness": rows({"type": "embedding", "total_hits": 8, "total_entries": 4, "hits_per_entry": 2.0}),
-               "index_usage": rows({"name": "idx_chunks_document", "tbl_name": "document_chunks"})}
+    figures = {
+        "analyze": {"rows": []},
+        "quick_check": rows({"quick_check": "ok"}),
+        "query_plan": rows({"detail": "SEARCH document_chunks USING INDEX idx_chunks_document (document_id=?)"}),
+        "slow_queries": rows({"query": "SELECT 1", "avg_duration_ms": 1200.0, "max_duration_ms": 2000.0, "runs": 3}),
+        "cache_effectiveness": rows({"type": "embedding", "total_hits": 8, "total_entries": 4, "hits_per_entry": 2.0}),
+        "index_usage": rows({"name": "idx_chunks_document", "tbl_name": "document_chunks"}),
+    }
     report = monthly_reports.optimization(WIN, CFG, figures)
     assert report.alerts == [] and report.summary == {
-        "quick_check": ["ok"], "chunk_lookup_uses_index": True, "slow_queries": 1, "slowest_avg_ms": 1200.0,
-        "cache_types": {"embedding": 8}, "indexes": 1}
+        "quick_check": ["ok"],
+        "chunk_lookup_uses_index": True,
+        "slow_queries": 1,
+        "slowest_avg_ms": 1200.0,
+        "cache_types": {"embedding": 8},
+        "indexes": 1,
+    }
     assert "slower than the latency target" in report.text and "under 5 hits per entry" in report.text
 
-    broken = monthly_reports.optimization(WIN, CFG, {**figures, "quick_check": rows({"quick_check": "row 3 missing"}),
-                                                     "query_plan": rows({"detail": "SCAN document_chunks"})})
+    broken = monthly_reports.optimization(
+        WIN,
+        CFG,
+        {
+            **figures,
+            "quick_check": rows({"quick_check": "row 3 missing"}),
+            "query_plan": rows({"detail": "SCAN document_chunks"}),
+        },
+    )
     assert broken.alerts == [{"subject": "D1 quick_check found problems", "body": "row 3 missing"}]
     assert "NO INDEX USED" in broken.text
     # Inside a backfill the index optimization did not run: nothing to check, nothing to alert.
-    skipped = monthly_reports.optimization(WIN, CFG, {**figures, "analyze": None, "quick_check": None, "query_plan": None})
+    skipped = monthly_reports.optimization(
+        WIN, CFG, {**figures, "analyze": None, "quick_check": None, "query_plan": None}
+    )
     assert skipped.alerts == [] and "- Skipped inside a backfill." in skipped.text
 
 
 def test_log_review_alerts_when_the_month_to_date_crosses_a_threshold():
-    events = rows({"type": "failed_login", "events": 2}, {"type": "forbidden", "events": 3}, {"type": "rate_limited", "events": 7})
+    events = rows(
+        {"type": "failed_login", "events": 2}, {"type": "forbidden", "events": 3}, {"type": "rate_limited", "events": 7}
+    )
     report = monthly_reports.log_review(WIN, THRESHOLDS, TRAFFIC, events)
     assert report.alerts == [] and report.summary["failed_auth"] == 5 and report.summary["rate_limited"] == 7
     hot = monthly_reports.log_review(WIN, {**THRESHOLDS, "p95_latency_ms": 100}, TRAFFIC, None)
     assert hot.summary["findings"] == ["p95 latency 200.0 ms is above 100 ms"]
-    assert hot.alerts == [{"subject": "monthly log review (2026-03 to date): p95 latency 200.0 ms is above 100 ms",
-                           "severity": "warning", "investigations": ["slow_performance"]}]
+    assert hot.alerts == [
+        {
+            "subject": "monthly log review (2026-03 to date): p95 latency 200.0 ms is above 100 ms",
+            "severity": "warning",
+            "investigations": ["slow_performance"],
+        }
+    ]
     gone = monthly_reports.log_review(WIN, THRESHOLDS, {"available": False, "note": "unavailable: old"}, None)
     assert gone.alerts == [] and "- Traffic figures unavailable: old" in gone.text
 
 
 def test_resources_compare_storage_with_the_free_tier():
     cf = {"vectorize_index": "idx"}
-    live = {"d1": {"name": "db", "uuid": "u1", "file_size": 450_000_000, "num_tables": 9},
-            "vectorize": {"vectorCount": 1000, "dimensions": 384}, "kv": [{"title": "prism-cache", "id": "ns1"}],
-            "deployments": [{"id": "d1", "created_on": "2026-03-01", "versions": [{"version_id": "v9"}]}]}
+    live = {
+        "d1": {"name": "db", "uuid": "u1", "file_size": 450_000_000, "num_tables": 9},
+        "vectorize": {"vectorCount": 1000, "dimensions": 384},
+        "kv": [{"title": "prism-cache", "id": "ns1"}],
+        "deployments": [{"id": "d1", "created_on": "2026-03-01", "versions": [{"version_id": "v9"}]}],
+    }
     report = monthly_reports.resources(WIN, cf, 80, live, LABELS)
     assert report.summary["percent_of_free_tier"] == {"d1_database_bytes": 90.0, "vectorize_stored_dimensions": 7.68}
-    assert report.alerts == [{"subject": "free-tier storage above 80%: {'d1_database_bytes': 90.0}", "severity": "warning",
-                              "investigations": ["resource_exhaustion"]}]
+    assert report.alerts == [
+        {
+            "subject": "free-tier storage above 80%: {'d1_database_bytes': 90.0}",
+            "severity": "warning",
+            "investigations": ["resource_exhaustion"],
+        }
+    ]
     assert report.summary["latest_deployment"] == "d1" and "Captured at 2026-03-28T03:05:00" in report.text
     assert monthly_reports.resources(WIN, cf, 95, {**live, "deployments": []}, LABELS).alerts == []
 
@@ -105,15 +170,21 @@ def test_month_usage_reports_daily_rates_against_the_free_tier():
     assert (report.name, report.period) == ("monthly_report", "202603")
     assert report.summary["totals"]["ai_neurons"] == 3000
     assert "- ai_neurons: 3,000 (100 a day; free tier 10,000 a day)" in report.text
-    none = monthly_reports.month_usage(WIN, {"traffic": TRAFFIC, "usage": {"available": False, "note": "unavailable: old"}})
+    none = monthly_reports.month_usage(
+        WIN, {"traffic": TRAFFIC, "usage": {"available": False, "note": "unavailable: old"}}
+    )
     assert "- Usage figures unavailable: old" in none.text and "ai_neurons" not in none.summary["totals"]
 
 
 def test_capacity_alerts_for_resources_near_their_daily_limit():
     def window(days_back: int, requests: int) -> dict:
         start, end = END - timedelta(days=days_back), END - timedelta(days=days_back - 30)
-        return {"start": start.isoformat(), "end": end.isoformat(),
-                "traffic": {**TRAFFIC, "requests": requests, "days": 30}, "usage": {"available": False, "note": "gone"}}
+        return {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "traffic": {**TRAFFIC, "requests": requests, "days": 30},
+            "usage": {"available": False, "note": "gone"},
+        }
 
     figures = {"windows": [window(90, 2_400_000), window(60, 2_400_000), window(30, 2_460_000)], "halves": []}
     report = monthly_reports.capacity(WIN, figures, 80)
@@ -130,18 +201,29 @@ def test_capacity_alerts_for_resources_near_their_daily_limit():
     assert plan["growth_30d_percent"] == round(100 * growth, 2) and plan["reaches_limit"] == reached
     assert "paid" not in plan  # Workers Paid sets no request limit
     chart = next(c for c in report.charts if c["title"].startswith("worker_requests"))
-    assert "<svg" in chart["svg"] and f"free tier {reached}" in chart["svg"] and 'stroke-dasharray="6 4"' in chart["svg"]
+    assert (
+        "<svg" in chart["svg"] and f"free tier {reached}" in chart["svg"] and 'stroke-dasharray="6 4"' in chart["svg"]
+    )
     assert ("free-tier limit reached", reached) in chart["table"]
     assert [row for row in chart["table"] if row[1].endswith("a day")] == [
-        ("2026-01-12", "80,000 a day"), ("2026-02-11", "80,000 a day"), ("2026-03-13", "82,000 a day")]
+        ("2026-01-12", "80,000 a day"),
+        ("2026-02-11", "80,000 a day"),
+        ("2026-03-13", "82,000 a day"),
+    ]
     assert len(report.charts) == len(plan_names := report.summary["plan"]) and "kv_writes" in plan_names
 
 
 def test_performance_charts_requests_errors_and_p95_per_day():
-    daily = [{"date": "2026-02-01", "requests": 4000, "errors": 8, "p95_ms": 310.5},
-             {"date": "2026-02-02", "requests": 4200, "errors": 12, "p95_ms": 1200.0}]
-    metrics = {"tokens": {"saved": 1, "cost_saved_usd": 0.0}, "cache": {"hit_rate": 72.0},
-               "window": {"start": "x", "end": "y"}, "labels": LABELS}
+    daily = [
+        {"date": "2026-02-01", "requests": 4000, "errors": 8, "p95_ms": 310.5},
+        {"date": "2026-02-02", "requests": 4200, "errors": 12, "p95_ms": 1200.0},
+    ]
+    metrics = {
+        "tokens": {"saved": 1, "cost_saved_usd": 0.0},
+        "cache": {"hit_rate": 72.0},
+        "window": {"start": "x", "end": "y"},
+        "labels": LABELS,
+    }
     report = monthly_reports.performance({**TRAFFIC, "daily": daily}, metrics, WIN["previous_month"], THRESHOLDS)
     volume, p95 = report.charts
     assert volume["table"] == [("2026-02-01", "4,000 requests, 8 errors"), ("2026-02-02", "4,200 requests, 12 errors")]
@@ -154,6 +236,11 @@ def test_security_charts_events_by_type():
     events = rows({"type": "failed_login", "events": 150}, {"type": "rate_limited", "events": 30})
     report = monthly_reports.security(WIN, THRESHOLDS, events, None, None)
     (chart,) = report.charts
-    assert chart["table"] == [("failed_login", 150), ("api_key_abuse", 0), ("unauthorized", 0), ("forbidden", 0),
-                              ("rate_limited", 30)]
+    assert chart["table"] == [
+        ("failed_login", 150),
+        ("api_key_abuse", 0),
+        ("unauthorized", 0),
+        ("forbidden", 0),
+        ("rate_limited", 30),
+    ]
     assert "failed_login: 150" in chart["svg"] and "#dc2626" in chart["svg"]  # above the threshold: red

@@ -23,8 +23,12 @@ UTC = timezone.utc
 def test_day_1_covers_the_previous_calendar_month():
     w = monthly_windows(datetime(2026, 3, 1, 3, tzinfo=UTC))
     assert (w["day"], w["month"], w["date"], w["run_date"]) == (1, "202603", "20260301", "2026-03-01")
-    assert w["previous_month"] == {"start": "2026-02-01T00:00:00+00:00", "end": "2026-03-01T00:00:00+00:00",
-                                   "label": "2026-02", "period": "202602"}
+    assert w["previous_month"] == {
+        "start": "2026-02-01T00:00:00+00:00",
+        "end": "2026-03-01T00:00:00+00:00",
+        "label": "2026-02",
+        "period": "202602",
+    }
     assert w["sql_previous_month"] == ["2026-02-01 00:00:00", "2026-03-01 00:00:00"]
     assert w["sql_last_30_days"] == ["2026-01-30 03:00:00", "2026-03-01 03:00:00"]
 
@@ -32,8 +36,12 @@ def test_day_1_covers_the_previous_calendar_month():
 def test_the_month_to_date_and_the_capacity_windows_end_at_the_run():
     end = datetime(2026, 3, 28, 3, tzinfo=UTC)
     w = monthly_windows(end)
-    assert w["month_to_date"] == {"start": "2026-03-01T00:00:00+00:00", "end": end.isoformat(), "label": "2026-03",
-                                  "period": "202603"}
+    assert w["month_to_date"] == {
+        "start": "2026-03-01T00:00:00+00:00",
+        "end": end.isoformat(),
+        "label": "2026-03",
+        "period": "202603",
+    }
     assert w["sql_last_7_days"] == ["2026-03-21 03:00:00", "2026-03-28 03:00:00"]
     # Three back-to-back 30-day windows, oldest first, the last ending at the run.
     spans = [(from_iso(c["start"]), from_iso(c["end"])) for c in w["capacity"]]

@@ -6,8 +6,18 @@ import pytest
 
 from prism.settings.config import PrismConfigError, load_config
 
-HOSTILE_NAMES = ["../accounts", "a/b", "claudes-friend?x=1", "<script>", "Claudes-Friend", "name\n", "",
-                 "a" * 64, "friend#frag", "ﬁ-unicode"]
+HOSTILE_NAMES = [
+    "../accounts",
+    "a/b",
+    "claudes-friend?x=1",
+    "<script>",
+    "Claudes-Friend",
+    "name\n",
+    "",
+    "a" * 64,
+    "friend#frag",
+    "ﬁ-unicode",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -16,15 +26,24 @@ def test_a_worker_name_that_is_not_a_script_name_is_refused(name):
         load_config({"cloudflare": {"worker_name": name}})
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("cloudflare", "d1_database", "../x"), ("cloudflare", "vectorize_index", "Bad Index"),
-    ("cloudflare", "vectorize_dimensions", 0), ("cloudflare", "vectorize_metric", "manhattan"),
-    ("backups", "bucket", "UPPER/../bucket"), ("backups", "daily_retention_days", 0),
-])
+@pytest.mark.parametrize(
+    "section,key,value",
+    [
+        ("cloudflare", "d1_database", "../x"),
+        ("cloudflare", "vectorize_index", "Bad Index"),
+        ("cloudflare", "vectorize_dimensions", 0),
+        ("cloudflare", "vectorize_metric", "manhattan"),
+        ("backups", "bucket", "UPPER/../bucket"),
+        ("backups", "daily_retention_days", 0),
+    ],
+)
 def test_other_hostile_values_are_refused_naming_the_field(section, key, value):
     with pytest.raises(PrismConfigError, match=f"{section}.{key}"):
         load_config({section: {key: value}})
 
 
 def test_a_real_script_name_passes():
-    assert load_config({"cloudflare": {"worker_name": "claudes-friend_2"}})["cloudflare"]["worker_name"] == "claudes-friend_2"
+    assert (
+        load_config({"cloudflare": {"worker_name": "claudes-friend_2"}})["cloudflare"]["worker_name"]
+        == "claudes-friend_2"
+    )

@@ -17,6 +17,7 @@ def overlay(monkeypatch, tmp_path):
         path.write_text(data if isinstance(data, str) else json.dumps(data))
         monkeypatch.setenv("PRISM_CONFIG_OVERLAY", str(path))
         return str(path)
+
     return use
 
 
@@ -38,22 +39,31 @@ def test_the_demo_overlay_names_the_demo_indexer(monkeypatch):
 
 
 def test_the_variable_goes_over_the_overlay_over_the_file(overlay):
-    overlay({"indexing": {"indexer_command": ["prism-index"], "embedder_command": ["prism-embed"]},
-             "schedules": {"prism_weekly": "0 5 * * 0"}})
+    overlay(
+        {
+            "indexing": {"indexer_command": ["prism-index"], "embedder_command": ["prism-embed"]},
+            "schedules": {"prism_weekly": "0 5 * * 0"},
+        }
+    )
     config = load_config({"indexing": {"embedder_command": ["other-embed"]}})
-    assert (config["indexing"]["indexer_command"], config["indexing"]["embedder_command"]) == (["prism-index"],
-                                                                                             ["other-embed"])
+    assert (config["indexing"]["indexer_command"], config["indexing"]["embedder_command"]) == (
+        ["prism-index"],
+        ["other-embed"],
+    )
     assert config["cloudflare"]["d1_database"] == "claudes-friend-db"  # the file's, untouched
     assert schedule("prism_weekly", None) == "0 5 * * 0"
 
 
-@pytest.mark.parametrize("data, message", [
-    ("{not json", "cannot read the PRISM config overlay"),
-    ("[1, 2]", "must be a JSON object"),
-    ({"indexing": {"indexer_command": "python -m x"}}, "indexing.indexer_command"),
-    ({"indexing": {"env": ["AIRFLOW__CORE__FERNET_KEY\nX"]}}, "indexing.env"),
-    ({"indexing": {"indexer_comand": ["x"]}}, "indexer_comand"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ("{not json", "cannot read the PRISM config overlay"),
+        ("[1, 2]", "must be a JSON object"),
+        ({"indexing": {"indexer_command": "python -m x"}}, "indexing.indexer_command"),
+        ({"indexing": {"env": ["AIRFLOW__CORE__FERNET_KEY\nX"]}}, "indexing.env"),
+        ({"indexing": {"indexer_comand": ["x"]}}, "indexer_comand"),
+    ],
+)
 def test_a_bad_overlay_is_an_error_naming_it(overlay, data, message):
     overlay(data)
     with pytest.raises(PrismConfigError, match=message):

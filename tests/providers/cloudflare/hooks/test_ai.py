@@ -48,8 +48,10 @@ def test_250_texts_take_3_requests(lf_fresh, connect):
 
 
 def test_the_embedding_of_a_demo_chunk_queries_back_to_that_chunk(cf):
-    chunks = D1Hook().rows(cf.d1_id, "SELECT id, content FROM document_chunks WHERE id NOT LIKE 'chk-orphan%' "
-                                     "ORDER BY id LIMIT 3 OFFSET 100")
+    chunks = D1Hook().rows(
+        cf.d1_id,
+        "SELECT id, content FROM document_chunks WHERE id NOT LIKE 'chk-orphan%' ORDER BY id LIMIT 3 OFFSET 100",
+    )
     assert len(chunks) == 3
     vectors = list(WorkersAIHook().embed([c["content"] for c in chunks], model=MODEL))
     for chunk, vector in zip(chunks, vectors):

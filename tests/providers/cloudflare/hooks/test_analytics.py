@@ -51,7 +51,10 @@ def test_worker_traffic_over_a_day_equals_the_sum_of_its_hours(cf):
     assert len(hourly) == 24
     assert [h["hour"] for h in hourly] == sorted(h["hour"] for h in hourly)
     assert hourly[0]["hour"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert traffic["window"] == {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert traffic["window"] == {
+        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     assert traffic["requests"] == sum(h["requests"] for h in hourly) > 0
     assert traffic["errors"] == sum(h["errors"] for h in hourly)
     assert traffic["error_rate_percent"] == round(100 * traffic["errors"] / traffic["requests"], 4)
@@ -132,14 +135,16 @@ def test_windows_beyond_the_lookback_or_too_wide_raise_graphql_error(cf):
 
 def test_graphql_returns_data_and_raises_on_errors(cf):
     hook = WorkersAnalyticsHook()
-    data = hook.graphql("query($a: string!) { viewer { accounts(filter: {accountTag: $a}) { __typename } } }",
-                        {"a": cf.account_id})
+    data = hook.graphql(
+        "query($a: string!) { viewer { accounts(filter: {accountTag: $a}) { __typename } } }", {"a": cf.account_id}
+    )
     assert data["viewer"]["accounts"] == [{"__typename": "account"}]
     with pytest.raises(GraphQLError):
         hook.graphql("{ viewer { noSuchField } }", {})
     with pytest.raises(GraphQLError, match="not authorized"):
-        hook.graphql("query($a: string!) { viewer { accounts(filter: {accountTag: $a}) { __typename } } }",
-                     {"a": "f" * 32})
+        hook.graphql(
+            "query($a: string!) { viewer { accounts(filter: {accountTag: $a}) { __typename } } }", {"a": "f" * 32}
+        )
 
 
 def test_worker_daily_splits_a_window_into_utc_days_that_add_up(cf):

@@ -35,8 +35,11 @@ D1_QUERY = "route:POST /accounts/{account_id}/d1/database/{database_id}/query"
 
 def use_conn(monkeypatch, conn_id: str, *, token: str, account_id: str, base_url: str, **extra) -> None:
     """An Airflow connection from its environment variable, with any token or URL."""
-    conn = {"conn_type": "generic", "password": token,
-            "extra": {"account_id": account_id, "base_url": base_url, "budget": {"bulk_rps": 0}, **extra}}
+    conn = {
+        "conn_type": "generic",
+        "password": token,
+        "extra": {"account_id": account_id, "base_url": base_url, "budget": {"bulk_rps": 0}, **extra},
+    }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
@@ -53,6 +56,7 @@ def private(lf_fresh, connect):
 
 
 # ---- envelope and typed errors ---------------------------------------------------------------
+
 
 def test_envelope_result_and_response(cf):
     hook = CloudflareBaseHook()
@@ -109,12 +113,25 @@ class _Stub(BaseHTTPRequestHandler):
     """Answers that localflare never gives: a 200 failure envelope, a non-JSON 200, a proxy's 502."""
 
     answers = {
-        "/client/v4/quiet-failure": (200, "application/json",
-                                     json.dumps({"success": False, "errors": [{"code": 1234, "message": "refused quietly"}],
-                                                 "messages": [], "result": None})),
+        "/client/v4/quiet-failure": (
+            200,
+            "application/json",
+            json.dumps(
+                {
+                    "success": False,
+                    "errors": [{"code": 1234, "message": "refused quietly"}],
+                    "messages": [],
+                    "result": None,
+                }
+            ),
+        ),
         "/client/v4/captive-portal": (200, "text/html", "<html>please log in to the Wi-Fi</html>"),
         "/client/v4/bad-gateway": (502, "text/html", "<html>502 Bad Gateway (nginx)</html>"),
-        "/client/v4/slow-down": (200, "application/json", json.dumps({"success": True, "errors": [], "messages": [], "result": "ok"})),
+        "/client/v4/slow-down": (
+            200,
+            "application/json",
+            json.dumps({"success": True, "errors": [], "messages": [], "result": "ok"}),
+        ),
     }
     hits: dict[str, int] = {}
 
@@ -125,8 +142,18 @@ class _Stub(BaseHTTPRequestHandler):
         extra = {}
         if path == "/client/v4/slow-down" and self.hits[path] == 1:
             # The first answer is a 429 whose Retry-After is an HTTP date two seconds ahead.
-            status, ctype, body = 429, "application/json", json.dumps(
-                {"success": False, "errors": [{"code": 971, "message": "slow down"}], "messages": [], "result": None})
+            status, ctype, body = (
+                429,
+                "application/json",
+                json.dumps(
+                    {
+                        "success": False,
+                        "errors": [{"code": 971, "message": "slow down"}],
+                        "messages": [],
+                        "result": None,
+                    }
+                ),
+            )
             extra["Retry-After"] = formatdate(time.time() + 2, usegmt=True)
         data = body.encode()
         self.send_response(status)
@@ -146,8 +173,13 @@ def stub(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Stub.hits = {}
-    use_conn(monkeypatch, "cf_stub", token="stub-token", account_id="a" * 32,
-             base_url=f"http://127.0.0.1:{server.server_port}/client/v4")
+    use_conn(
+        monkeypatch,
+        "cf_stub",
+        token="stub-token",
+        account_id="a" * 32,
+        base_url=f"http://127.0.0.1:{server.server_port}/client/v4",
+    )
     yield _Stub
     server.shutdown()
     server.server_close()
@@ -181,6 +213,7 @@ def test_retry_after_as_an_http_date_is_honoured(stub):
 
 
 # ---- retries ---------------------------------------------------------------------------------
+
 
 def test_429_is_retried_after_retry_after(private):
     private.add_faults("429:route=GET */d1/database,count=1,retry_after=2")
@@ -244,8 +277,13 @@ def test_5xx_retry_follows_whether_the_sql_only_reads(private):
 
 def test_connection_refused_is_a_cloudflare_error_quickly(cf, monkeypatch):
     closed = free_port()  # nothing listens there
-    use_conn(monkeypatch, "cf_closed", token=cf.token, account_id=cf.account_id,
-             base_url=f"http://127.0.0.1:{closed}/client/v4")
+    use_conn(
+        monkeypatch,
+        "cf_closed",
+        token=cf.token,
+        account_id=cf.account_id,
+        base_url=f"http://127.0.0.1:{closed}/client/v4",
+    )
     hook = CloudflareBaseHook("cf_closed")
     started = time.monotonic()
     with pytest.raises(CloudflareError) as err:
@@ -256,6 +294,7 @@ def test_connection_refused_is_a_cloudflare_error_quickly(cf, monkeypatch):
 
 
 # ---- pagination ------------------------------------------------------------------------------
+
 
 def test_paginate_pages_follows_pages_and_total_count(private):
     hook = D1Hook()
@@ -288,6 +327,7 @@ def test_paginate_result_cursor_over_vectorize_list(cf):
 
 # ---- test_connection -------------------------------------------------------------------------
 
+
 def test_test_connection_true_and_false(cf, monkeypatch):
     ok, message = CloudflareBaseHook().test_connection()
     assert ok is True and cf.account_id in message
@@ -300,6 +340,7 @@ def test_test_connection_true_and_false(cf, monkeypatch):
 
 
 # ---- the request budget ----------------------------------------------------------------------
+
 
 def test_budget_holds_bulk_at_the_reserve_and_monitoring_still_gets_through(lf_fresh, connect):
     server = lf_fresh("--rate-limit", "30/6", seed=False)
@@ -324,24 +365,38 @@ def test_budget_holds_bulk_at_the_reserve_and_monitoring_still_gets_through(lf_f
 
 # ---- the token stays secret ------------------------------------------------------------------
 
+
 def test_token_never_shows_in_logs_reprs_or_errors(lf_fresh, connect, monkeypatch, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     server = lf_fresh(seed=False)
     connect(server, budget={"bulk_rps": 0})
-    use_conn(monkeypatch, "cf_closed", token=server.token, account_id=server.account_id,
-             base_url=f"http://127.0.0.1:{free_port()}/client/v4")
-    use_conn(monkeypatch, "cf_bad", token="wrong-" + server.token[::-1], account_id=server.account_id, base_url=server.api_url)
+    use_conn(
+        monkeypatch,
+        "cf_closed",
+        token=server.token,
+        account_id=server.account_id,
+        base_url=f"http://127.0.0.1:{free_port()}/client/v4",
+    )
+    use_conn(
+        monkeypatch,
+        "cf_bad",
+        token="wrong-" + server.token[::-1],
+        account_id=server.account_id,
+        base_url=server.api_url,
+    )
     hook = D1Hook()
     db = hook.create_database(scratch_name())["uuid"]
     server.add_faults("429:route=GET */d1/database,count=1,retry_after=1;5xx:route=GET */d1/database/*,count=1")
     hook.list_databases()
     hook.get_database(db)
     errors = []
-    for call in (lambda: hook.query(db, "SELEKT 1"),
-                 lambda: hook.get_database(str(uuid.uuid4())),
-                 lambda: hook.get(hook.account_path("/nope")),
-                 lambda: CloudflareBaseHook("cf_closed", max_attempts=2).get("/user/tokens/verify"),
-                 lambda: CloudflareBaseHook("cf_bad").get(hook.account_path("/d1/database"))):
+    for call in (
+        lambda: hook.query(db, "SELEKT 1"),
+        lambda: hook.get_database(str(uuid.uuid4())),
+        lambda: hook.get(hook.account_path("/nope")),
+        lambda: CloudflareBaseHook("cf_closed", max_attempts=2).get("/user/tokens/verify"),
+        lambda: CloudflareBaseHook("cf_bad").get(hook.account_path("/d1/database")),
+    ):
         with pytest.raises(CloudflareError) as err:
             call()
         errors.append(err.value)

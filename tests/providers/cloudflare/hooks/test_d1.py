@@ -52,8 +52,11 @@ def private_d1(lf_fresh, connect):
     # About 250 KB of dump, so a download can be cut several times.
     hook.query(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
     for start in range(0, 500, 50):
-        hook.query(db, "INSERT INTO t(v) SELECT printf('%s-%04d', hex(randomblob(240)), value) FROM json_each(?)",
-                   [str(list(range(start, start + 50)))])
+        hook.query(
+            db,
+            "INSERT INTO t(v) SELECT printf('%s-%04d', hex(randomblob(240)), value) FROM json_each(?)",
+            [str(list(range(start, start + 50)))],
+        )
     return server, hook, db
 
 
@@ -70,11 +73,15 @@ def all_rows(hook: D1Hook, db: str, table: str) -> list[dict]:
 
 
 def user_tables(hook: D1Hook, db: str) -> list[str]:
-    return sorted(t["name"] for t in hook.rows(db, "PRAGMA table_list")
-                  if t["schema"] == "main" and t["type"] in ("table", "virtual") and not t["name"].startswith("sqlite_"))
+    return sorted(
+        t["name"]
+        for t in hook.rows(db, "PRAGMA table_list")
+        if t["schema"] == "main" and t["type"] in ("table", "virtual") and not t["name"].startswith("sqlite_")
+    )
 
 
 # ---- databases -------------------------------------------------------------------------------
+
 
 def test_create_list_get_find_delete(d1, cf):
     name = scratch_name()
@@ -103,13 +110,17 @@ def test_create_list_get_find_delete(d1, cf):
 
 # ---- queries ---------------------------------------------------------------------------------
 
+
 def test_query_binds_params_instead_of_pasting_them(d1, scratch):
     d1.query(scratch, "CREATE TABLE students(id INTEGER PRIMARY KEY, name TEXT, score REAL, active INTEGER, note TEXT)")
     evil = "Robert'); DROP TABLE students; --"
-    out = d1.query(scratch, "INSERT INTO students(name, score, active, note) VALUES (?, ?, ?, ?)", [evil, 2.5, True, "x;y"])
+    out = d1.query(
+        scratch, "INSERT INTO students(name, score, active, note) VALUES (?, ?, ?, ?)", [evil, 2.5, True, "x;y"]
+    )
     assert len(out) == 1 and out[0]["success"] is True and out[0]["meta"]["changes"] == 1
     assert d1.rows(scratch, "SELECT name, score, active, note FROM students WHERE name = ?", [evil]) == [
-        {"name": evil, "score": 2.5, "active": 1, "note": "x;y"}]
+        {"name": evil, "score": 2.5, "active": 1, "note": "x;y"}
+    ]
     assert [t["name"] for t in d1.rows(scratch, "SELECT name FROM sqlite_master WHERE type = 'table'")] == ["students"]
 
 
@@ -121,13 +132,17 @@ def test_query_runs_several_statements_and_rows_gives_the_last(d1, scratch):
 
 def test_batch_is_one_transaction(d1, scratch):
     d1.query(scratch, "CREATE TABLE t(k TEXT PRIMARY KEY, n INTEGER)")
-    out = d1.batch(scratch, [("INSERT INTO t VALUES (?, ?)", ["a", 1]),
-                             ("INSERT INTO t VALUES (?, ?)", ["b", 2]),
-                             ("SELECT k, n FROM t WHERE n > ? ORDER BY k", [0])])
+    out = d1.batch(
+        scratch,
+        [
+            ("INSERT INTO t VALUES (?, ?)", ["a", 1]),
+            ("INSERT INTO t VALUES (?, ?)", ["b", 2]),
+            ("SELECT k, n FROM t WHERE n > ? ORDER BY k", [0]),
+        ],
+    )
     assert len(out) == 3 and out[2]["results"] == [{"k": "a", "n": 1}, {"k": "b", "n": 2}]
     with pytest.raises(CloudflareBadRequest, match="UNIQUE constraint failed"):
-        d1.batch(scratch, [("INSERT INTO t VALUES (?, ?)", ["c", 3]),
-                           ("INSERT INTO t VALUES (?, ?)", ["a", 9])])
+        d1.batch(scratch, [("INSERT INTO t VALUES (?, ?)", ["c", 3]), ("INSERT INTO t VALUES (?, ?)", ["a", 9])])
     assert d1.rows(scratch, "SELECT k FROM t ORDER BY k") == [{"k": "a"}, {"k": "b"}]  # 'c' rolled back
 
 
@@ -140,10 +155,14 @@ def test_raw_returns_columns_and_row_arrays(d1, scratch):
 
 # ---- native export ---------------------------------------------------------------------------
 
+
 def test_export_native_writes_the_dump_with_its_digest(d1, scratch, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="airflow_provider_cloudflare")
-    d1.query(scratch, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); "
-                      "INSERT INTO t(v, b) VALUES ('it''s', X'00FF'), ('two', NULL)")
+    d1.query(
+        scratch,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); "
+        "INSERT INTO t(v, b) VALUES ('it''s', X'00FF'), ('two', NULL)",
+    )
     bookmark = d1.get_bookmark(scratch)
     dest = tmp_path / "native.sql"
     info = d1.export_native(scratch, dest, poll_interval=0.1)
@@ -199,6 +218,7 @@ def test_export_native_stall_times_out_clearly(private_d1, tmp_path):
 
 # ---- logical export and import ---------------------------------------------------------------
 
+
 def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tmp_path):
     dump = tmp_path / "logical.sql"
     info = d1.export_logical(cf.d1_id, dump, page_rows=200)
@@ -216,7 +236,11 @@ def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tm
     blobs = d1.rows(scratch, "SELECT COUNT(*) AS n FROM documents WHERE typeof(fingerprint) = 'blob'")
     assert blobs[0]["n"] > 0
     # The full-text index answers as the original does.
-    word = "".join(ch for ch in d1.rows(cf.d1_id, "SELECT content FROM chunks_fts LIMIT 1")[0]["content"].split()[0] if ch.isalpha())
+    word = "".join(
+        ch
+        for ch in d1.rows(cf.d1_id, "SELECT content FROM chunks_fts LIMIT 1")[0]["content"].split()[0]
+        if ch.isalpha()
+    )
     match = "SELECT rowid, chunk_id FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid"
     assert d1.rows(scratch, match, [word]) == d1.rows(cf.d1_id, match, [word]) != []
     assert d1.rows(scratch, "PRAGMA foreign_key_check") == []
@@ -225,16 +249,20 @@ def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tm
 def test_import_prepares_long_inserts_and_transaction_control(d1, scratch, tmp_path):
     long_text = "ß'x" * 45_000  # 180 KB once quoted
     sql = tmp_path / "with-txn.sql"
-    sql.write_text("BEGIN TRANSACTION;\n"
-                   "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\n"
-                   f"INSERT INTO t VALUES(1,'{long_text.replace(chr(39), chr(39) * 2)}');\n"
-                   "COMMIT;\n", encoding="utf-8")
+    sql.write_text(
+        "BEGIN TRANSACTION;\n"
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\n"
+        f"INSERT INTO t VALUES(1,'{long_text.replace(chr(39), chr(39) * 2)}');\n"
+        "COMMIT;\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CloudflareError, match="BEGIN TRANSACTION"):
         d1.import_sql(scratch, sql, prepare=False, poll_interval=0.2)  # what D1 makes of it unprepared
     result = d1.import_sql(scratch, sql, poll_interval=0.2)
     assert result["prepared"]["split"] == 1 and result["prepared"]["dropped_transaction_control"] == 2
     assert d1.rows(scratch, "SELECT v = ? AS same, length(v) AS n FROM t WHERE id = 1", [long_text]) == [
-        {"same": 1, "n": len(long_text)}]
+        {"same": 1, "n": len(long_text)}
+    ]
 
 
 def test_import_of_invalid_sql_raises_and_changes_nothing(d1, scratch, tmp_path):
@@ -249,6 +277,7 @@ def test_import_of_invalid_sql_raises_and_changes_nothing(d1, scratch, tmp_path)
 
 
 # ---- Time Travel -----------------------------------------------------------------------------
+
 
 def test_bookmark_restore_and_redo(d1, scratch):
     d1.query(scratch, "CREATE TABLE t(v); INSERT INTO t VALUES (1), (2)")

@@ -85,7 +85,9 @@ def test_key_names_with_slashes_spaces_and_unicode_round_trip(scratch_ns):
     assert set(listed) == set(names)
     assert all(listed[n].get("metadata") == ({"i": i} if i % 2 else None) for i, n in enumerate(names))
     assert sorted(k["name"] for k in hook.list_keys(ns_id, prefix="docs/")) == ["docs/guide/intro.md"]
-    assert {k: v["value"] for k, v in hook.bulk_get(ns_id, names).items()} == {n: f"value {i} of {n}" for i, n in enumerate(names)}
+    assert {k: v["value"] for k, v in hook.bulk_get(ns_id, names).items()} == {
+        n: f"value {i} of {n}" for i, n in enumerate(names)
+    }
 
     hook.delete_value(ns_id, "ünïcødé-键-🔑")
     with pytest.raises(CloudflareNotFound):
@@ -233,9 +235,11 @@ def test_a_key_that_expires_during_the_snapshot_is_left_out(lf_fresh, connect):
     hook = KVHook()
     ns_id = hook.create_namespace("expiring")["id"]
     items = [{"key": f"k:{i:03d}", "value": f"v{i}"} for i in range(150)]
-    items += [{"key": "k:120bin", "value": blob(0)},  # a binary value in the second batch
-              {"key": "z:short", "value": "gone soon", "expiration_ttl": 60},
-              {"key": "z:short-bin", "value": blob(1), "expiration_ttl": 60}]
+    items += [
+        {"key": "k:120bin", "value": blob(0)},  # a binary value in the second batch
+        {"key": "z:short", "value": "gone soon", "expiration_ttl": 60},
+        {"key": "z:short-bin", "value": blob(1), "expiration_ttl": 60},
+    ]
     hook.bulk_write(ns_id, items)
 
     # All 153 keys are listed first; the clock then jumps 2 minutes before the second batch is read.

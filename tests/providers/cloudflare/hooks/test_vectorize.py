@@ -65,8 +65,15 @@ def test_index_lifecycle_metadata_index_namespaces_and_insert_vs_upsert(scratch)
     assert isinstance(hook.create_metadata_index(name, "kind", "string"), str)
     assert hook.list_metadata_indexes(name) == [{"propertyName": "kind", "indexType": "string"}]
 
-    vectors = [{"id": f"v{i}", "values": vec8(i), "metadata": {"kind": "even" if i % 2 == 0 else "odd", "i": i},
-                "namespace": "even" if i % 2 == 0 else "odd"} for i in range(10)]
+    vectors = [
+        {
+            "id": f"v{i}",
+            "values": vec8(i),
+            "metadata": {"kind": "even" if i % 2 == 0 else "odd", "i": i},
+            "namespace": "even" if i % 2 == 0 else "odd",
+        }
+        for i in range(10)
+    ]
     mutations = hook.upsert(name, vectors)
     assert len(mutations) == 1
     info = hook.wait_for_mutation(name, mutations[-1], expected_count=10, timeout=30, poll_interval=0.1)

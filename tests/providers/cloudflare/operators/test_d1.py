@@ -40,8 +40,9 @@ def test_sql_file_is_rendered_with_jinja_from_template_searchpath(scratch_db, tm
         "INSERT INTO {{ params.table }} (name, n) VALUES ('{{ params.owner }}-{{ i }}', {{ keep_days * 2 }});\n"
         "{% endfor %}"
     )
-    with DAG("test_d1sql_template", schedule=None, template_searchpath=[str(tmp_path)],
-             user_defined_macros={"keep_days": 45}):
+    with DAG(
+        "test_d1sql_template", schedule=None, template_searchpath=[str(tmp_path)], user_defined_macros={"keep_days": 45}
+    ):
         op = D1SqlOperator(task_id="seed", sql="seed_notes.sql", database="{{ params.db }}")
     context = {"params": {"owner": "ops", "copies": 3, "table": "notes", "db": scratch_db["name"]}}
     op.render_template_fields(context)
@@ -53,16 +54,22 @@ def test_sql_file_is_rendered_with_jinja_from_template_searchpath(scratch_db, tm
     assert result["database_id"] == scratch_db["uuid"]  # the name was resolved to the uuid
     assert result["changes"] == 3
     assert rows(scratch_db, "SELECT name, n FROM notes ORDER BY name") == [
-        {"name": "ops-0", "n": 90}, {"name": "ops-1", "n": 90}, {"name": "ops-2", "n": 90}]
+        {"name": "ops-0", "n": 90},
+        {"name": "ops-1", "n": 90},
+        {"name": "ops-2", "n": 90},
+    ]
 
 
 def test_parameters_are_bound_never_pasted_into_sql(scratch_db):
     # A value that would break out of a quoted literal and drop the table must stay plain data.
     evil = "Robert'); DROP TABLE notes; --"
     with DAG("test_d1sql_params", schedule=None):
-        op = D1SqlOperator(task_id="insert", database=scratch_db["uuid"],
-                           sql="INSERT INTO notes (name, body, n) VALUES (?, ?, ?)",
-                           parameters=["{{ params.who }}", evil, 7])
+        op = D1SqlOperator(
+            task_id="insert",
+            database=scratch_db["uuid"],
+            sql="INSERT INTO notes (name, body, n) VALUES (?, ?, ?)",
+            parameters=["{{ params.who }}", evil, 7],
+        )
     context = {"params": {"who": "it's me"}}
     op.render_template_fields(context)  # parameters are templated too, and still bound
     result = op.execute(context)
@@ -75,12 +82,18 @@ def test_parameters_are_bound_never_pasted_into_sql(scratch_db):
 
 
 def test_several_statements_with_a_parameter_list_each_run_as_a_batch(scratch_db):
-    sql = ("INSERT INTO notes (name, n) VALUES (?, ?);\n"
-           "INSERT INTO notes (name, n) VALUES (?, ?);\n"
-           "UPDATE notes SET body = ? WHERE n >= ?;\n"
-           "SELECT name, body FROM notes WHERE body = ? ORDER BY name;")
-    op = D1SqlOperator(task_id="batch", database=scratch_db["uuid"], sql=sql,
-                       parameters=[["a", 1], ["b; DELETE FROM notes", 2], ["big", 2], ["big"]])
+    sql = (
+        "INSERT INTO notes (name, n) VALUES (?, ?);\n"
+        "INSERT INTO notes (name, n) VALUES (?, ?);\n"
+        "UPDATE notes SET body = ? WHERE n >= ?;\n"
+        "SELECT name, body FROM notes WHERE body = ? ORDER BY name;"
+    )
+    op = D1SqlOperator(
+        task_id="batch",
+        database=scratch_db["uuid"],
+        sql=sql,
+        parameters=[["a", 1], ["b; DELETE FROM notes", 2], ["big", 2], ["big"]],
+    )
     result = op.execute({})
 
     assert [s["changes"] for s in result["statements"]] == [1, 1, 1, 0]
@@ -90,9 +103,12 @@ def test_several_statements_with_a_parameter_list_each_run_as_a_batch(scratch_db
 
 
 def test_a_batch_with_the_wrong_number_of_parameter_lists_is_refused(scratch_db):
-    op = D1SqlOperator(task_id="bad", database=scratch_db["uuid"],
-                       sql="INSERT INTO notes (name) VALUES (?);\nINSERT INTO notes (name) VALUES (?);",
-                       parameters=[["only one"]])
+    op = D1SqlOperator(
+        task_id="bad",
+        database=scratch_db["uuid"],
+        sql="INSERT INTO notes (name) VALUES (?);\nINSERT INTO notes (name) VALUES (?);",
+        parameters=[["only one"]],
+    )
     with pytest.raises(ValueError, match="2 statements but 1 parameter lists"):
         op.execute({})
     assert rows(scratch_db, "SELECT COUNT(*) AS c FROM notes") == [{"c": 0}]  # nothing ran
@@ -101,9 +117,12 @@ def test_a_batch_with_the_wrong_number_of_parameter_lists_is_refused(scratch_db)
 def test_a_batch_with_several_statements_on_one_line(scratch_db):
     # SQL is not line-based: two statements on one line are two statements, each with its own list.
     #
-    op = D1SqlOperator(task_id="one_line", database=scratch_db["uuid"],
-                       sql="INSERT INTO notes (name) VALUES (?); INSERT INTO notes (name) VALUES (?);",
-                       parameters=[["a"], ["b"]])
+    op = D1SqlOperator(
+        task_id="one_line",
+        database=scratch_db["uuid"],
+        sql="INSERT INTO notes (name) VALUES (?); INSERT INTO notes (name) VALUES (?);",
+        parameters=[["a"], ["b"]],
+    )
     result = op.execute({})
     assert [s["changes"] for s in result["statements"]] == [1, 1]
     assert rows(scratch_db, "SELECT name FROM notes ORDER BY name") == [{"name": "a"}, {"name": "b"}]
@@ -112,9 +131,11 @@ def test_a_batch_with_several_statements_on_one_line(scratch_db):
 def test_meta_is_logged_for_every_statement(scratch_db):
     # Airflow 3 task loggers are structlog loggers that print directly, so pytest's caplog never sees
     # them; structlog's capture_logs is the caplog equivalent.
-    op = D1SqlOperator(task_id="log", database=scratch_db["uuid"],
-                       sql="INSERT INTO notes (name) VALUES ('x'), ('y'); SELECT * FROM notes; "
-                           "DELETE FROM notes WHERE name = 'x'")
+    op = D1SqlOperator(
+        task_id="log",
+        database=scratch_db["uuid"],
+        sql="INSERT INTO notes (name) VALUES ('x'), ('y'); SELECT * FROM notes; DELETE FROM notes WHERE name = 'x'",
+    )
     with structlog.testing.capture_logs() as logs:
         result = op.execute({})
 
@@ -148,7 +169,11 @@ def test_rows_go_to_xcom_only_when_the_result_is_small(cf, n, in_xcom):
 
 def test_rows_too_big_in_bytes_are_omitted_too(cf):
     # Few rows, but over max_xcom_bytes: only the count goes to XCom.
-    op = D1SqlOperator(task_id="big", database=DEMO_DB, max_xcom_bytes=1000,
-                       sql="SELECT id, content FROM document_chunks ORDER BY id LIMIT 20")
+    op = D1SqlOperator(
+        task_id="big",
+        database=DEMO_DB,
+        max_xcom_bytes=1000,
+        sql="SELECT id, content FROM document_chunks ORDER BY id LIMIT 20",
+    )
     result = op.execute({})
     assert "rows" not in result and result["rows_omitted"] == 20

@@ -41,6 +41,7 @@ DEMO_DB, DEMO_INDEX, DEMO_NS = "claudes-friend-db", "claudes-companion", "prism-
 
 # ---- helpers ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def new_key(s3):
     """new_key(ext) -> a unique object key; every key handed out is deleted after the test."""
@@ -71,12 +72,18 @@ def scratch_dbs():
 
 def fill_plain_db(hook: D1Hook, db: str) -> None:
     """A small database without virtual tables, which D1's native export accepts."""
-    hook.query(db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, blob BLOB);\n"
-                   "CREATE TABLE tags (item_id INTEGER REFERENCES items(id), tag TEXT);\n"
-                   "CREATE INDEX tags_item ON tags(item_id);")
+    hook.query(
+        db,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, blob BLOB);\n"
+        "CREATE TABLE tags (item_id INTEGER REFERENCES items(id), tag TEXT);\n"
+        "CREATE INDEX tags_item ON tags(item_id);",
+    )
     hook.batch(db, [("INSERT INTO items (name, blob) VALUES (?, ?)", [f"item '{i}'", None]) for i in range(7)])
-    hook.query(db, "INSERT INTO tags SELECT id, 'tag-' || id FROM items WHERE id <= 3; "
-                   "UPDATE items SET blob = X'00FF10' WHERE id = 1")
+    hook.query(
+        db,
+        "INSERT INTO tags SELECT id, 'tag-' || id FROM items WHERE id <= 3; "
+        "UPDATE items SET blob = X'00FF10' WHERE id = 1",
+    )
 
 
 def object_bytes(s3, key: str) -> bytes:
@@ -94,17 +101,21 @@ def assert_object_matches(s3, result: dict) -> bytes:
 
 def table_counts(hook: D1Hook, db: str) -> dict[str, int]:
     """COUNT(*) of every user table, virtual (FTS5) tables included and their shadow tables left out."""
-    names = [t["name"] for t in hook.rows(db, "PRAGMA table_list")
-             if t["schema"] == "main" and t["type"] in ("table", "virtual")
-             and not t["name"].startswith(("sqlite_", "_cf_"))]
+    names = [
+        t["name"]
+        for t in hook.rows(db, "PRAGMA table_list")
+        if t["schema"] == "main" and t["type"] in ("table", "virtual") and not t["name"].startswith(("sqlite_", "_cf_"))
+    ]
     return {name: hook.rows(db, f'SELECT COUNT(*) AS n FROM "{name}"')[0]["n"] for name in names}
 
 
 def run_trigger(trigger):
     """The trigger's first event, as the triggerer would get it."""
+
     async def first():
         async for event in trigger.run():
             return event
+
     return asyncio.run(first())
 
 
@@ -113,6 +124,7 @@ def ndjson(data: bytes) -> list[dict]:
 
 
 # ---- D1 --------------------------------------------------------------------------------------
+
 
 def test_auto_mode_on_the_demo_db_falls_back_to_a_logical_dump_that_restores(cf, s3, new_key, scratch_dbs, tmp_path):
     hook = D1Hook()
@@ -144,8 +156,9 @@ def test_native_mode_on_a_db_without_virtual_tables(cf, s3, new_key, scratch_dbs
     hook = D1Hook()
     db = scratch_dbs(hook)
     fill_plain_db(hook, db)
-    op = D1BackupOperator(task_id="backup_native", database=db, mode="native", poll_interval=0.1,
-                          bucket=BUCKET, key=new_key("sql.gz"))
+    op = D1BackupOperator(
+        task_id="backup_native", database=db, mode="native", poll_interval=0.1, bucket=BUCKET, key=new_key("sql.gz")
+    )
     with structlog.testing.capture_logs() as logs:
         result = op.execute({})
 
@@ -163,8 +176,9 @@ def test_native_result_reports_blocked_seconds(cf, s3, new_key, scratch_dbs):
     hook = D1Hook()
     db = scratch_dbs(hook)
     fill_plain_db(hook, db)
-    result = D1BackupOperator(task_id="backup_native", database=db, mode="native", poll_interval=0.1,
-                              bucket=BUCKET, key=new_key("sql.gz")).execute({})
+    result = D1BackupOperator(
+        task_id="backup_native", database=db, mode="native", poll_interval=0.1, bucket=BUCKET, key=new_key("sql.gz")
+    ).execute({})
     assert result["mode"] == "native"
     assert isinstance(result.get("blocked_seconds"), float) and result["blocked_seconds"] > 0
 
@@ -182,19 +196,32 @@ def test_native_mode_on_the_demo_db_fails_with_a_clear_message(cf, s3, new_key):
 
 def test_an_unknown_mode_is_refused_before_any_request(new_key):
     # The connection does not exist: any request would fail differently.
-    op = D1BackupOperator(task_id="b", database=DEMO_DB, mode="fast", bucket=BUCKET, key="x.sql.gz",
-                          cloudflare_conn_id="no_such_connection")
+    op = D1BackupOperator(
+        task_id="b",
+        database=DEMO_DB,
+        mode="fast",
+        bucket=BUCKET,
+        key="x.sql.gz",
+        cloudflare_conn_id="no_such_connection",
+    )
     with pytest.raises(AirflowException, match=r"mode must be one of \('auto', 'native', 'logical'\), not 'fast'"):
         op.execute({})
 
 
 def test_backups_take_the_callers_pool_and_template_bucket_and_key():
     with DAG("test_backup_templates", schedule=None):
-        ops = [D1BackupOperator(task_id="d1", database="{{ params.db }}", bucket="{{ params.bucket }}",
-                                key="d1/{{ ds }}/{{ params.db }}.sql.gz"),
-               VectorizeBackupOperator(task_id="vec", index="{{ params.index }}", bucket=BUCKET, key="v/{{ ds }}.gz"),
-               KVBackupOperator(task_id="kv", namespace="{{ params.ns }}", bucket=BUCKET, key="kv/{{ ds }}.gz",
-                                pool="heavy")]
+        ops = [
+            D1BackupOperator(
+                task_id="d1",
+                database="{{ params.db }}",
+                bucket="{{ params.bucket }}",
+                key="d1/{{ ds }}/{{ params.db }}.sql.gz",
+            ),
+            VectorizeBackupOperator(task_id="vec", index="{{ params.index }}", bucket=BUCKET, key="v/{{ ds }}.gz"),
+            KVBackupOperator(
+                task_id="kv", namespace="{{ params.ns }}", bucket=BUCKET, key="kv/{{ ds }}.gz", pool="heavy"
+            ),
+        ]
     context = {"ds": "2025-03-01", "params": {"db": DEMO_DB, "bucket": BUCKET, "index": DEMO_INDEX, "ns": DEMO_NS}}
     for op in ops:
         op.render_template_fields(context)
@@ -211,8 +238,16 @@ def test_deferrable_native_export_waits_in_the_triggerer(lf_fresh, connect, s3, 
     db = hook.create_database("test-deferrable")["uuid"]
     fill_plain_db(hook, db)
     key = new_key("sql.gz")
-    op = D1BackupOperator(task_id="backup_deferred", database="test-deferrable", mode="native", deferrable=True,
-                          poll_interval=0.2, export_timeout=timedelta(minutes=2), bucket=BUCKET, key=key)
+    op = D1BackupOperator(
+        task_id="backup_deferred",
+        database="test-deferrable",
+        mode="native",
+        deferrable=True,
+        poll_interval=0.2,
+        export_timeout=timedelta(minutes=2),
+        bucket=BUCKET,
+        key=key,
+    )
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     d = deferred.value
@@ -245,17 +280,25 @@ def test_deferred_export_refused_by_d1_falls_back_in_auto_and_fails_in_native(cf
     # An export that fails in the triggerer (the FTS5 refusal) arrives as an error event.
     hook = D1Hook()
     demo = hook.find_database(DEMO_DB)
-    started = api.post(f"/accounts/{{acct}}/d1/database/{demo}/export", json={"output_format": "polling"}).json()["result"]
-    event = run_trigger(D1PollTrigger("cloudflare_default", demo, "export", started["at_bookmark"], 0.1, time.time() + 30))
+    started = api.post(f"/accounts/{{acct}}/d1/database/{demo}/export", json={"output_format": "polling"}).json()[
+        "result"
+    ]
+    event = run_trigger(
+        D1PollTrigger("cloudflare_default", demo, "export", started["at_bookmark"], 0.1, time.time() + 30)
+    )
     assert event.payload["status"] == "error"
 
     native_key = new_key("sql.gz")
-    native = D1BackupOperator(task_id="n", database=DEMO_DB, mode="native", deferrable=True, bucket=BUCKET, key=native_key)
+    native = D1BackupOperator(
+        task_id="n", database=DEMO_DB, mode="native", deferrable=True, bucket=BUCKET, key=native_key
+    )
     with pytest.raises(AirflowException, match="native export refused"):
         native.execute_complete({}, event.payload, db=demo, started=time.time())
     assert not s3.check_for_key(native_key, BUCKET)
 
-    auto = D1BackupOperator(task_id="a", database=DEMO_DB, mode="auto", deferrable=True, bucket=BUCKET, key=new_key("sql.gz"))
+    auto = D1BackupOperator(
+        task_id="a", database=DEMO_DB, mode="auto", deferrable=True, bucket=BUCKET, key=new_key("sql.gz")
+    )
     result = auto.execute_complete({}, event.payload, db=demo, started=time.time())
     assert result["mode"] == "logical" and "virtual table" in result["fallback_reason"].lower()
     assert_object_matches(s3, result)
@@ -268,8 +311,16 @@ def test_deferred_export_past_its_deadline_fails_and_writes_nothing(lf_fresh, co
     db = hook.create_database("test-stall")["uuid"]
     fill_plain_db(hook, db)
     key = new_key("sql.gz")
-    op = D1BackupOperator(task_id="b", database=db, mode="native", deferrable=True, poll_interval=0.2,
-                          export_timeout=timedelta(seconds=1), bucket=BUCKET, key=key)
+    op = D1BackupOperator(
+        task_id="b",
+        database=db,
+        mode="native",
+        deferrable=True,
+        poll_interval=0.2,
+        export_timeout=timedelta(seconds=1),
+        bucket=BUCKET,
+        key=key,
+    )
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     event = run_trigger(deferred.value.trigger)
@@ -286,8 +337,15 @@ def test_stalled_native_export_times_out_and_writes_nothing(lf_fresh, connect, s
     db = hook.create_database("test-stall")["uuid"]
     fill_plain_db(hook, db)
     key = new_key("sql.gz")
-    op = D1BackupOperator(task_id="b", database=db, mode="native", poll_interval=0.2,
-                          export_timeout=timedelta(seconds=1.5), bucket=BUCKET, key=key)
+    op = D1BackupOperator(
+        task_id="b",
+        database=db,
+        mode="native",
+        poll_interval=0.2,
+        export_timeout=timedelta(seconds=1.5),
+        bucket=BUCKET,
+        key=key,
+    )
     started = time.monotonic()
     with pytest.raises(CloudflareTimeout, match="did not complete within"):
         op.execute({})
@@ -296,6 +354,7 @@ def test_stalled_native_export_times_out_and_writes_nothing(lf_fresh, connect, s
 
 
 # ---- Vectorize -------------------------------------------------------------------------------
+
 
 def test_vectorize_backup_holds_every_vector_of_the_index(cf, s3, new_key):
     op = VectorizeBackupOperator(task_id="backup_vec", index=DEMO_INDEX, bucket=BUCKET, key=new_key("ndjson.gz"))
@@ -333,6 +392,7 @@ def test_vectorize_backup_failing_midway_leaves_no_object(lf_fresh, connect, s3,
 
 # ---- KV --------------------------------------------------------------------------------------
 
+
 def test_kv_backup_keeps_values_metadata_and_expiration(cf, s3, new_key):
     key = new_key("ndjson.gz")
     with DAG("test_kv_backup", schedule=None):
@@ -364,13 +424,14 @@ def test_kv_backup_keeps_values_metadata_and_expiration(cf, s3, new_key):
             value.decode()
     text = sorted(set(records) - set(binary))
     for start in range(0, len(text), 100):
-        for name, value in hook.bulk_get(ns, text[start:start + 100], with_metadata=False).items():
+        for name, value in hook.bulk_get(ns, text[start : start + 100], with_metadata=False).items():
             assert base64.b64decode(records[name]["value_b64"]).decode() == value
 
 
 def test_kv_backup_without_values(cf, s3, new_key):
-    result = KVBackupOperator(task_id="backup_kv", namespace=DEMO_NS, include_values=False, bucket=BUCKET,
-                              key=new_key("ndjson.gz")).execute({})
+    result = KVBackupOperator(
+        task_id="backup_kv", namespace=DEMO_NS, include_values=False, bucket=BUCKET, key=new_key("ndjson.gz")
+    ).execute({})
     assert (result["key_count"], result["values_included"]) == (203, False)
     records = ndjson(assert_object_matches(s3, result))
     assert len(records) == 203
@@ -379,10 +440,15 @@ def test_kv_backup_without_values(cf, s3, new_key):
 
 # ---- determinism -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda key: VectorizeBackupOperator(task_id="v", index=DEMO_INDEX, bucket=BUCKET, key=key),
-    lambda key: KVBackupOperator(task_id="k", namespace=DEMO_NS, bucket=BUCKET, key=key),
-], ids=["vectorize", "kv"])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda key: VectorizeBackupOperator(task_id="v", index=DEMO_INDEX, bucket=BUCKET, key=key),
+        lambda key: KVBackupOperator(task_id="k", namespace=DEMO_NS, bucket=BUCKET, key=key),
+    ],
+    ids=["vectorize", "kv"],
+)
 def test_rerunning_a_backup_of_unchanged_data_gives_the_same_object(cf, s3, new_key, make):
     # gzip is written with mtime 0, so the same content gives the same bytes, and retries are idempotent.
     key = new_key("ndjson.gz")

@@ -20,9 +20,11 @@ CONN = "cloudflare_default"
 
 def first_event(trigger) -> dict:
     """The first event the trigger yields (the triggerer stops it after that), as a JSON-safe dict."""
+
     async def run():
         async for event in trigger.run():
             return event
+
     event = asyncio.run(run())
     assert json.loads(json.dumps(event.payload)) == event.payload  # the triggerer stores it as JSON
     return event.payload
@@ -51,13 +53,21 @@ def scratch_db(cf):
 
 # ---- D1PollTrigger ---------------------------------------------------------------------------
 
+
 def test_d1_poll_reaches_complete_for_an_export(cf, scratch_db):
     started = D1Hook().export_request(scratch_db)  # start the export; the trigger polls it to the end
-    trigger = D1PollTrigger(CONN, scratch_db, "export", started["at_bookmark"], poll_interval=0.1,
-                            deadline=time.time() + 60)
+    trigger = D1PollTrigger(
+        CONN, scratch_db, "export", started["at_bookmark"], poll_interval=0.1, deadline=time.time() + 60
+    )
     kwargs = assert_round_trips(trigger, cf.token)
-    assert kwargs == {"conn_id": CONN, "poll_interval": 0.1, "deadline": trigger.deadline, "database_id": scratch_db,
-                      "kind": "export", "bookmark": started["at_bookmark"]}
+    assert kwargs == {
+        "conn_id": CONN,
+        "poll_interval": 0.1,
+        "deadline": trigger.deadline,
+        "database_id": scratch_db,
+        "kind": "export",
+        "bookmark": started["at_bookmark"],
+    }
 
     event = first_event(trigger)
     assert event["status"] == "complete"
@@ -68,7 +78,9 @@ def test_d1_poll_reaches_complete_for_an_export(cf, scratch_db):
 def test_d1_poll_reports_an_error_for_the_fts5_database(cf, api):
     # The hook refuses to start this export (it raises at once), so start it over raw HTTP for a bookmark.
     demo = D1Hook().find_database("claudes-friend-db")
-    started = api.post(f"/accounts/{{acct}}/d1/database/{demo}/export", json={"output_format": "polling"}).json()["result"]
+    started = api.post(f"/accounts/{{acct}}/d1/database/{demo}/export", json={"output_format": "polling"}).json()[
+        "result"
+    ]
     event = first_event(D1PollTrigger(CONN, demo, "export", started["at_bookmark"], 0.1, time.time() + 60))
     assert event["status"] == "error"
     assert "Virtual Tables (fts5): chunks_fts" in event["message"]
@@ -96,6 +108,7 @@ def test_d1_poll_reports_an_unknown_bookmark_as_an_error(cf, scratch_db):
 
 # ---- VectorizeMutationTrigger ----------------------------------------------------------------
 
+
 @pytest.fixture
 def scratch_index(cf):
     hook = VectorizeHook()
@@ -109,8 +122,9 @@ def test_vectorize_mutation_trigger_completes_after_an_upsert(cf, scratch_index)
     hook, index = scratch_index
     vectors = [{"id": f"v{i}", "values": [float(i + 1)] + [0.5] * 7, "metadata": {"n": i}} for i in range(3)]
     (mutation,) = hook.upsert(index, vectors)
-    trigger = VectorizeMutationTrigger(CONN, index, mutation, expected_count=3, poll_interval=0.1,
-                                       deadline=time.time() + 60)
+    trigger = VectorizeMutationTrigger(
+        CONN, index, mutation, expected_count=3, poll_interval=0.1, deadline=time.time() + 60
+    )
     kwargs = assert_round_trips(trigger, cf.token)
     assert (kwargs["index"], kwargs["mutation_id"], kwargs["expected_count"]) == (index, mutation, 3)
 
@@ -123,6 +137,7 @@ def test_vectorize_mutation_trigger_completes_after_an_upsert(cf, scratch_index)
 def test_vectorize_mutation_trigger_times_out_when_the_count_never_matches(cf, scratch_index):
     hook, index = scratch_index
     (mutation,) = hook.upsert(index, [{"id": "only", "values": [1.0] * 8}])
-    event = first_event(VectorizeMutationTrigger(CONN, index, mutation, expected_count=2, poll_interval=0.1,
-                                                 deadline=time.time() + 1.0))
+    event = first_event(
+        VectorizeMutationTrigger(CONN, index, mutation, expected_count=2, poll_interval=0.1, deadline=time.time() + 1.0)
+    )
     assert event == {"status": "timeout", "message": "VectorizeMutationTrigger gave up at its deadline"}
