@@ -125,3 +125,18 @@ class PrismAlertNotifier(BaseNotifier):
             alert(subject, body, self.severity, [self.investigation], ti=ti)
         else:
             send_alert(subject, body, self.severity, ti=ti)
+
+
+def alert(
+    subject: str,
+    body: str = "",
+    severity: str = "error",
+    investigations: tuple[str, ...] | list[str] = (),
+    at=None,
+    ti=None,
+) -> dict:
+    """An alert with the findings of each named troubleshooting investigation attached. Returns
+    {"sent": [channels], "findings": [...]}."""
+    from prism.monitoring import troubleshooting
+
+    return troubleshooting.alert(subject, body, severity, investigations, at=at, ti=ti)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from airflow.utils.types import DagRunType
+
 
 def in_backfill(context) -> bool:
+    """Whether the task runs inside a backfill (`airflow backfill create`, or the UI's backfill form)."""
     run = context.get("dag_run")
-    run_type = str(getattr(run, "run_type", "") or "")
-    return run_type.lower().endswith("backfill") or run_type.lower() == "backfill_job"
+    return getattr(run, "run_type", None) == DagRunType.BACKFILL_JOB
 
 
 def window(context, default: timedelta = timedelta(days=1)) -> tuple[datetime, datetime]:
