@@ -49,35 +49,24 @@ the original (SHA-256 and size) before the original is deleted.
 
 from __future__ import annotations
 
-import logging
-from datetime import date, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
-from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
 from prism.alerts import PrismAlertNotifier
+from prism.backups.retention import daily_retention
 from prism.backups.tasks import backup_set
 from prism.dag_factory import prism_dag
+from prism.maintenance.log_rotation import archive_logs_due, delete_archives_due
+from prism.monitoring.daily_checks import free_tier_usage, resource_summary
 from prism.monitoring.health import CloudflareHealthCheckOperator
-from prism.runtime import capture_labels, in_backfill, sql_time, window
-from prism.settings.config import runtime_config, schedule
+from prism.monitoring.log_review import review_and_report, window_bounds, window_traffic
+from prism.settings.config import schedule
 from prism.settings.pools import DELETES_POOL
 
 DAG_ID = "prism_daily"
-log = logging.getLogger(__name__)
 CF = "{{ prism().cloudflare.%s }}"
-
-
-def _day(context) -> date:
-    """The day a run stands for: the date of the end of its data interval."""
-    return window(context)[1].astimezone(timezone.utc).date()
-
-
-def _s3():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id="aws_default")
 
 
 with prism_dag(
@@ -107,62 +96,10 @@ with prism_dag(
             "Skipped inside a backfill. A failure alerts with the high-error-rate investigation's findings.",
             on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
         )
-
-        @task
-        def free_tier(**context) -> dict:
-            """Workers AI neurons used today (UTC) against the daily free-tier limit, from the Worker's
-            `/metrics`; alerts above `thresholds.free_tier_usage_percent`. Skipped inside a backfill."""
-            from prism.monitoring.troubleshooting import alert
-            from prism.monitoring.worker import PrismWorkerHook
-
-            if in_backfill(context):
-                raise AirflowSkipException("free-tier usage is today's live figure; skipped inside a backfill")
-            resources = PrismWorkerHook().metrics("24h")["resources"]
-            used, limit = resources["neurons_used"], resources["neurons_limit"]
-            percent = round(100 * used / limit, 2) if limit else 100.0
-            threshold = runtime_config()["thresholds"]["free_tier_usage_percent"]
-            result = {
-                "neurons_used": used,
-                "neurons_limit": limit,
-                "usage_percent": percent,
-                "threshold_percent": threshold,
-                "crossed": percent > threshold,
-                **capture_labels(context),
-            }
-            if result["crossed"]:
-                alert(
-                    f"Free tier usage at {percent}% (threshold {threshold}%)",
-                    f"Workers AI neurons used today: {used} of {limit}",
-                    "warning",
-                    ["resource_exhaustion"],
-                )
-            return result
-
-        free_tier()
+        task(free_tier_usage, task_id="free_tier")()
 
     # ---- 2. Log review for the run's window (guide: 2. Log Review) ----------------------------
     with TaskGroup("log_review", tooltip="Error rate, p95, failed auth, rate limits for the window"):
-
-        @task
-        def run_window(**context) -> dict:
-            """The run's data interval, in the forms the other tasks bind."""
-            start, end = window(context)
-            return {
-                "start": start.isoformat(),
-                "end": end.isoformat(),
-                "start_sql": sql_time(start),
-                "end_sql": sql_time(end),
-                "period": _day(context).strftime("%Y%m%d"),
-            }
-
-        @task
-        def traffic(**context) -> dict:
-            """The Worker's requests, errors and wall-time quantiles in the window (GraphQL Analytics)."""
-            from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-
-            start, end = window(context)
-            return WorkersAnalyticsHook().worker_traffic(runtime_config()["cloudflare"]["worker_name"], start, end)
-
         security = D1SqlOperator(
             task_id="security_events",
             sql="reports/security_events.sql",
@@ -173,68 +110,13 @@ with prism_dag(
             ],
             doc_md="Security events by type in the window (D1 `security_events`).",
         )
-
-        @task
-        def review(traffic: dict, security: dict, **context) -> dict:
-            """Compare the window's figures with the thresholds, publish the report, alert on each
-            threshold crossed."""
-            from prism.monitoring.log_review import report_sections
-            from prism.monitoring.log_review import review as review_window
-            from prism.monitoring.troubleshooting import FOR_METRIC, alert
-            from prism.reports.markdown import markdown, publish_report, report_key
-
-            config = runtime_config()
-            start, end = window(context)
-            events = {row["type"]: row["events"] for row in security.get("rows", [])}
-            result = review_window(traffic, events, config["thresholds"], start, end)
-            period = _day(context).strftime("%Y%m%d")
-            text = markdown(f"PRISM daily log review {period}", (start, end), report_sections(result, traffic))
-            result["report"] = publish_report(
-                config["backups"]["bucket"], report_key(DAG_ID, "log_review", period), text
-            )
-            for check in result["checks"]:
-                if check["crossed"]:  # with the findings of the guide's matching troubleshooting
-                    alert(
-                        f"Daily log review {period}: {check['metric']} is {check['value']}, threshold {check['threshold']}",
-                        f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}",
-                        "warning",
-                        [FOR_METRIC[check["metric"]]] if check["metric"] in FOR_METRIC else [],
-                    )
-            return result
-
-        win = run_window()
-        win >> security
-        review(traffic(), security.output)
+        task(window_bounds, task_id="run_window")() >> security
+        traffic = task(window_traffic, task_id="traffic")()
+        task(review_and_report, task_id="review")(traffic, security.output)
 
     # ---- 3. Resource usage (guide: 3. Resource Usage Check) ------------------------------------
     with TaskGroup("resource_usage", tooltip="D1 info, KV namespaces, Vectorize indexes, latest deployment"):
-
-        @task
-        def summary(**context) -> dict:
-            """`wrangler d1 info`, `kv:namespace list`, `vectorize list` and `deployments list --limit 1`,
-            through the API. Live figures, labelled with the logical date and the capture time."""
-            from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-            from airflow_provider_cloudflare.hooks.d1 import D1Hook
-            from airflow_provider_cloudflare.hooks.kv import KVHook
-            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-
-            cf = runtime_config()["cloudflare"]
-            d1 = D1Hook()
-            db = d1.get_database(d1.find_database(cf["d1_database"]))
-            vectorize = VectorizeHook()
-            deployments = WorkersAnalyticsHook().deployments(cf["worker_name"])
-            return {
-                "d1": {k: db.get(k) for k in ("name", "uuid", "file_size", "num_tables", "version", "created_at")},
-                "kv_namespaces": [{"id": ns["id"], "title": ns["title"]} for ns in KVHook().list_namespaces()],
-                "vectorize_indexes": [
-                    {"name": ix["name"], **ix.get("config", {}), **vectorize.info(ix["name"])}
-                    for ix in vectorize.list_indexes()
-                ],
-                "latest_deployment": deployments[0] if deployments else None,
-                **capture_labels(context),
-            }
-
-        summary()
+        task(resource_summary, task_id="summary")()
 
     # ---- 4. Daily backup and retention (guide: Backup Procedures / Automated Daily Backups) ----
     backup = backup_set(
@@ -243,58 +125,9 @@ with prism_dag(
 
     # all_done: it runs whatever became of the backup; after a failed one it refuses (deletes nothing,
     # says why), which also keeps the run failed: Airflow judges a run by its last tasks.
-    @task(task_id="backup_retention", trigger_rule="all_done", pool=DELETES_POOL)
-    def retention(params=None, **context) -> dict:
-        """Delete complete daily sets older than `backups.daily_retention_days` (from the run's date),
-        never the newest verified one, and staging left by interrupted runs. `dry_run` deletes nothing.
-        Refuses a window ending in the future; runs only after today's backup proved restorable."""
-        from prism.backups.retention import apply_retention, expire_after_good_backup
-
-        backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
-        result = expire_after_good_backup(
-            context,
-            _s3(),
-            backups["bucket"],
-            "daily",
-            "daily_backup",
-            window(context)[1],
-            backups["daily_retention_days"],
-            dry_run=dry_run,
-            what="daily and safety backup sets and staging",
-        )
-        # disaster recovery's safety sets: the same rules, their own window
-        result["safety"] = apply_retention(
-            _s3(), backups["bucket"], "safety", _day(context), backups["safety_retention_days"], dry_run=dry_run
-        )
-        return result
-
-    backup >> retention()
+    backup >> task(daily_retention, task_id="backup_retention", trigger_rule="all_done", pool=DELETES_POOL)()
 
     # ---- 5. Log rotation in the bucket (guide: Log Rotation / Application Logs) ----------------
     with TaskGroup("log_rotation", tooltip="gzip logs/*.log into logs/archive/, delete old archives"):
-
-        @task(pool=DELETES_POOL)
-        def archive_logs(**context) -> dict:
-            """Gzip each `logs/**.log` last modified more than `retention.log_gzip_after_days` before the
-            window end into `logs/archive/<name>.gz`, verify the archive, then delete the original."""
-            from prism.backups.deletion_guard import refuse_future_window
-            from prism.maintenance.log_rotation import archive_logs as archive
-
-            refuse_future_window("or archive logs", window(context)[1])
-            config = runtime_config()
-            cutoff = window(context)[1] - timedelta(days=config["retention"]["log_gzip_after_days"])
-            return archive(_s3(), config["backups"]["bucket"], cutoff)
-
-        @task(pool=DELETES_POOL)
-        def delete_old_archives(**context) -> dict:
-            """Delete `logs/archive/*.gz` whose log was last modified more than
-            `retention.log_archive_delete_after_days` before the window end."""
-            from prism.backups.deletion_guard import refuse_future_window
-            from prism.maintenance.log_rotation import delete_old_archives as delete_old
-
-            refuse_future_window("log archives", window(context)[1])
-            config = runtime_config()
-            cutoff = window(context)[1] - timedelta(days=config["retention"]["log_archive_delete_after_days"])
-            return delete_old(_s3(), config["backups"]["bucket"], cutoff)
-
-        archive_logs() >> delete_old_archives()
+        archive = task(archive_logs_due, task_id="archive_logs", pool=DELETES_POOL)()
+        archive >> task(delete_archives_due, task_id="delete_old_archives", pool=DELETES_POOL)()

@@ -15,18 +15,20 @@ run. Both tasks record their figures for the dashboard. They spend only the moni
 API budget, so they keep working while backups run.
 
 A health check describes the present, so runs inside a backfill skip with that reason.
+
+A run that has not succeeded 10 minutes after it was queued (stuck in the queue, or failed) misses its
+Deadline Alert: the triggerer alerts on the same channels (`prism.alerts.deadline_missed`).
 """
 
 from datetime import timedelta
 
-from airflow.sdk import CronTriggerTimetable, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import AsyncCallback, CronTriggerTimetable, DeadlineAlert, DeadlineReference, task
 
-from prism.alerts import PrismAlertNotifier
+from prism.alerts import PrismAlertNotifier, deadline_missed
 from prism.dag_factory import prism_dag
 from prism.monitoring.health import CloudflareHealthCheckOperator
-from prism.runtime import capture_labels, in_backfill
-from prism.settings.config import runtime_config, schedule
+from prism.monitoring.live_usage import live_usage
+from prism.settings.config import schedule
 
 with prism_dag(
     "prism_health_monitor",
@@ -35,6 +37,11 @@ with prism_dag(
     tags=["monitoring"],
     dagrun_timeout=timedelta(minutes=4),  # a health check that hangs is a failed one
     task_defaults={"retries": 0, "execution_timeout": timedelta(minutes=3)},
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=10),
+        callback=AsyncCallback(deadline_missed),
+    ),
 ) as dag:
     CloudflareHealthCheckOperator(
         task_id="check_resources",
@@ -45,30 +52,5 @@ with prism_dag(
         on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
     )
 
-    @task(trigger_rule="all_done")
-    def usage(**context) -> dict:
-        """Live usage for the dashboard, checked against the thresholds (live_usage)."""
-        from datetime import datetime, timezone
-
-        from prism.monitoring.dashboard_records import record
-        from prism.monitoring.troubleshooting import alert
-        from prism.monitoring.usage import threshold_checks, usage_snapshot
-
-        if in_backfill(context):
-            raise AirflowSkipException("usage describes the present; skipped inside a backfill")
-        config = runtime_config()
-        snapshot = {**usage_snapshot(config["cloudflare"], datetime.now(timezone.utc)), **capture_labels(context)}
-        snapshot["checks"] = threshold_checks(snapshot, config["thresholds"])
-        record("usage", snapshot)
-        for check in snapshot["checks"]:
-            if check["crossed"]:
-                alert(
-                    f"Health monitor: {check['metric']} is {check['value']} (threshold {check['threshold']})"
-                    + (f": {check['resource']}" if check.get("resource") else ""),
-                    f"the Worker's /metrics over {snapshot['window']['start']} to {snapshot['window']['end']}",
-                    "warning",
-                    [check["investigation"]],
-                )
-        return {k: snapshot[k] for k in ("requests", "performance", "checks", "captured_at")}
-
-    usage()
+    # Live usage for the dashboard, checked against the thresholds; all_done: it runs after a failed check too.
+    task(live_usage, task_id="usage", trigger_rule="all_done")()

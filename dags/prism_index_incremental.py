@@ -19,7 +19,7 @@ from airflow.sdk import Param, task, task_group
 
 from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
 from prism.dag_factory import prism_dag
-from prism.maintenance.indexing import index_then_embed
+from prism.maintenance import indexing
 from prism.param_checks import ISO_WITH_ZONE_PATTERN, REPO_PATTERN
 
 DB = "{{ prism().cloudflare.d1_database }}"
@@ -54,28 +54,7 @@ with prism_dag(
 
     @task(retries=0)
     def validate_params(**context) -> list[str]:
-        from datetime import datetime, timezone
-
-        from prism.maintenance.indexing import skip_without_indexer
-        from prism.param_checks import parse_iso_with_zone, shown
-        from prism.refusals import refuse
-        from prism.settings.config import runtime_config
-
-        params = context["params"]
-        configured = runtime_config()["indexing"]["repos"]
-        asked = params.get("repos") or []
-        if not isinstance(asked, list) or not all(isinstance(r, str) for r in asked):
-            raise refuse("to index", f"repos must be a list of owner/name, not {shown(asked)}")
-        unknown = sorted(set(asked) - set(configured))
-        if unknown:
-            raise refuse("to index", f"not in indexing.repos {configured}: {shown(unknown)}")
-        if params.get("since") is not None:
-            try:
-                parse_iso_with_zone("since", params["since"], datetime.now(timezone.utc))
-            except ValueError as exc:
-                raise refuse("to index", str(exc)) from None
-        skip_without_indexer(runtime_config())  # no indexer configured: nothing runs, the skip names the keys
-        return [r for r in configured if r in (asked or configured)]
+        return indexing.incremental_repos(context["params"])
 
     repos = validate_params()
     last_update = D1SqlOperator(task_id="last_update", sql="index/last_update.sql", database=DB)
@@ -83,38 +62,16 @@ with prism_dag(
 
     @task
     def since(last: dict, **context) -> str | None:
-        override = context["params"].get("since")
-        found = last["rows"][0]["last_update"] if last.get("rows") else None
-        value = override or found
-        print(
-            f"last update: {found or '(no documents)'}; indexing what changed after "
-            f"{value or 'the beginning (the index is empty)'}" + (" (from the since param)" if override else "")
-        )
-        return value
+        return indexing.changed_since(last, context["params"].get("since"))
 
     changed_since = since(last_update.output)
 
     @task_group
     def update_repo(repo: str, since: str | None):
-        index_then_embed(repo, since=since)
+        indexing.index_then_embed(repo, since=since)
 
     @task
     def summary(since: str | None, **context) -> dict:
-        # A list of task ids: every map index's value, as a list even when there is one repo.
-        runs = [r for r in context["ti"].xcom_pull(task_ids=["update_repo.embed"]) if r]
-        out = {
-            "since": since,
-            "documents_written": sum(r["index"].get("documents_written", 0) for r in runs),
-            "chunks_embedded": sum(r["embed"].get("chunks_embedded", 0) for r in runs),
-            "repos": {
-                r["index"]["repo"]: {
-                    "documents_written": r["index"].get("documents_written", 0),
-                    "chunks_embedded": r["embed"].get("chunks_embedded", 0),
-                }
-                for r in runs
-            },
-        }
-        print(f"incremental update since {since}: {out}")
-        return out
+        return indexing.incremental_summary(since, indexing.embedded_runs(context, "update_repo.embed"))
 
     update_repo.partial(since=changed_since).expand(repo=repos) >> summary(changed_since)

@@ -30,6 +30,7 @@ from airflow.sdk import Param, TaskGroup, task, task_group
 from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
 from airflow_provider_cloudflare.transfers.cloudflare_to_s3 import D1BackupOperator, VectorizeBackupOperator
 from prism.dag_factory import prism_dag
+from prism.maintenance import rebuild
 from prism.maintenance.indexing import index_then_embed
 from prism.param_checks import ONE_LINE_PATTERN, exact_word
 from prism.settings.pools import HEAVY_POOL
@@ -38,7 +39,7 @@ DB = "{{ prism().cloudflare.d1_database }}"
 INDEX = "{{ prism().cloudflare.vectorize_index }}"
 BUCKET = "{{ prism().backups.bucket }}"
 PREFIX = "prebuild/{{ run_id }}"
-CONFIRMATION = "REBUILD"
+CONFIRMATION = rebuild.CONFIRMATION
 
 
 with prism_dag(
@@ -61,7 +62,7 @@ with prism_dag(
         "reason": Param(
             "",
             type="string",
-            maxLength=500,
+            maxLength=rebuild.REASON_MAX,
             pattern=ONE_LINE_PATTERN,
             title="Reason",
             description="Why the index is rebuilt, on one line (logged with the run, for the maintenance record).",
@@ -72,36 +73,7 @@ with prism_dag(
     @task(retries=0)
     def validate_params(**context) -> list[str]:
         """The typed confirmation, and the config; returns the repos to reindex."""
-        import re
-
-        from prism.maintenance.indexing import missing_indexer
-        from prism.param_checks import shown
-        from prism.refusals import refuse
-        from prism.settings.config import runtime_config
-
-        params = context["params"]
-        if params.get("confirm") != CONFIRMATION:
-            raise refuse(
-                "to rebuild",
-                f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to clear "
-                f"and rebuild the index; got {shown(params.get('confirm'))}",
-            )
-        reason = params.get("reason")
-        if reason is not None and not (
-            isinstance(reason, str) and len(reason) <= 500 and re.search(ONE_LINE_PATTERN, reason)
-        ):
-            raise refuse("to rebuild", f"reason must be one line of text, at most 500 characters; got {shown(reason)}")
-        config = runtime_config()  # a bad config fails here too, before anything changes
-        missing = missing_indexer(config)  # a rebuild that cannot reindex must not clear
-        if missing:
-            raise refuse("to rebuild", missing)
-        cf = config["cloudflare"]
-        print(
-            f"rebuilding {cf['d1_database']} documents and Vectorize {cf['vectorize_index']} "
-            f"({cf['vectorize_dimensions']} dims, {cf['vectorize_metric']}) for {config['indexing']['repos']}; "
-            f"reason: {shown(reason) if reason else '(none given)'}"
-        )
-        return config["indexing"]["repos"]
+        return rebuild.validate(context["params"])
 
     repos = validate_params()
 
@@ -116,47 +88,12 @@ with prism_dag(
         @task
         def index_config() -> dict:
             """The index's configuration and metadata indexes, recorded before anything changes."""
-            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-            from prism.settings.config import runtime_config
-
-            index = runtime_config()["cloudflare"]["vectorize_index"]
-            hook = VectorizeHook()
-            info = hook.get_index(index)
-            return {
-                "config": info["config"],
-                "description": info.get("description") or "",
-                "metadata_indexes": hook.list_metadata_indexes(index),
-            }
+            return rebuild.record_index()
 
         @task
         def verify(d1: dict, vectors: dict) -> dict:
             """Read each object back from S3: its sha256 and size must be what the backup wrote."""
-            import hashlib
-
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-            from airflow.sdk.exceptions import AirflowException
-
-            s3 = S3Hook(aws_conn_id="aws_default")
-            checked = {}
-            for name, result in (("d1", d1), ("vectorize", vectors)):
-                body = s3.get_key(result["key"], result["bucket"]).get()["Body"]
-                digest, size = hashlib.sha256(), 0
-                for chunk in iter(lambda: body.read(1 << 20), b""):  # noqa: B023 - used within the iteration
-                    digest.update(chunk)
-                    size += len(chunk)
-                if (digest.hexdigest(), size) != (result["sha256"], result["bytes"]):
-                    raise AirflowException(
-                        f"s3://{result['bucket']}/{result['key']} reads back as {size} bytes, sha256 "
-                        f"{digest.hexdigest()}; the backup wrote {result['bytes']} bytes, sha256 "
-                        f"{result['sha256']}. Not rebuilding without a verified backup."
-                    )
-                checked[name] = {
-                    "uri": f"s3://{result['bucket']}/{result['key']}",
-                    "bytes": size,
-                    "sha256": result["sha256"],
-                }
-            print(f"pre-rebuild backup verified: {checked}")
-            return checked
+            return rebuild.verify_backup({"d1": d1, "vectorize": vectors})
 
         recorded = index_config()
         verified = verify(d1_backup.output, vectors_backup.output)
@@ -169,26 +106,7 @@ with prism_dag(
         @task(pool=HEAVY_POOL)
         def recreate_vectorize(recorded: dict) -> dict:
             """Delete the index and create it again with the config's dimensions and metric."""
-            from airflow_provider_cloudflare.errors import CloudflareNotFound
-            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-            from prism.settings.config import runtime_config
-
-            cf = runtime_config()["cloudflare"]
-            index, dimensions, metric = cf["vectorize_index"], cf["vectorize_dimensions"], cf["vectorize_metric"]
-            hook = VectorizeHook()
-            try:
-                hook.delete_index(index)
-            except CloudflareNotFound:  # a retry after the delete went through
-                pass
-            created = hook.create_index(index, dimensions, metric, recorded["description"])
-            for meta in recorded["metadata_indexes"]:
-                hook.create_metadata_index(index, meta["propertyName"], meta["indexType"])
-            info = hook.info(index)
-            print(
-                f"recreated {index}: {created['config']}, metadata indexes {recorded['metadata_indexes']}, "
-                f"{info['vectorCount']} vectors"
-            )
-            return {"config": created["config"], "vector_count": info["vectorCount"]}
+            return rebuild.recreate_index(recorded)
 
         recreated = recreate_vectorize(recorded)
         clear_documents >> recreated
@@ -205,26 +123,6 @@ with prism_dag(
 
     @task
     def verify_counts(counts: dict) -> dict:
-        import time
-
-        from airflow.sdk.exceptions import AirflowException
-
-        from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-        from prism.settings.config import runtime_config
-
-        index = runtime_config()["cloudflare"]["vectorize_index"]
-        row = counts["rows"][0]
-        hook = VectorizeHook()
-        deadline = time.monotonic() + 120  # the embedders waited for their writes; allow for a lagging count
-        while (vectors := hook.info(index)["vectorCount"]) != row["chunks"] and time.monotonic() < deadline:
-            time.sleep(2)
-        result = {**row, "vectors": vectors}
-        print(f"after the rebuild: {result}")
-        if vectors != row["chunks"] or row["chunks_without_vector"]:
-            raise AirflowException(
-                f"rebuild incomplete: {row['chunks']} chunks in D1 ({row['chunks_without_vector']} "
-                f"without a vector), {vectors} vectors in {index}"
-            )
-        return result
+        return rebuild.verify_counts(counts)
 
     verify_counts(counts.output)

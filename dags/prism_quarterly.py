@@ -4,7 +4,7 @@
 The guide's Quarterly Schedule as a **checklist report with figures**, one run per quarter:
 `reports/prism_quarterly/YYYYQn/review.md`, and `review.html` with charts (items by outcome, and the
 quarter's figures: events by type, requests per month, backup sets by status), linked from the review
-task (`@report_task`) and the dashboard. A run on the first day of a quarter does that quarter's
+task (a `ReportOperator`) and the dashboard. A run on the first day of a quarter does that quarter's
 items (the branch `quarter` follows one group and skips the others, saying why); the figures cover
 the quarter before (the run's data interval, a `CronTriggerTimetable` with a three-month interval).
 
@@ -24,58 +24,26 @@ now), and when the Param `run_restore_drill` is false.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, task
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from dateutil.relativedelta import relativedelta
 
-from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-from airflow_provider_cloudflare.hooks.d1 import D1Hook
-from airflow_provider_cloudflare.hooks.kv import KVHook
 from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
-from prism.backups import sets as backup_sets
-from prism.backups import verification as scratch_restore
-from prism.backups.inventory import backups_of_quarter, bucket_sets, newest_complete
-from prism.backups.sets import run_token
+from prism.backups import drill
+from prism.backups.assets import DAILY_SETS, MONTHLY_SETS
 from prism.dag_factory import prism_dag
-from prism.maintenance import commands
-from prism.monitoring.analytics_windows import totals_in, traffic_in
-from prism.monitoring.capacity import monthly_growth
-from prism.monitoring.dashboard_records import backup_snapshot, record
-from prism.monitoring.resources import architecture
-from prism.reports import quarterly as quarterly_reviews
-from prism.reports.links import report_task
-from prism.reports.markdown import deliver, pulled, result_rows
-from prism.reports.periods import QUARTERLY_CALENDAR as QUARTERS
-from prism.reports.periods import calendar_branch, from_iso, quarterly_run_windows
-from prism.runtime import capture_labels, in_backfill
-from prism.settings.config import runtime_config, schedule
+from prism.maintenance import dependency_update
+from prism.reports import quarterly_tasks as quarterly
+from prism.reports.links import ReportOperator
+from prism.settings.config import schedule
 
-DAG_ID = "prism_quarterly"
-log = logging.getLogger(__name__)
+DAG_ID = quarterly.DAG_ID
 D1 = "{{ prism().cloudflare.d1_database }}"
-DRILL_RESULT = "drill"  # the XCom key of the restore drill's result, pushed before a failure too
-
-
-def s3_hook():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # boto3: not at DAG parse time
-
-    return S3Hook(aws_conn_id="aws_default")
-
-
-def _cf() -> dict:
-    return runtime_config()["cloudflare"]
-
-
-def _review(context, title: str, sections: dict[str, list[str]], figures: dict | None = None) -> dict:
-    """Publish the quarter's review (Markdown and HTML with charts of `figures`); one alert when items need attention."""
-    report = quarterly_reviews.checklist(
-        quarterly_run_windows(context), title, sections, capture_labels(context), figures
-    )
-    return deliver(DAG_ID, report)
-
+# Trigger rule of the reviews that gather several groups' figures: written when any of them ran.
+ANY_RAN = "none_failed_min_one_success"
+# What the drill reads: the newest complete daily set, else the newest monthly one.
+BACKUP_SETS = [DAILY_SETS, MONTHLY_SETS]
 
 with prism_dag(
     DAG_ID,
@@ -97,51 +65,14 @@ with prism_dag(
         ),
     },
 ) as dag:
-
-    @task(multiple_outputs=True)
-    def windows(**context) -> dict:
-        return quarterly_run_windows(context)
-
-    @task.branch
-    def quarter(w: dict, **context):
-        """Follow the groups of the run's quarter; say why each other quarter's groups are skipped."""
-        log.info("figures for %s", w["previous_quarter"]["label"])
-        return calendar_branch(
-            QUARTERS, w["quarter"], context["params"].get("quarter"), "quarter", w["run_date"], "q%d"
-        )
-
-    @task
-    def npm_audit() -> dict:
-        """The config's npm.audit_command in npm.project_dir; skipped when there is none. Never from a Param."""
-        return commands.npm_audit(runtime_config())
-
-    @task
-    def monthly_traffic(**context) -> list[dict]:
-        """Worker traffic per month of the quarter before, as far as GraphQL keeps it."""
-        hook = WorkersAnalyticsHook()
-        return [
-            {"label": m["label"], **traffic_in(hook, _cf()["worker_name"], from_iso(m["start"]), from_iso(m["end"]))}
-            for m in quarterly_run_windows(context)["months"]
-        ]
-
-    w = windows()
-    branch = quarter(w)
+    w = task(quarterly.windows, multiple_outputs=True)()
+    branch = task.branch(quarterly.quarter)(w)
 
     # ---- Q1 --------------------------------------------------------------------------------
     with TaskGroup("q1") as q1:
         with TaskGroup("architecture_review"):
             table_counts = D1SqlOperator(task_id="table_counts", sql="quarterly/table_counts.sql", database=D1)
-
-            @task
-            def inventory(**context) -> dict:
-                """D1, Vectorize, KV and the Worker as they are now (point-in-time, labelled)."""
-                reviewed = quarterly_run_windows(context)["previous_quarter"]
-                return {
-                    **architecture(_cf(), from_iso(reviewed["start"]), from_iso(reviewed["end"])),
-                    "labels": capture_labels(context),
-                }
-
-            architecture_review = inventory()
+            architecture_review = task(quarterly.inventory)()
 
         with TaskGroup("security_audit"):
             q1_events = D1SqlOperator(
@@ -150,31 +81,15 @@ with prism_dag(
                 database=D1,
                 parameters=w["sql_previous_quarter"],
             )
-            q1_npm = npm_audit()
+            q1_npm = task(dependency_update.npm_audit)()
 
-        @report_task(trigger_rule="none_failed_min_one_success")
-        def q1_review(**context) -> dict:
-            events = pulled(context, "q1.security_audit.security_events")
-            return _review(
-                context,
-                "architecture review, security audit",
-                quarterly_reviews.q1_items(
-                    _cf(),
-                    runtime_config()["thresholds"],
-                    pulled(context, "q1.architecture_review.inventory"),
-                    pulled(context, "q1.architecture_review.table_counts"),
-                    events,
-                    pulled(context, "q1.security_audit.npm_audit"),
-                ),
-                {"security_events": events},
-            )
-
-        [table_counts, architecture_review, q1_events, q1_npm] >> q1_review()
+        q1_review = ReportOperator(task_id="q1_review", python_callable=quarterly.q1_review, trigger_rule=ANY_RAN)
+        [table_counts, architecture_review, q1_events, q1_npm] >> q1_review
 
     # ---- Q2 --------------------------------------------------------------------------------
     with TaskGroup("q2") as q2:
         with TaskGroup("performance_optimization"):
-            q2_traffic = monthly_traffic()
+            q2_traffic = task(quarterly.monthly_traffic)()
             q2_slow = D1SqlOperator(
                 task_id="slow_queries",
                 sql="reports/slow_queries.sql",
@@ -184,181 +99,28 @@ with prism_dag(
             q2_cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
 
         with TaskGroup("scaling_review"):
+            usage_30d = task(quarterly.recent_usage)()
 
-            @task
-            def recent_usage(**context) -> dict:
-                """The last 30 days' usage per free-tier resource (GraphQL keeps 31 days of it)."""
-                last, cf = quarterly_run_windows(context)["last_30_days"], _cf()
-                return totals_in(
-                    WorkersAnalyticsHook(),
-                    cf["worker_name"],
-                    D1Hook().find_database(cf["d1_database"]),
-                    from_iso(last["start"]),
-                    from_iso(last["end"]),
-                    quarterly_reviews.SCALING_RESOURCES,
-                )
-
-            usage_30d = recent_usage()
-
-        @report_task(trigger_rule="none_failed_min_one_success")
-        def q2_review(**context) -> dict:
-            months = pulled(context, "q2.performance_optimization.monthly_traffic") or []
-            return _review(
-                context,
-                "performance optimization, scaling review",
-                quarterly_reviews.q2_items(
-                    runtime_config(),
-                    months,
-                    pulled(context, "q2.performance_optimization.slow_queries"),
-                    pulled(context, "q2.performance_optimization.cache_effectiveness"),
-                    pulled(context, "q2.scaling_review.recent_usage") or {},
-                ),
-                {"monthly_traffic": months},
-            )
-
-        [q2_traffic, q2_slow, q2_cache, usage_30d] >> q2_review()
+        q2_review = ReportOperator(task_id="q2_review", python_callable=quarterly.q2_review, trigger_rule=ANY_RAN)
+        [q2_traffic, q2_slow, q2_cache, usage_30d] >> q2_review
 
     # ---- Q3 --------------------------------------------------------------------------------
     with TaskGroup("q3") as q3:
         with TaskGroup("dependency_audit"):
-            q3_npm = npm_audit()
+            q3_npm = task(dependency_update.npm_audit)()
 
         with TaskGroup("backup_testing"):
-
-            @task
-            def backup_inventory(**context) -> dict:
-                """The daily and monthly backup sets of the reviewed quarter: complete or not, and how far verified."""
-                reviewed = quarterly_run_windows(context)["previous_quarter"]
-                return backups_of_quarter(
-                    s3_hook(),
-                    runtime_config()["backups"]["bucket"],
-                    from_iso(reviewed["start"]),
-                    from_iso(reviewed["end"]),
-                )
-
-            inventory_of_backups = backup_inventory()
-
-            @task
-            def pick_set(**context) -> dict:
-                """The set the drill tests: the newest complete daily set, else the newest complete monthly
-                one (cadence None: there is none). Its scratch token derives from the run, so the
-                teardown finds what a drill that died left behind."""
-                if not context["params"]["run_restore_drill"]:
-                    raise AirflowSkipException("the restore drill is off (Param run_restore_drill is false)")
-                if in_backfill(context):
-                    raise AirflowSkipException(
-                        "the restore drill tests the backups as they are now, so it is skipped inside a backfill"
-                    )
-                bucket = runtime_config()["backups"]["bucket"]
-                cadence, period = newest_complete(bucket_sets(s3_hook(), bucket)) or (None, None)
-                token = run_token(f"{DAG_ID}/{context['run_id']}")
-                return {
-                    "bucket": bucket,
-                    "cadence": cadence,
-                    "period": period,
-                    "token": token,
-                    "scratch": scratch_restore.scratch_name(token),
-                }
-
-            @task(retries=0)
-            def restore_drill(chosen: dict, **context) -> dict | None:
-                """Read the set's objects back against its manifest (size, sha256, content counted), then
-                restore it into scratch resources and compare (scratch_restore). The result goes into
-                the set's manifest, and the task fails when the set does not restore as it says."""
-                if chosen["cadence"] is None:
-                    log.warning(
-                        "no complete daily or monthly backup set in s3://%s: nothing to drill", chosen["bucket"]
-                    )
-                    return None
-                s3, bucket, cadence, period = s3_hook(), chosen["bucket"], chosen["cadence"], chosen["period"]
-                manifest = backup_sets.load_manifest(s3, bucket, cadence, period)
-                if manifest is None:
-                    raise AirflowException(f"{cadence}/{period} lost its manifest after it was picked (retention?)")
-                base = backup_sets.prefix(cadence, period)
-                problems = backup_sets.check_objects(s3, bucket, base, manifest)
-                if problems:
-                    result = {"problems": problems, "notes": ["not restored: the objects do not match the manifest"]}
-                else:
-                    cf = _cf()
-                    result = scratch_restore.restore_and_compare(
-                        s3,
-                        bucket,
-                        base,
-                        manifest,
-                        chosen["token"],
-                        source_db=D1Hook().find_database(cf["d1_database"]),
-                        source_index=cf["vectorize_index"],
-                        source_namespace=KVHook().find_namespace(cf["kv_namespace"]),
-                    )
-                status = result.get("status") or (
-                    "failed" if result["problems"] else "verified"
-                )  # partial: KV not restorable
-                figures = {k: result.get(k) for k in ("problems", "notes", "d1", "vectorize", "kv")}
-                backup_sets.set_verification(
-                    s3,
-                    bucket,
-                    cadence,
-                    period,
-                    status,
-                    {
-                        "method": "quarterly restore drill",
-                        "dag_run": context["run_id"],
-                        **figures,
-                        **{k: result[k] for k in ("restorable", "restorable_reasons") if k in result},
-                    },
-                )
-                outcome = {
-                    **backup_sets.summary(manifest),
-                    "cadence": cadence,
-                    "status": status,
-                    "kv_keys": manifest.get("kv", {}).get("key_count"),
-                    **figures,
-                }
-                # Pushed before a failure too: the review reports what the drill found either way.
-                context["ti"].xcom_push(key=DRILL_RESULT, value=outcome)
-                record(
-                    "backup",
-                    backup_snapshot(cadence, manifest, status, "quarterly restore drill", problems=result["problems"]),
-                )
-                if status == "failed":
-                    raise AirflowException(
-                        f"restore drill of {cadence}/{period} FAILED (recorded in its manifest):\n  "
-                        + "\n  ".join(result["problems"])
-                    )
-                return outcome
-
-            @task
-            def drop_scratch(chosen: dict) -> list[str]:
-                """Delete the drill's scratch database and index, whatever became of the drill."""
-                return scratch_restore.cleanup(chosen["token"])
-
-            chosen = pick_set()
+            inventory_of_backups = task(quarterly.backup_inventory)()
+            chosen = task(drill.pick_set, inlets=BACKUP_SETS)()
             # A teardown: it runs when pick_set ran, even if the drill failed, and does not decide the
             # run's state (a failed drill does: it is a leaf but for the teardown).
-            dropped = drop_scratch(chosen).as_teardown(setups=chosen)
-            restore_drill(chosen) >> dropped
+            dropped = task(drill.drop_scratch)(chosen).as_teardown(setups=chosen)
+            task(drill.restore_drill, retries=0, inlets=BACKUP_SETS)(chosen) >> dropped
 
         # all_done: the review is written whatever became of the drill. It hangs off the teardown, not
         # the drill, so the drill's failure still fails the run; the branch skips it directly in the
         # other quarters' runs (all_done alone would run it when everything above it was skipped).
-        @report_task(trigger_rule="all_done")
-        def q3_review(**context) -> dict:
-            ti, testing = context["ti"], "q3.backup_testing"
-            backups = pulled(context, f"{testing}.backup_inventory")
-            return _review(
-                context,
-                "dependency audit, backup testing",
-                quarterly_reviews.q3_items(
-                    backups,
-                    pulled(context, f"{testing}.pick_set"),
-                    ti.xcom_pull(task_ids=f"{testing}.restore_drill", key=DRILL_RESULT),
-                    pulled(context, f"{testing}.drop_scratch"),
-                    pulled(context, "q3.dependency_audit.npm_audit"),
-                ),
-                {"backups": backups},
-            )
-
-        review_q3 = q3_review()
+        review_q3 = ReportOperator(task_id="q3_review", python_callable=quarterly.q3_review, trigger_rule="all_done")
         [q3_npm, inventory_of_backups, dropped] >> review_q3
         branch >> review_q3
 
@@ -371,31 +133,12 @@ with prism_dag(
                 database=D1,
                 parameters=w["sql_year_dates"],
             )
-            q4_traffic = monthly_traffic()
+            q4_traffic = task(quarterly.monthly_traffic)()
 
         with TaskGroup("capacity_planning"):
+            plan = task(quarterly.growth_projection)(usage_by_month.output)
 
-            @task
-            def growth_projection(usage: dict, **context) -> dict:
-                """Growth per month of requests and neurons (complete months of PRISM's usage log) and the
-                date each would reach its free-tier daily limit."""
-                return monthly_growth(result_rows(usage), from_iso(quarterly_run_windows(context)["end"]))
-
-            plan = growth_projection(usage_by_month.output)
-
-        @report_task(trigger_rule="none_failed_min_one_success")
-        def q4_review(**context) -> dict:
-            plan = pulled(context, "q4.capacity_planning.growth_projection") or {"months": []}
-            usage, months = (
-                pulled(context, "q4.yearly_review.usage_by_month"),
-                pulled(context, "q4.yearly_review.monthly_traffic") or [],
-            )
-            sections = quarterly_reviews.q4_items(
-                runtime_config()["thresholds"]["free_tier_usage_percent"], usage, months, plan
-            )
-            figures = {"usage_by_month": usage, "monthly_traffic": months}
-            return {**_review(context, "yearly review, capacity planning", sections, figures), "plan": plan}
-
-        [usage_by_month, q4_traffic, plan] >> q4_review()
+        q4_review = ReportOperator(task_id="q4_review", python_callable=quarterly.q4_review, trigger_rule=ANY_RAN)
+        [usage_by_month, q4_traffic, plan] >> q4_review
 
     branch >> [q1, q2, q3, q4]

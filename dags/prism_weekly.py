@@ -19,25 +19,16 @@ delete chunks an indexer is still writing. Embedders run one at a time: Vectoriz
 not ordered, so two concurrent writers could each wait for the other's mutation.
 """
 
-from datetime import timedelta
-
 from airflow.sdk import CronTriggerTimetable, TaskGroup, task, task_group
 
 from airflow_provider_cloudflare.operators.d1 import D1SqlOperator
 from prism.dag_factory import prism_dag
-from prism.maintenance.indexing import index_then_embed
+from prism.maintenance import cleanup, indexing
 from prism.settings.config import schedule
 from prism.settings.pools import DELETES_POOL, HEAVY_POOL
 
-PERIOD = timedelta(days=7)
+PERIOD = cleanup.WEEK
 DB = "{{ prism().cloudflare.d1_database }}"
-# Why D1 gets no VACUUM or REINDEX (the guide's "Database Vacuum" and "Rebuild indexes if needed").
-UNSUPPORTED = {
-    "VACUUM": "D1 refuses it: every D1 query runs inside a transaction, where SQLite cannot VACUUM, and "
-    "Cloudflare manages the storage itself. PRAGMA optimize and ANALYZE ran instead.",
-    "REINDEX": "D1 does not document it as supported and keeps its indexes itself; ANALYZE (run instead) "
-    "refreshes the planner's statistics, and the EXPLAIN QUERY PLAN check shows the index is used.",
-}
 
 
 with prism_dag(
@@ -51,24 +42,7 @@ with prism_dag(
     def cutoffs(**context) -> dict:
         """The run's window and every cutoff derived from it and the config's retention. Every
         cleanup's cutoff comes from here: a window ending in the future is refused, so none runs."""
-        from prism.backups.deletion_guard import refuse_future_window
-        from prism.runtime import in_backfill, sql_time, window
-        from prism.settings.config import runtime_config
-
-        start, end = window(context, default=PERIOD)
-        refuse_future_window("cache, orphaned and usage_log rows", end)
-        retention = runtime_config()["retention"]
-        out = {
-            "start": sql_time(start),
-            "end": sql_time(end),
-            "period": end.strftime("%Y%m%d"),
-            "cache_min_hits": retention["cache_low_hit_count"],
-            "cache_created_before": sql_time(end - timedelta(days=retention["cache_low_hit_age_days"])),
-            "usage_oldest_kept": (end - timedelta(days=retention["usage_log_days"])).date().isoformat(),
-            "in_backfill": in_backfill(context),
-        }
-        print(f"window {out['start']} to {out['end']} (UTC); cutoffs {out}")
-        return out
+        return cleanup.cutoffs(context, PERIOD)
 
     bounds = cutoffs()
 
@@ -76,24 +50,11 @@ with prism_dag(
 
         @task
         def repos(**context) -> list[str]:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            from prism.maintenance.indexing import skip_without_indexer
-            from prism.runtime import in_backfill
-            from prism.settings.config import runtime_config
-
-            if in_backfill(context):
-                raise AirflowSkipException(
-                    "inside a backfill: the indexer reads the repositories as they are now, "
-                    "not as they were in the window; the report still counts the window"
-                )
-            config = runtime_config()
-            skip_without_indexer(config)  # the shipped config names none: the report still counts the window
-            return config["indexing"]["repos"]
+            return indexing.weekly_repos(context)
 
         @task_group
         def update_repo(repo: str):
-            index_then_embed(repo)
+            indexing.index_then_embed(repo)
 
         updated = update_repo.expand(repo=repos())
 
@@ -108,31 +69,7 @@ with prism_dag(
 
         @task(trigger_rule="none_failed")
         def report(new_docs: dict, bounds: dict, **context) -> dict:
-            from prism.reports.markdown import markdown, publish_report, report_key
-            from prism.runtime import window
-            from prism.settings.config import runtime_config
-
-            count = new_docs["rows"][0]["new_documents"]
-            # A list of task ids: every map index's value, as a list even when there is one repo.
-            runs = [r for r in context["ti"].xcom_pull(task_ids=["index_update.update_repo.embed"]) if r]
-            lines = [
-                f"- {r['index']['repo']}: {r['index'].get('documents_written', 0)} documents and "
-                f"{r['index'].get('chunks_written', 0)} chunks written, {r['embed'].get('chunks_embedded', 0)} "
-                f"chunks embedded"
-                for r in runs
-            ]
-            text = markdown(
-                "PRISM weekly index update",
-                window(context, default=PERIOD),
-                {
-                    "New documents in the window": f"{count} documents were created in the window.",
-                    "Indexer and embedder": lines or ["Not run in this run (see the index_update.repos task)."],
-                },
-            )
-            print(text)
-            key = report_key("prism_weekly", "index_update", bounds["period"])
-            uri = publish_report(runtime_config()["backups"]["bucket"], key, text)
-            return {"new_documents": count, "repos": runs, "report": uri}
+            return indexing.weekly_report(new_docs, bounds, context, PERIOD)
 
         report(new_documents.output, bounds)
 
@@ -154,9 +91,7 @@ with prism_dag(
 
         @task
         def summary(low_hits: dict, expired: dict) -> dict:
-            changes = {"low_hits": low_hits["changes"], "expired": expired["changes"]}
-            print(f"cache_metadata rows deleted: {changes}")
-            return changes
+            return cleanup.cache_changes(low_hits, expired)
 
         low_hits >> expired
         summary(low_hits=low_hits.output, expired=expired.output)
@@ -174,22 +109,7 @@ with prism_dag(
         @task(pool=HEAVY_POOL)
         def orphan_vectors(deleted: dict) -> int:
             """The deleted chunks' vectors, so search never returns a chunk that is gone."""
-            from airflow.sdk.exceptions import AirflowException
-
-            from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-            from prism.settings.config import runtime_config
-
-            if "rows" not in deleted:
-                raise AirflowException(f"{deleted.get('rows_omitted')} orphaned chunks' vector ids did not fit in XCom")
-            ids = sorted({r["vector_id"] for r in deleted["rows"] if r.get("vector_id")})
-            if not ids:
-                return 0
-            index = runtime_config()["cloudflare"]["vectorize_index"]
-            hook = VectorizeHook()
-            mutations = hook.delete_by_ids(index, ids)
-            info = hook.wait_for_mutation(index, mutations[-1], timeout=600, poll_interval=0.5)
-            print(f"deleted {len(ids)} vectors of orphaned chunks from {index}; {info['vectorCount']} vectors remain")
-            return len(ids)
+            return cleanup.delete_orphan_vectors(deleted)
 
         relationships = D1SqlOperator(
             task_id="orphan_relationships", pool=DELETES_POOL, sql="cleanup/orphan_relationships.sql", database=DB
@@ -213,15 +133,7 @@ with prism_dag(
         def changes(
             vectors: int, orphan_chunks: dict, orphan_relationships: dict, expired_cache: dict, usage_log: dict
         ) -> dict:
-            counts = {
-                "orphan_chunks": orphan_chunks["changes"],
-                "orphan_vectors": vectors,
-                "orphan_relationships": orphan_relationships["changes"],
-                "expired_cache": expired_cache["changes"],
-                "usage_log": usage_log["changes"],
-            }
-            print("rows deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            return counts
+            return cleanup.cleanup_counts(vectors, orphan_chunks, orphan_relationships, expired_cache, usage_log)
 
         vectors = orphan_vectors(orphan_chunks.output)
         orphan_chunks >> relationships >> expired_cache >> usage_log
@@ -237,15 +149,7 @@ with prism_dag(
 
         @task
         def live_database(**context) -> None:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            from prism.runtime import in_backfill
-
-            if in_backfill(context):
-                raise AirflowSkipException(
-                    "inside a backfill: optimising and checking describe the database as it "
-                    "is now; the scheduled run does it"
-                )
+            cleanup.require_live_database(context)
 
         analyze = D1SqlOperator(task_id="analyze", sql="optimize/analyze.sql", database=DB)
         quick_check = D1SqlOperator(task_id="quick_check", sql="optimize/quick_check.sql", database=DB)
@@ -253,31 +157,8 @@ with prism_dag(
 
         @task
         def result(check: dict, plan: dict) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from prism.alerts import send_alert
-
-            verdict = [str(v) for row in check.get("rows", []) for v in row.values()]
-            plan_lines = [row.get("detail", "") for row in plan.get("rows", [])]
-            uses_index = any("idx_chunks_document_id" in line for line in plan_lines)
-            for statement, reason in UNSUPPORTED.items():
-                print(f"{statement}: unsupported on D1, not run. {reason}")
-            if not uses_index:
-                send_alert(
-                    "D1 chunk lookups by document do not use idx_chunks_document_id",
-                    "EXPLAIN QUERY PLAN: " + "; ".join(plan_lines),
-                    severity="warning",
-                )
-            if verdict != ["ok"]:
-                send_alert("D1 PRAGMA quick_check found problems", "\n".join(verdict[:50]))
-                raise AirflowFailException(f"PRAGMA quick_check: {verdict[:20]}")
-            return {
-                "analyze": "done",
-                "quick_check": "ok",
-                "query_plan": plan_lines,
-                "uses_index": uses_index,
-                "unsupported": UNSUPPORTED,
-            }
+            # VACUUM and REINDEX are reported as unsupported on D1 (cleanup.UNSUPPORTED says why), not run.
+            return cleanup.optimize_result(check, plan)
 
         live_database() >> [analyze, quick_check, query_plan]
         analyze >> result(quick_check.output, query_plan.output)

@@ -18,9 +18,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-URL_PREFIX = "/prism-dashboard"
-REPORTS = "reports/"
-DAG_PREFIX = "prism_"
+from prism.settings.constants import DAG_ID_PREFIX, DASHBOARD_URL_PREFIX, REPORTS_PREFIX
+
+URL_PREFIX = DASHBOARD_URL_PREFIX
+REPORTS = REPORTS_PREFIX + "/"
+DAG_PREFIX = DAG_ID_PREFIX
 # The page: inline styles and SVG only; framed by the Airflow UI (same origin) and nothing else.
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "

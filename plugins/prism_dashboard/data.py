@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from prism.settings.constants import DASHBOARD_XCOM_PREFIX as PREFIX
+from prism.settings.constants import SET_CADENCES as CADENCES
+
 HEALTH_DAG, HEALTH_TASK, USAGE_TASK = "prism_health_monitor", "check_resources", "usage"
-PREFIX = "prism_dashboard_"
+
 HISTORY = timedelta(hours=24)
-CADENCES = ("daily", "monthly", "safety")
 
 
 def _records(

@@ -63,10 +63,9 @@ def recent(day: int) -> datetime:
 def d1_state(hook, db: str) -> dict[str, list]:
     """Every row of every user table, each value through quote() (BLOBs as X'..' text, as the dumps have them)."""
     from airflow_provider_cloudflare.sqldump import quote_ident
-    from prism.recovery.restore import user_tables
 
     out = {}
-    for table, _ in user_tables(hook, db):
+    for table, _ in hook.user_tables(db):
         columns = [c["name"] for c in hook.rows(db, f"PRAGMA table_info({quote_ident(table)})")]
         quoted = ", ".join(f"quote({quote_ident(c)})" for c in columns)
         out[table] = hook.raw(db, f"SELECT rowid, {quoted} FROM {quote_ident(table)} ORDER BY rowid")[-1]["results"][

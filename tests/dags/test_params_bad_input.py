@@ -324,14 +324,13 @@ def fingerprint(server, bucket: str, s3) -> dict:
     from airflow_provider_cloudflare.hooks.kv import KVHook
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
     from airflow_provider_cloudflare.sqldump import quote_ident
-    from prism.recovery.restore import user_tables
 
     def quote_literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
     d1, kv, vec = D1Hook(), KVHook(), VectorizeHook()
     # Every table's row count in one query: the fingerprint stays a few API calls under the rate limit.
-    tables = [name for name, _ in user_tables(d1, server.d1_id)]
+    tables = [name for name, _ in d1.user_tables(server.d1_id)]
     counts = " UNION ALL ".join(f"SELECT {quote_literal(t)} AS t, COUNT(*) AS n FROM {quote_ident(t)}" for t in tables)
     return {
         "tables": {r["t"]: r["n"] for r in d1.rows(server.d1_id, counts)},
@@ -390,7 +389,7 @@ def test_a_free_text_reason_is_kept_as_quoted_text(reason, connected, capsys):
 )
 def test_past_and_present_backup_names_pass_the_input_check(value):
     """The other side of the table: real names in the past or today are not refused by the checks."""
-    from prism.recovery.restore import check_params
+    from prism.recovery.validation import check_params
 
     dag = dag_of(DR)
     trigger_check(dag, {**DR_BASE, "backup_date": value})

@@ -1,4 +1,4 @@
-"""prism_health_monitor runs end to end against localflare, and alerts when a resource is down."""
+"""prism_health_monitor runs end to end against localflare, alerts when a resource is down, and carries a Deadline Alert."""
 
 from __future__ import annotations
 
@@ -109,3 +109,39 @@ def test_an_incident_alerts_with_the_diagnosis(lf_fresh, connect, airflow_db, da
     assert [c["metric"] for c in xcom(run, "usage", key="prism_dashboard_usage")["checks"] if c["crossed"]] == [
         "error rate (%)"
     ]
+
+
+def test_a_run_that_has_not_succeeded_ten_minutes_after_it_was_queued_alerts(airflow_db, dag):
+    """The DAG's Deadline Alert: measured from when the run was queued, run by the triggerer (async), and
+    the callback is importable there from plugins/ (sending is tested in tests/plugins/prism/test_alerts.py)."""
+    import importlib
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from prism.alerts import deadline_missed
+
+    (deadline,) = dag.deadline  # DAG keeps its deadlines as a list
+    assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert deadline.interval == timedelta(minutes=10)
+    assert isinstance(deadline.callback, AsyncCallback) and deadline.callback.path == "prism.alerts.deadline_missed"
+    module, _, name = deadline.callback.path.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is deadline_missed
+
+
+def test_the_scheduler_reads_the_deadline_and_a_test_run_still_succeeds(cf, airflow_db, dag):
+    """dag.test() writes the bundle's DAGs to the metadata DB as the DAG processor does: the deadline the
+    scheduler reads is there. The test run itself succeeds (PrismDAG.test: apache/airflow#73428)."""
+    from airflow.models.deadline_alert import DeadlineAlert
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    assert dag.test().state == "success"
+    assert len(dag.deadline) == 1  # the test run leaves the DAG's deadline in place
+    with create_session() as session:
+        serialized = SerializedDagModel.get("prism_health_monitor", session=session)
+        (row,) = session.scalars(select(DeadlineAlert).where(DeadlineAlert.serialized_dag_id == serialized.id))
+        assert row.reference["reference_type"] == "DagRunQueuedAtDeadline"
+        assert row.interval["__data__"] == 600
+        assert "prism.alerts.deadline_missed" in str(row.callback_def)

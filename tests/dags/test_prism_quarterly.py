@@ -199,6 +199,14 @@ def test_the_teardown_deletes_what_a_dead_drill_left(lf_fresh, connect, dag):
     assert scratch_left() == [] and teardown.python_callable(chosen) == []
 
 
+def test_the_drill_reads_the_daily_and_monthly_backup_sets(dag):
+    """Lineage in the UI: the drill's tasks read the backup sets the daily and monthly backups produce."""
+    from prism.backups.assets import DAILY_SETS, MONTHLY_SETS
+
+    for task_id in ("q3.backup_testing.pick_set", "q3.backup_testing.restore_drill"):
+        assert dag.get_task(task_id).inlets == [DAILY_SETS, MONTHLY_SETS], task_id
+
+
 def test_with_no_complete_set_the_drill_is_flagged_not_crashed(s3, bucket, dag):
     put_set(s3, bucket, "daily", "20261101", None)  # an interrupted backup is not a set to drill
     chosen = dag.get_task("q3.backup_testing.pick_set").python_callable(**context_for(recent_quarter(3)))

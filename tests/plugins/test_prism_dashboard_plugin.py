@@ -290,6 +290,40 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     browser.set_window_size(1440, 1000)
 
 
+def test_a_report_task_links_its_report_in_the_ui(stack):
+    """What the UI shows on a report task: its extra links, served by the API server from the task's
+    run, open the report through the dashboard (behind the login); other tasks have no report links,
+    and a report task that published nothing (skipped) links nothing."""
+    base = stack["base"]
+    token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=10).json()[
+        "access_token"
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def get(path: str) -> dict:
+        resp = requests.get(f"{base}/api/v2/dags/prism_monthly{path}", headers=auth, timeout=30)
+        assert resp.status_code == 200, (path, resp.text[:500])
+        return resp.json()
+
+    report = "day_28.capacity_planning.capacity_report"
+    runs = {
+        r["dag_run_id"]: get(f"/dagRuns/{r['dag_run_id']}/taskInstances/{report}")["state"]
+        for r in get("/dagRuns")["dag_runs"]
+    }
+    assert sorted(runs.values()) == ["skipped", "skipped", "success"], runs  # the fill's days 1, 7 and 28
+    ran = next(run for run, state in runs.items() if state == "success")
+    links = get(f"/dagRuns/{ran}/taskInstances/{report}/links")["extra_links"]
+    assert set(links) == {"Report (HTML)", "Report (Markdown)"}
+    for name, suffix in (("Report (HTML)", "capacity.html"), ("Report (Markdown)", "capacity.md")):
+        assert "/prism-dashboard/reports/reports/prism_monthly/" in links[name] and links[name].endswith(suffix)
+    page = requests.get(links["Report (HTML)"], headers=auth, timeout=30)
+    assert page.status_code == 200 and "<svg" in page.text and "Capacity Planning" in page.text
+    assert requests.get(links["Report (HTML)"], timeout=30).status_code == 401  # behind the login
+    assert get(f"/dagRuns/{ran}/taskInstances/windows/links")["extra_links"] == {}
+    skipped = next(run for run, state in runs.items() if state == "skipped")
+    assert set(get(f"/dagRuns/{skipped}/taskInstances/{report}/links")["extra_links"].values()) == {None}
+
+
 def traffic_ts(iso: str) -> float:
     from datetime import datetime
 

@@ -10,6 +10,7 @@ Ages count back from the run's date, never from now; a run dated in the future i
 cadence prefix is reported and never deleted. A set dated after the run's date is not this run's to
 judge: never deleted, and never the "newest verified" that protects an older one (a stray
 `daily/20991231/` must not let the real last good backup go).
+`daily_retention` is prism_daily's `backup_retention` task (daily and safety sets).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from prism.backups.deletion_guard import refuse_future_window, wall_clock
 from prism.backups.inventory import non_periods
 from prism.backups.sets import MANIFEST, PERIOD_FORMATS, RESTORABLE, STAGING, is_period, list_sets, prefix
 from prism.refusals import refuse
+from prism.runtime import window
+from prism.settings import connections
+from prism.settings.config import runtime_config
 
 log = logging.getLogger(__name__)
 STAGING_GRACE_DAYS = 2
@@ -195,3 +199,29 @@ def expire_after_good_backup(
     log.info("retention after: %s", basis)
     day = window_end.astimezone(timezone.utc).date()
     return {**apply_retention(s3, bucket, cadence, day, keep, dry_run=dry_run), "after": basis}
+
+
+# prism_daily's `backup_retention` task (its docstring is the task's doc in the UI)
+def daily_retention(params=None, **context) -> dict:
+    """Delete complete daily sets older than `backups.daily_retention_days` (from the run's date),
+    never the newest verified one, and staging left by interrupted runs. `dry_run` deletes nothing.
+    Refuses a window ending in the future; runs only after today's backup proved restorable."""
+    backups, dry_run = runtime_config()["backups"], bool((params or {}).get("dry_run"))
+    s3, end = connections.s3(), window(context)[1]
+    result = expire_after_good_backup(
+        context,
+        s3,
+        backups["bucket"],
+        "daily",
+        "daily_backup",
+        end,
+        backups["daily_retention_days"],
+        dry_run=dry_run,
+        what="daily and safety backup sets and staging",
+    )
+    # disaster recovery's safety sets: the same rules, their own window
+    day = end.astimezone(timezone.utc).date()
+    result["safety"] = apply_retention(
+        s3, backups["bucket"], "safety", day, backups["safety_retention_days"], dry_run=dry_run
+    )
+    return result

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cloudflare.artifacts import hash_s3_object
 from airflow_provider_cloudflare.sqldump import inserted_table, split_statements
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,9 @@ def parse_backup_id(value: str) -> tuple[str, str]:
 
 def download_object(s3, bucket: str, key: str, dest: Path) -> tuple[int, str]:
     """Stream an object to `dest`; returns (bytes, sha256)."""
-    body = s3.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
-    digest, size = hashlib.sha256(), 0
     with open(dest, "wb") as fh:
-        for chunk in body.iter_chunks(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-            fh.write(chunk)
-    return size, digest.hexdigest()
+        sha256, size = hash_s3_object(s3, bucket, key, sink=fh)
+    return size, sha256
 
 
 def count_content(kind: str, path: Path, dimensions: int | None = None) -> dict:

@@ -6,7 +6,8 @@
 
 A backup is a live export: inside a backfill `plan` skips, and everything after it with it (a backup
 cannot stand for a past date). The set's period comes from the run: the logical date for daily and
-monthly sets, the time the run was made to run for safety sets.
+monthly sets, the time the run was made to run for safety sets. `finalize` produces the cadence's
+Asset (prism.backups.assets) and `verify` reads it, so the UI shows the sets' lineage.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from airflow_provider_cloudflare.transfers.cloudflare_to_s3 import (
     KVBackupOperator,
     VectorizeBackupOperator,
 )
+from prism.backups.assets import BY_CADENCE
 from prism.backups.sets import PERIOD_FORMATS, run_token, staging_prefix
+from prism.settings import connections
 from prism.settings.pools import HEAVY_POOL
 
 CF = "{{ prism().cloudflare.%s }}"
@@ -98,11 +101,9 @@ def backup_set(
             pool=HEAVY_POOL,
         )
 
-        @task
+        @task(outlets=[BY_CADENCE[cadence]])
         def finalize(spec: dict, d1: dict, vectorize: dict, kv: dict, **context) -> dict:
             """Read every staged object back, write the manifest, promote the set."""
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
             from prism.backups.sets import build_manifest, promote
             from prism.runtime import capture_labels
             from prism.settings.config import runtime_config
@@ -123,7 +124,7 @@ def backup_set(
                 sources,
             )
             return promote(
-                S3Hook(aws_conn_id="aws_default"),
+                connections.s3(),
                 spec["bucket"],
                 spec["cadence"],
                 spec["period"],
@@ -137,11 +138,9 @@ def backup_set(
 
         if verify_restore:
 
-            @task(retries=0)
+            @task(retries=0, inlets=[BY_CADENCE[cadence]])
             def verify(spec: dict, promoted: dict) -> dict:
                 """Restore into scratch resources and compare; record the result in the manifest."""
-                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
                 from airflow_provider_cloudflare.hooks.d1 import D1Hook
                 from airflow_provider_cloudflare.hooks.kv import KVHook
                 from prism.alerts import send_alert
@@ -152,7 +151,7 @@ def backup_set(
                 from prism.settings.config import runtime_config
 
                 cf = runtime_config()["cloudflare"]
-                s3 = S3Hook(aws_conn_id="aws_default")
+                s3 = connections.s3()
                 result = restore_and_compare(
                     s3,
                     spec["bucket"],

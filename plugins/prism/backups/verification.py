@@ -40,7 +40,7 @@ from airflow_provider_cloudflare.hooks.kv import KVHook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from airflow_provider_cloudflare.sqldump import quote_ident, split_statements
 from prism.backups.sets import NO_KV_VALUES, OBJECTS, download_object, read_vectors
-from prism.recovery.restore import quick_check, table_counts
+from prism.recovery.verification import quick_check, table_counts
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +120,7 @@ def verify_d1(
 ) -> dict:
     problems, notes = [], []
     db = hook.create_database(scratch)["uuid"]
-    sql = workdir / "dump.sql"
-    with gzip.open(dump_gz, "rb") as src, open(sql, "wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    imported = hook.import_sql(db, sql)
-    sql.unlink()
+    imported = hook.restore_dump(db, dump_gz)  # the same import a disaster recovery runs
     oracle = DumpOracle(dump_gz, workdir)
     try:
         expected = manifest["d1"]["tables"]

@@ -1,5 +1,6 @@
-"""Running PRISM's indexer and embedder (`indexing.indexer_command` / `embedder_command`), and the
-index-then-embed tasks the index DAGs map over their repos.
+"""Running PRISM's indexer and embedder (`indexing.indexer_command` / `embedder_command`), the
+index-then-embed tasks the index DAGs map over their repos, and what those DAGs decide around them:
+which repos to index, since when, and the summary and report of what the runs wrote.
 
 The shipped config names no indexer: a deployment names PRISM's own (the demo, the local stacks and
 the tests name the demo indexer in their overlay, include/prism.demo.json). Without one, index tasks
@@ -18,8 +19,16 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk.exceptions import AirflowSkipException
 
 from prism import child_process
+from prism.param_checks import parse_iso_with_zone, shown
+from prism.refusals import refuse
+from prism.reports.markdown import markdown, publish_report, report_key
+from prism.runtime import in_backfill, window
+from prism.settings.config import runtime_config
 from prism.settings.paths import BUNDLE as ROOT
 
 CONN_ID = "cloudflare_default"
@@ -40,8 +49,6 @@ def missing_indexer(config: dict) -> str | None:
 
 def skip_without_indexer(config: dict) -> None:
     """Skip the index task (and so what follows it) when the config names no indexer."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
     reason = missing_indexer(config)
     if reason:
         raise AirflowSkipException(f"{reason}; the index is left as it is")
@@ -78,8 +85,6 @@ def run_prism(kind: str, repo: str, *args: str) -> dict:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowException
     from airflow.sdk.log import mask_secret
-
-    from prism.settings.config import runtime_config
 
     config = runtime_config()
     indexing = config["indexing"]
@@ -128,3 +133,101 @@ def index_then_embed(repo, since=None, rebuild: bool = False):
         return {"index": indexed, "embed": run_prism("embedder", indexed["repo"], *flags(since, rebuild))}
 
     return embed(index(repo, since, rebuild), since, rebuild)
+
+
+# ---- around the index runs: which repos, since when, and what they wrote -----------------------
+
+
+def embedded_runs(context, task_id: str) -> list[dict]:
+    """What every map index of the `embed` task returned in this run ({"index": …, "embed": …}). A list
+    of task ids makes xcom_pull return a list even when one repo was mapped."""
+    return [r for r in context["ti"].xcom_pull(task_ids=[task_id]) if r]
+
+
+def weekly_repos(context) -> list[str]:
+    """The repos the weekly index update maps over: all of indexing.repos. Skipped inside a backfill
+    (the indexer reads the repos as they are now) and when the config names no indexer; either way
+    the weekly report still counts the window."""
+    if in_backfill(context):
+        raise AirflowSkipException(
+            "inside a backfill: the indexer reads the repositories as they are now, "
+            "not as they were in the window; the report still counts the window"
+        )
+    config = runtime_config()
+    skip_without_indexer(config)
+    return config["indexing"]["repos"]
+
+
+def weekly_report(new_docs: dict, bounds: dict, context, period: timedelta) -> dict:
+    """The weekly index update's report: the window's new documents (new_documents.sql's result) and
+    what each repo's indexer and embedder wrote, published under reports/prism_weekly/<period>/."""
+    count = new_docs["rows"][0]["new_documents"]
+    runs = embedded_runs(context, "index_update.update_repo.embed")
+    lines = [
+        f"- {r['index']['repo']}: {r['index'].get('documents_written', 0)} documents and "
+        f"{r['index'].get('chunks_written', 0)} chunks written, {r['embed'].get('chunks_embedded', 0)} "
+        f"chunks embedded"
+        for r in runs
+    ]
+    text = markdown(
+        "PRISM weekly index update",
+        window(context, default=period),
+        {
+            "New documents in the window": f"{count} documents were created in the window.",
+            "Indexer and embedder": lines or ["Not run in this run (see the index_update.repos task)."],
+        },
+    )
+    print(text)
+    key = report_key("prism_weekly", "index_update", bounds["period"])
+    uri = publish_report(runtime_config()["backups"]["bucket"], key, text)
+    return {"new_documents": count, "repos": runs, "report": uri}
+
+
+def incremental_repos(params: dict) -> list[str]:
+    """The repos an incremental update asks for (params `repos`, empty: all), each one of
+    indexing.repos, in the config's order; `since` must be a real past time with a zone. Refuses
+    before anything changes; skips when the config names no indexer."""
+    configured = runtime_config()["indexing"]["repos"]
+    asked = params.get("repos") or []
+    if not isinstance(asked, list) or not all(isinstance(r, str) for r in asked):
+        raise refuse("to index", f"repos must be a list of owner/name, not {shown(asked)}")
+    unknown = sorted(set(asked) - set(configured))
+    if unknown:
+        raise refuse("to index", f"not in indexing.repos {configured}: {shown(unknown)}")
+    if params.get("since") is not None:
+        try:
+            parse_iso_with_zone("since", params["since"], datetime.now(timezone.utc))
+        except ValueError as exc:
+            raise refuse("to index", str(exc)) from None
+    skip_without_indexer(runtime_config())  # no indexer configured: nothing runs, the skip names the keys
+    return [r for r in configured if r in (asked or configured)]
+
+
+def changed_since(last: dict, override: str | None = None) -> str | None:
+    """Index what changed after this: the `since` param when given, else the last update
+    (last_update.sql's MAX(created_at)); None when the index is empty (index everything)."""
+    found = last["rows"][0]["last_update"] if last.get("rows") else None
+    value = override or found
+    print(
+        f"last update: {found or '(no documents)'}; indexing what changed after "
+        f"{value or 'the beginning (the index is empty)'}" + (" (from the since param)" if override else "")
+    )
+    return value
+
+
+def incremental_summary(since: str | None, runs: list[dict]) -> dict:
+    """What an incremental update wrote, in total and per repo, from the `embed` tasks' results."""
+    out = {
+        "since": since,
+        "documents_written": sum(r["index"].get("documents_written", 0) for r in runs),
+        "chunks_embedded": sum(r["embed"].get("chunks_embedded", 0) for r in runs),
+        "repos": {
+            r["index"]["repo"]: {
+                "documents_written": r["index"].get("documents_written", 0),
+                "chunks_embedded": r["embed"].get("chunks_embedded", 0),
+            }
+            for r in runs
+        },
+    }
+    print(f"incremental update since {since}: {out}")
+    return out

@@ -3,15 +3,22 @@
 `logs/**.log` older than a cutoff are gzipped into `logs/archive/`, verified, then deleted; archives
 whose log is older than a second cutoff are deleted. Cutoffs come from the run's window, never now.
 An archive keeps its log's LastModified in its metadata, as gzip(1) keeps a file's mtime.
+`archive_logs_due` and `delete_archives_due` are prism_daily's `log_rotation` tasks: they take the
+Airflow context, refuse a window ending in the future, and count from its end.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from airflow_provider_cloudflare.artifacts import hash_s3_object, hash_stream
+from prism.backups.deletion_guard import refuse_future_window
+from prism.runtime import window
+from prism.settings import connections
+from prism.settings.config import runtime_config
 
 LOGS_PREFIX = "logs/"
 ARCHIVE_PREFIX = "logs/archive/"
@@ -22,12 +29,9 @@ class ArchiveMismatch(RuntimeError):
 
 
 def _sha256_of_gzip(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
+    """(sha256, bytes) of what a local gzip file decompresses to."""
     with gzip.open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        return hash_stream(fh)
 
 
 def archive_one(s3, bucket: str, obj: dict) -> dict:
@@ -38,18 +42,14 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
     name = key[len(LOGS_PREFIX) :]
     with tempfile.TemporaryDirectory(prefix="prism-log-") as tmp:
         packed, check = Path(tmp) / "log.gz", Path(tmp) / "check.gz"
-        digest, size = hashlib.sha256(), 0
-        body = client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
+        # IfMatch: the log is read as it was listed, or not at all
         with gzip.GzipFile(packed, "wb", mtime=int(modified.timestamp())) as out:
-            for chunk in body.iter_chunks(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+            sha256, size = hash_s3_object(s3, bucket, key, sink=out, if_match=etag)
         # logs/archive/<name>.gz, unless that name holds another log (an earlier rotation of the same
         # name): then the original's time goes into the name. The same log again (a retry) reuses it.
         target = f"{ARCHIVE_PREFIX}{name}.gz"
         existing = s3.head_object(target, bucket)
-        if existing and existing.get("Metadata", {}).get("original-sha256") != digest.hexdigest():
+        if existing and existing.get("Metadata", {}).get("original-sha256") != sha256:
             target = f"{ARCHIVE_PREFIX}{name}.{modified.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.gz"
         client.upload_file(
             str(packed),
@@ -60,13 +60,13 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
                 "Metadata": {
                     "original-key": key,
                     "original-last-modified": modified.astimezone(timezone.utc).isoformat(),
-                    "original-sha256": digest.hexdigest(),
+                    "original-sha256": sha256,
                     "original-bytes": str(size),
                 },
             },
         )
         client.download_file(bucket, target, str(check))
-        if _sha256_of_gzip(check) != (digest.hexdigest(), size):
+        if _sha256_of_gzip(check) != (sha256, size):
             client.delete_object(Bucket=bucket, Key=target)
             raise ArchiveMismatch(f"archive s3://{bucket}/{target} does not match {key}; the log is kept")
         archive_bytes = packed.stat().st_size
@@ -79,7 +79,7 @@ def archive_one(s3, bucket: str, obj: dict) -> dict:
         "archive": target,
         "bytes": size,
         "archive_bytes": archive_bytes,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         "last_modified": modified.isoformat(),
         "original_deleted": still,
     }
@@ -123,3 +123,23 @@ def delete_old_archives(s3, bucket: str, cutoff: datetime) -> dict:
     if doomed:
         s3.delete_objects(bucket, doomed)
     return {"cutoff": cutoff.isoformat(), "deleted": len(doomed), "keys": doomed[:100]}
+
+
+def archive_logs_due(**context) -> dict:
+    """Gzip each `logs/**.log` last modified more than `retention.log_gzip_after_days` before the
+    window end into `logs/archive/<name>.gz`, verify the archive, then delete the original."""
+    end = window(context)[1]
+    refuse_future_window("or archive logs", end)
+    config = runtime_config()
+    cutoff = end - timedelta(days=config["retention"]["log_gzip_after_days"])
+    return archive_logs(connections.s3(), config["backups"]["bucket"], cutoff)
+
+
+def delete_archives_due(**context) -> dict:
+    """Delete `logs/archive/*.gz` whose log was last modified more than
+    `retention.log_archive_delete_after_days` before the window end."""
+    end = window(context)[1]
+    refuse_future_window("log archives", end)
+    config = runtime_config()
+    cutoff = end - timedelta(days=config["retention"]["log_archive_delete_after_days"])
+    return delete_old_archives(connections.s3(), config["backups"]["bucket"], cutoff)

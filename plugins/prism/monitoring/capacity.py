@@ -11,6 +11,7 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY, resource_totals, traffic_in, usage_in
+from prism.monitoring.plan_limits import LIMITS
 from prism.reports.periods import from_iso
 
 PERIOD_DAYS = {"30d": 30.0, "month": 30.44}  # what growth is quoted per; a month at its average length
@@ -107,8 +108,6 @@ def capacity_plan(figures: dict, end: datetime) -> dict[str, dict]:
     """project() of every free-tier resource from capacity_figures(), with how many windows it rests
     on, and `paid`: the same projection to what the Workers Paid plan includes (as a daily rate), for
     the resources whose paid plan has a limit."""
-    from prism.monitoring.plan_limits import LIMITS
-
     series, plan = capacity_series(figures), {}
     for name, limit in FREE_TIER_DAILY.items():
         rates = window_rates(series.get(name, []))

@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+from prism.settings.constants import DASHBOARD_XCOM_PREFIX as PREFIX
+
 log = logging.getLogger(__name__)
-PREFIX = "prism_dashboard_"
 KINDS = ("health", "usage", "backup", "report", "alert")
 MAX_LIST = 50  # alerts or reports kept per task instance
 

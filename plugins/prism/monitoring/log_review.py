@@ -1,9 +1,20 @@
-"""The daily log review: a window's Worker traffic and D1 security events against the thresholds."""
+"""The daily log review: a window's Worker traffic and D1 security events against the thresholds.
+
+`review` and `report_sections` are pure; `window_bounds`, `window_traffic` and `review_and_report` are
+prism_daily's `log_review` tasks (they take the Airflow context).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
+from prism.alerts import alert
+from prism.monitoring.troubleshooting import FOR_METRIC
+from prism.reports.markdown import markdown, publish_report, report_key
+from prism.runtime import sql_time, window
+from prism.settings.config import runtime_config
+
+DAG_ID = "prism_daily"
 FAILED_AUTH_TYPES = ("failed_login", "unauthorized", "forbidden")
 RATE_LIMIT_TYPES = ("rate_limited",)
 
@@ -63,3 +74,50 @@ def report_sections(result: dict, traffic: dict) -> dict[str, list[str]]:
         ],
         "Security events (D1)": [f"- {t}: {n}" for t, n in sorted(result["security_events"].items())] or ["- none"],
     }
+
+
+def _period(end: datetime) -> str:
+    """YYYYMMDD of the window's end: the day the run stands for."""
+    return end.astimezone(timezone.utc).strftime("%Y%m%d")
+
+
+def window_bounds(**context) -> dict:
+    """The run's data interval, in the forms the other tasks bind."""
+    start, end = window(context)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "start_sql": sql_time(start),
+        "end_sql": sql_time(end),
+        "period": _period(end),
+    }
+
+
+def window_traffic(**context) -> dict:
+    """The Worker's requests, errors and wall-time quantiles in the window (GraphQL Analytics)."""
+    # imported when called: the hook pulls in httpx, and DAG parsing must stay fast
+    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+
+    start, end = window(context)
+    return WorkersAnalyticsHook().worker_traffic(runtime_config()["cloudflare"]["worker_name"], start, end)
+
+
+def review_and_report(traffic: dict, security: dict, **context) -> dict:
+    """Compare the window's figures with the thresholds, publish the report, alert on each
+    threshold crossed. `security`: the `security_events` query's result (rows of type, events)."""
+    config = runtime_config()
+    start, end = window(context)
+    events = {row["type"]: row["events"] for row in security.get("rows", [])}
+    result = review(traffic, events, config["thresholds"], start, end)
+    period = _period(end)
+    text = markdown(f"PRISM daily log review {period}", (start, end), report_sections(result, traffic))
+    result["report"] = publish_report(config["backups"]["bucket"], report_key(DAG_ID, "log_review", period), text)
+    for check in result["checks"]:
+        if check["crossed"]:  # with the findings of the guide's matching troubleshooting
+            alert(
+                f"Daily log review {period}: {check['metric']} is {check['value']}, threshold {check['threshold']}",
+                f"window {start.isoformat()} to {end.isoformat()}; report {result['report']}",
+                "warning",
+                [FOR_METRIC[check["metric"]]] if check["metric"] in FOR_METRIC else [],
+            )
+    return result

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from prism.reports.periods import from_iso
 
 
 def live_resources(cf: dict) -> dict:
     """The D1 database (size, tables), the Vectorize index's info, the KV namespaces and the Worker's
     deployments (newest first). `cf`: the config's cloudflare section."""
-    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-    from airflow_provider_cloudflare.hooks.d1 import D1Hook
-    from airflow_provider_cloudflare.hooks.kv import KVHook
-    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-
     d1 = D1Hook()
     return {
         "d1": d1.get_database(d1.find_database(cf["d1_database"])),
@@ -28,9 +27,6 @@ def live_resources(cf: dict) -> dict:
 def architecture(cf: dict, start: datetime, end: datetime) -> dict:
     """live_resources() with the index's configuration and metadata indexes, and the Worker versions
     created in the quarter [start, end)."""
-    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-
     live = live_resources(cf)
     vec = VectorizeHook()
     config = vec.get_index(cf["vectorize_index"])["config"]

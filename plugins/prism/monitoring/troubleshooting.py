@@ -1,5 +1,6 @@
-"""The guide's Troubleshooting investigations, run when a check fails, with their findings attached to
-the alert.
+"""The guide's Troubleshooting investigations, run when a check fails. This module only finds:
+`investigate()` returns the findings (and `as_text` words them); `prism.alerts.alert` sends an alert
+with them attached. `FOR_METRIC` says which investigation a crossed threshold calls for.
 
 | investigation | guide | steps |
 |---|---|---|
@@ -21,7 +22,12 @@ from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
-from prism.alerts import send_alert
+from prism.monitoring.dashboard_records import budget_state
+from prism.monitoring.plan_limits import usage_against_limits
+from prism.monitoring.worker import PrismWorkerHook
+from prism.runtime import sql_time
+from prism.settings.config import runtime_config
+from prism.settings.paths import SQL_DIR
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ class _Sources:
 
     @cached_property
     def d1(self):
+        # The Cloudflare hooks pull requests (~35 ms): imported when an investigation runs, not at DAG parse time.
         from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
         return D1Hook(priority="monitor", max_attempts=2)
@@ -72,14 +79,12 @@ class _Sources:
 
     @cached_property
     def analytics(self):
-        from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+        from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook  # requests: see d1
 
         return WorkersAnalyticsHook(priority="monitor", max_attempts=2)
 
     @cached_property
     def worker(self):
-        from prism.monitoring.worker import PrismWorkerHook
-
         return PrismWorkerHook(timeout=10)
 
     @cached_property
@@ -87,15 +92,7 @@ class _Sources:
         return self.worker.metrics("24h")
 
     def sql(self, template: str, params: list) -> list[dict]:
-        from prism.dag_factory import SQL_DIR
-
         return self.d1.rows(self.database_id, (Path(SQL_DIR) / template).read_text(), params)
-
-
-def _sql_time(t: datetime) -> str:
-    from prism.runtime import sql_time
-
-    return sql_time(t)
 
 
 # ---- steps: each returns (ok, lines); ok None means informational ----------------------------
@@ -124,6 +121,7 @@ def worker_status(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
 
 
 def dependencies(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
+    # The Cloudflare hooks pull requests (~35 ms): imported when an investigation runs, not at DAG parse time.
     from airflow_provider_cloudflare.hooks.kv import KVHook
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
@@ -174,7 +172,7 @@ def recent_deployments(src: _Sources, at: datetime) -> tuple[bool | None, list[s
 
 def slow_queries(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
     start = at - timedelta(hours=SLOW_QUERY_HOURS)
-    rows = src.sql("troubleshooting/slow_queries.sql", [_sql_time(start), _sql_time(at)])
+    rows = src.sql("troubleshooting/slow_queries.sql", [sql_time(start), sql_time(at)])
     target = src.cfg["thresholds"]["p95_latency_ms"]
     slow = [r for r in rows if r["duration_ms"] > target]
     lines = [f"{len(slow)} of the slowest {len(rows)} queries in the last {SLOW_QUERY_HOURS} h took over {target} ms"]
@@ -194,8 +192,6 @@ def cache_and_latency(src: _Sources, at: datetime) -> tuple[bool | None, list[st
 
 
 def usage_limits(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
-    from prism.monitoring.plan_limits import usage_against_limits
-
     r = src.metrics["resources"]
     rows = usage_against_limits(
         {
@@ -219,10 +215,8 @@ def usage_limits(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
 
 
 def rate_limit_hits(src: _Sources, at: datetime) -> tuple[bool | None, list[str]]:
-    from prism.monitoring.dashboard_records import budget_state
-
-    hour = src.sql("troubleshooting/rate_limited.sql", [_sql_time(at - timedelta(hours=1)), _sql_time(at)])[0]
-    day = src.sql("troubleshooting/rate_limited.sql", [_sql_time(at - timedelta(days=1)), _sql_time(at)])[0]
+    hour = src.sql("troubleshooting/rate_limited.sql", [sql_time(at - timedelta(hours=1)), sql_time(at)])[0]
+    day = src.sql("troubleshooting/rate_limited.sql", [sql_time(at - timedelta(days=1)), sql_time(at)])[0]
     allowed = src.cfg["thresholds"]["rate_limited_per_day"]
     budget = budget_state(src.d1.budget)
     lines = [
@@ -261,8 +255,6 @@ def investigate(kind: str, at: datetime | None = None, cfg: dict | None = None) 
     if kind not in STEPS:
         raise ValueError(f"unknown investigation {kind!r}; known: {sorted(STEPS)}")
     if cfg is None:
-        from prism.settings.config import runtime_config
-
         cfg = runtime_config()
     at = at or datetime.now(timezone.utc)
     src = _Sources(cfg)
@@ -288,6 +280,7 @@ def investigate(kind: str, at: datetime | None = None, cfg: dict | None = None) 
 
 
 def as_text(result: dict) -> str:
+    """An investigation's findings as the text an alert carries."""
     mark = {True: "ok", False: "!!", None: "--"}
     lines = [f"Diagnosis: {result['title']} (guide: {result['guide']}), investigated at {result['at']}"]
     for step in result["steps"]:
@@ -295,47 +288,6 @@ def as_text(result: dict) -> str:
         lines += [f"    {line}" for line in step["lines"]]
     lines.append("Resolution (guide): " + "; ".join(result["resolution"]))
     return "\n".join(lines)
-
-
-def alert(
-    subject: str,
-    body: str = "",
-    severity: str = "error",
-    investigations: tuple[str, ...] | list[str] = (),
-    at: datetime | None = None,
-    ti=None,
-) -> dict:
-    """send_alert() with the findings of each named investigation attached to its body. Inside a
-    backfill the investigations are left out (they would describe the present, not the run's window)."""
-    findings = []
-    if investigations and _in_backfill():
-        body += (
-            ("\n" if body else "") + f"Not investigated ({', '.join(investigations)}): inside a backfill the findings "
-            "would describe the present, not the run's window."
-        )
-        investigations = ()
-    for kind in dict.fromkeys(investigations):
-        try:
-            findings.append(investigate(kind, at))
-        except Exception as exc:  # noqa: BLE001 - the alert goes out even when the investigation cannot start
-            log.warning("investigation %s could not run: %s", kind, exc)
-            findings.append(
-                {"kind": kind, "text": f"Diagnosis: {kind} could not run: {type(exc).__name__}: {exc}", "steps": []}
-            )
-    full = "\n\n".join(part for part in [body, *(f["text"] for f in findings)] if part)
-    sent = send_alert(subject, full, severity, investigations=[f["kind"] for f in findings], ti=ti)
-    return {"sent": sent, "findings": findings}
-
-
-def _in_backfill() -> bool:
-    try:
-        from airflow.sdk import get_current_context
-
-        from prism.runtime import in_backfill
-
-        return in_backfill(get_current_context())
-    except Exception:  # noqa: BLE001 - not inside a running task
-        return False
 
 
 # Which investigation a crossed threshold calls for, by the metric's name in the checks.

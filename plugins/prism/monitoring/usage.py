@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from prism.monitoring.dashboard_records import budget_state
 from prism.monitoring.plan_limits import usage_against_limits
+from prism.monitoring.troubleshooting import FOR_METRIC
+from prism.monitoring.worker import PrismWorkerHook
 
 METRICS_PERIOD = "24h"
 
@@ -17,11 +20,10 @@ METRICS_PERIOD = "24h"
 def usage_snapshot(cf: dict, now: datetime) -> dict:
     """Read everything the dashboard shows about requests, resources, cache and tokens (one Worker
     call, three API calls at monitoring priority)."""
+    # The Cloudflare hooks pull requests (~35 ms): imported when the task runs, not at DAG parse time.
     from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
     from airflow_provider_cloudflare.hooks.d1 import D1Hook
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-    from prism.monitoring.dashboard_records import budget_state
-    from prism.monitoring.worker import PrismWorkerHook
 
     d1 = D1Hook(priority="monitor")
     missing: dict[str, str] = {}
@@ -78,8 +80,6 @@ def figures(metrics: dict, db: dict, vec: dict, hourly: list[dict], budget: dict
 def threshold_checks(snapshot: dict, thresholds: dict) -> list[dict]:
     """The monitor's checks: the 24 h error rate and p95 and the highest free-tier share used, each
     with the troubleshooting investigation a crossing calls for."""
-    from prism.monitoring.troubleshooting import FOR_METRIC
-
     free = [row for row in snapshot["limits"] if row["free_percent"] is not None]
     top = max(free, key=lambda row: row["free_percent"], default=None)
     checks = [

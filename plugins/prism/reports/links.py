@@ -1,19 +1,19 @@
-"""`@report_task`: a `@task` that publishes a report (it returns reports.deliver()'s result), with
-extra links to the report on the task in the Airflow UI.
+"""`ReportOperator`: a PythonOperator whose callable publishes a report (it returns reports.deliver()'s
+result), with extra links to the report on the task in the Airflow UI.
 
 The links open the report through the dashboard's app (`/prism-dashboard/reports/<key>`), behind
 Airflow's login, so no bucket credentials or presigned URLs reach a browser. Airflow computes an
-extra link on the worker when the task ends and keeps it as an XCom; a task that published nothing
-(failed, skipped) has no link.
+operator's extra links on the worker when the task ends and keeps each as an XCom
+(`_link_<class name>`), which the UI reads; a task that published nothing (failed, skipped) has no
+link. Only public API: the standard provider's PythonOperator and the SDK's BaseOperatorLink.
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import BaseOperatorLink
-from airflow.sdk.bases.decorator import task_decorator_factory
 
 DASHBOARD_PREFIX = "/prism-dashboard"
 
@@ -36,6 +36,7 @@ class _ReportLink(BaseOperatorLink):
     result_key = "report"
 
     def get_link(self, operator, *, ti_key) -> str:
+        # On the worker, ti_key is the running task instance: its own result is at hand.
         try:
             result = ti_key.xcom_pull(task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
         except Exception:  # noqa: BLE001 - no result: no link
@@ -53,13 +54,15 @@ class MarkdownReportLink(_ReportLink):
     result_key = "report"
 
 
-class _ReportDecoratedOperator(_PythonDecoratedOperator):
+class ReportOperator(PythonOperator):
+    """A PythonOperator for a callable returning reports.deliver()'s result; it links that report.
+    Takes PythonOperator's arguments (`op_args` may hold other tasks' outputs). The callable's
+    docstring, if any, is the task's doc."""
+
     operator_extra_links = (HtmlReportLink(), MarkdownReportLink())
-    custom_operator_name = "@report_task"
+    ui_color = "#e0f2fe"
 
-
-def report_task(python_callable=None, **kwargs):
-    """`@task` for a task returning reports.deliver()'s result; takes @task's arguments."""
-    return task_decorator_factory(
-        python_callable=python_callable, decorated_operator_class=_ReportDecoratedOperator, **kwargs
-    )
+    def __init__(self, *, python_callable, **kwargs) -> None:
+        if python_callable.__doc__:
+            kwargs.setdefault("doc_md", python_callable.__doc__)
+        super().__init__(python_callable=python_callable, **kwargs)

@@ -3,7 +3,7 @@ bucket under reports/, keyed by DAG and period.
 
 A report names the window it covers and, for point-in-time figures, when they were captured, so a
 report made in a backfill never passes for one made at the time. Every published report is
-recorded for the dashboard, which links it; a `report_task` links it from the task too.
+recorded for the dashboard, which links it; a `ReportOperator` (reports.links) links it from its task too.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from prism.monitoring.dashboard_records import now_iso, record
+from prism.settings import connections
 from prism.settings.config import runtime_config
 
 REPORTS_PREFIX = "reports"
@@ -46,16 +48,10 @@ def html_key(key: str) -> str:
     return key.rsplit(".", 1)[0] + ".html"
 
 
-def publish_report(
-    bucket: str, key: str, text: str, aws_conn_id: str = "aws_default", title: str | None = None, has_html: bool = False
-) -> str:
+def publish_report(bucket: str, key: str, text: str, title: str | None = None, has_html: bool = False) -> str:
     """Write a report object and record it (a Markdown one, with whether an HTML page is beside it) for
     the dashboard; its s3:// URL."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from prism.monitoring.dashboard_records import now_iso, record
-
-    S3Hook(aws_conn_id=aws_conn_id).load_string(text, key=key, bucket_name=bucket, replace=True)
+    connections.s3().load_string(text, key=key, bucket_name=bucket, replace=True)
     if key.endswith(".md"):
         record(
             "report",
@@ -87,7 +83,7 @@ class Report:
 def deliver(dag_id: str, report: Report) -> dict:
     """Send the report's alerts (with the findings of the investigations an alert names), publish it to
     the config's bucket (Markdown, and HTML when it has charts), and return its addresses with its summary."""
-    from prism.monitoring.troubleshooting import alert
+    from prism.alerts import alert
 
     for item in report.alerts:
         alert(item["subject"], item.get("body", ""), item.get("severity", "error"), item.get("investigations", ()))

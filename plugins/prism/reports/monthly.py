@@ -8,7 +8,7 @@ Nothing here reads Cloudflare, S3 or the config; the tasks pass all of it in.
 from __future__ import annotations
 
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY, FREE_TIER_STORAGE, resource_totals
-from prism.monitoring.capacity import capacity_plan, projection_series
+from prism.monitoring.capacity import capacity_plan, capacity_series, projection_series, window_rates
 from prism.reports.charts import bar_chart, line_chart
 from prism.reports.markdown import Report, markdown, number, result_rows, traffic_lines
 from prism.reports.pages import chart
@@ -454,8 +454,6 @@ def capacity(win: dict, figures: dict, limit_percent: float) -> Report:
 def capacity_charts(figures: dict, plan: dict, end) -> list[dict]:
     """Per resource: the measured daily rates, the projection at the measured growth, its limits and
     the date it reaches the free-tier limit."""
-    from prism.monitoring.capacity import capacity_series, window_rates
-
     series, charts = capacity_series(figures), []
     for name, p in plan.items():
         points = window_rates(series.get(name, []))

@@ -1,4 +1,5 @@
-"""Backup artifacts: gzip a stream to a local file while hashing and counting, then publish it to S3.
+"""Backup artifacts: gzip a stream to a local file while hashing and counting, then publish it to S3;
+and read a stream or an S3 object back, hashing and counting it (and copying it on the way if asked).
 
 The object is uploaded only once the file is whole, and S3 makes an object visible only when its
 upload completes, so a failed backup never leaves a partial object that looks complete.
@@ -10,9 +11,33 @@ import gzip
 import hashlib
 import os
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 from airflow_provider_cloudflare.sqldump import inserted_table, split_statements
+
+CHUNK = 1 << 20  # read in 1 MiB pieces: memory stays flat whatever the object's size
+
+
+def hash_stream(fileobj, sink=None, chunk_size: int = CHUNK) -> tuple[str, int]:
+    """Read a binary file object to its end: (sha256 hex, bytes read). With `sink`, every piece is
+    also written to it, so a download or a copy is hashed in the same pass."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := fileobj.read(chunk_size):
+        digest.update(chunk)
+        size += len(chunk)
+        if sink is not None:
+            sink.write(chunk)
+    return digest.hexdigest(), size
+
+
+def hash_s3_object(s3_hook, bucket: str, key: str, sink=None, if_match: str | None = None) -> tuple[str, int]:
+    """An S3 object streamed through hash_stream: (sha256 hex, bytes), written to `sink` too when
+    given. With `if_match`, S3 refuses the read (412) once the object's ETag is no longer that one."""
+    extra = {"IfMatch": if_match} if if_match else {}
+    body = s3_hook.get_conn().get_object(Bucket=bucket, Key=key, **extra)["Body"]
+    with closing(body):
+        return hash_stream(body, sink)
 
 
 class _Hashing:

@@ -1,18 +1,21 @@
 """The shared Cloudflare request budget: 1,200 requests per 5 minutes for the whole account.
 
 Going over blocks *every* call for five minutes, monitoring included, so no single task may spend
-the budget freely. Three layers keep it (see README, "The API budget"):
+the budget freely. Three layers keep it (see the provider's README):
 
-1. an Airflow pool (`cloudflare_heavy`, 3 slots) caps how many heavy tasks (backups, restores,
-   rebuilds) run at once;
+1. an Airflow pool the deployment chooses (say 3 slots) caps how many heavy tasks (backups,
+   restores, rebuilds) run at once;
 2. each heavy ("bulk") client paces itself to `bulk_rps` requests per second (3 x 1/s < 4/s);
 3. every response carries `x-ratelimit-remaining`: bulk clients slow down as it falls towards
    `reserve` and stop at it, leaving the reserve to "monitor" clients (health checks), so monitoring
    never starves during a backup, even when something outside Airflow spends the budget.
+
+Sync hooks wait with `acquire`, triggers with `aacquire`; both take their turn from the same budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ PRIORITIES = ("monitor", "bulk")
 
 @dataclass
 class BudgetSettings:
-    bulk_rps: float = 1.0  # the pool's 3 heavy tasks at 1/s use 900 of the 1,200 per 5 minutes
+    bulk_rps: float = 1.0  # 3 heavy tasks at 1/s use 900 of the 1,200 per 5 minutes
     reserve: int = 200  # what bulk clients leave for monitoring
     max_wait: float = 300.0  # never sleep longer than one window for the budget
 
@@ -48,23 +51,32 @@ class RequestBudget:
 
     def acquire(self, priority: str) -> None:
         """Block until a request of this priority may go out."""
+        while (wait := self._claim(priority)) > 0:
+            self._sleep(wait)
+
+    async def aacquire(self, priority: str) -> None:
+        """`acquire` for the event loop (triggers): waits without blocking the other coroutines."""
+        while (wait := self._claim(priority)) > 0:
+            await asyncio.sleep(wait)
+
+    def _claim(self, priority: str) -> float:
+        """Take the slot for one request (0.0), or say how long to wait before asking again."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
         paced = priority == "bulk" and self.settings.bulk_rps > 0
         floor = self.settings.reserve if priority == "bulk" else 0
-        while True:
-            with self._lock:
-                now = self._clock()
-                wait = max(0.0, self._next_bulk - now) if paced else 0.0
-                if wait == 0.0:
-                    wait = self._hold_wait(now, floor)
-                if wait == 0.0:
-                    if paced:
-                        self._next_bulk = max(now, self._next_bulk) + self._slowdown / self.settings.bulk_rps
-                    return
-            wait = min(wait, self.settings.max_wait)
-            self.waited += wait
-            self._sleep(wait)
+        with self._lock:
+            now = self._clock()
+            wait = max(0.0, self._next_bulk - now) if paced else 0.0
+            if wait == 0.0:
+                wait = self._hold_wait(now, floor)
+            if wait == 0.0:
+                if paced:
+                    self._next_bulk = max(now, self._next_bulk) + self._slowdown / self.settings.bulk_rps
+                return 0.0
+        wait = min(wait, self.settings.max_wait)
+        self.waited += wait
+        return wait
 
     def _hold_wait(self, now: float, floor: int) -> float:
         """At or under the floor, wait for the hold; when it ends, one request probes the budget

@@ -1,16 +1,54 @@
-"""The `cloudflare` connection type: what Airflow's providers manager reads (no hook code lives here)."""
+"""What Airflow's providers manager reads about this distribution: the `cloudflare` connection type and its
+form, and the hook, operator, transfer and trigger modules."""
 
-# The hook is imported only when a connection is tested or used, in a process whose plugins folder
-# is on sys.path (every Airflow component puts it there).
+# The providers manager reads this without importing the hooks; it imports the hook class only when a
+# connection is tested or used.
 HOOK_CLASS_NAME = "airflow_provider_cloudflare.hooks.cloudflare.CloudflareBaseHook"
+PACKAGE = "airflow_provider_cloudflare"
+S3 = "Amazon Simple Storage Service (S3)"  # the amazon provider's integration name
+
+INTEGRATIONS = {
+    "Cloudflare": "https://developers.cloudflare.com/api/",
+    "Cloudflare D1": "https://developers.cloudflare.com/d1/",
+    "Cloudflare Vectorize": "https://developers.cloudflare.com/vectorize/",
+    "Cloudflare Workers KV": "https://developers.cloudflare.com/kv/",
+    "Cloudflare Workers AI": "https://developers.cloudflare.com/workers-ai/",
+    "Cloudflare GraphQL Analytics": "https://developers.cloudflare.com/analytics/graphql-api/",
+}
+HOOKS = {
+    "Cloudflare": "hooks.cloudflare",
+    "Cloudflare D1": "hooks.d1",
+    "Cloudflare Vectorize": "hooks.vectorize",
+    "Cloudflare Workers KV": "hooks.kv",
+    "Cloudflare Workers AI": "hooks.ai",
+    "Cloudflare GraphQL Analytics": "hooks.analytics",
+}
 
 
 def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-cloudflare",
         "name": "Cloudflare",
-        "description": "A `cloudflare` connection type: API token, account id and API base URL.",
+        "description": "Cloudflare D1, Vectorize, Workers KV, Workers AI and GraphQL analytics: hooks, operators, "
+        "backups to S3, triggers, and a `cloudflare` connection type (API token, account id, API base URL).",
         "versions": ["2.0.0"],
+        "integrations": [
+            {"integration-name": name, "external-doc-url": url, "tags": ["service"]}
+            for name, url in INTEGRATIONS.items()
+        ],
+        "hooks": [
+            {"integration-name": name, "python-modules": [f"{PACKAGE}.{module}"]} for name, module in HOOKS.items()
+        ],
+        "operators": [{"integration-name": "Cloudflare D1", "python-modules": [f"{PACKAGE}.operators.d1"]}],
+        "transfers": [
+            {
+                "source-integration-name": source,
+                "target-integration-name": S3,
+                "python-module": f"{PACKAGE}.transfers.cloudflare_to_s3",
+            }
+            for source in ("Cloudflare D1", "Cloudflare Vectorize", "Cloudflare Workers KV")
+        ],
+        "triggers": [{"integration-name": "Cloudflare", "python-modules": [f"{PACKAGE}.triggers.cloudflare"]}],
         "connection-types": [
             {
                 "connection-type": "cloudflare",

@@ -1,16 +1,18 @@
 """Backup artifacts: the gzip file's hash and size are those of the bytes on disk, SQL dumps are counted
-per table, and publish() checks what S3 ends up holding."""
+per table, publish() checks what S3 ends up holding, and streams and S3 objects read back hash and
+count (and copy) every byte."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import sqlite3
 import uuid
 
 import pytest
 
-from airflow_provider_cloudflare.artifacts import GzipArtifact, gzip_sql_dump, publish
+from airflow_provider_cloudflare.artifacts import GzipArtifact, gzip_sql_dump, hash_s3_object, hash_stream, publish
 
 BUCKET = "prism-backups"
 
@@ -117,3 +119,45 @@ def test_publish_raises_when_the_size_does_not_match(s3, tmp_path):
         assert not s3.check_for_key(key, bucket_name=BUCKET)  # a wrong object is not left behind
     finally:
         s3.delete_objects(BUCKET, [key])
+
+
+def test_hash_stream_hashes_and_counts_every_byte_across_chunks():
+    data = bytes(range(256)) * 41 + b"tail"  # not a multiple of the chunk size
+    assert hash_stream(io.BytesIO(data), chunk_size=1000) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert hash_stream(io.BytesIO(b"")) == (hashlib.sha256(b"").hexdigest(), 0)
+
+
+def test_hash_stream_copies_into_the_sink_as_it_hashes(tmp_path):
+    data = b"line\n" * 50_000
+    with gzip.open(tmp_path / "copy.gz", "wb") as sink:
+        found = hash_stream(io.BytesIO(data), sink=sink, chunk_size=4096)
+    assert found == (hashlib.sha256(data).hexdigest(), len(data))
+    assert gzip.decompress((tmp_path / "copy.gz").read_bytes()) == data
+
+
+@pytest.fixture
+def s3_object(s3):
+    """An object of a few chunks in the S3 stand-in: (key, its bytes, its ETag)."""
+    key, data = f"tests/{uuid.uuid4().hex}.bin", uuid.uuid4().bytes * 200_000  # 3.2 MB: several 1 MiB reads
+    etag = s3.get_conn().put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"]
+    yield key, data, etag
+    s3.delete_objects(BUCKET, [key])
+
+
+def test_hash_s3_object_streams_the_object(s3, s3_object, tmp_path):
+    key, data, etag = s3_object
+    expected = (hashlib.sha256(data).hexdigest(), len(data))
+    assert hash_s3_object(s3, BUCKET, key) == expected
+    with open(tmp_path / "copy", "wb") as sink:
+        assert hash_s3_object(s3, BUCKET, key, sink=sink, if_match=etag) == expected
+    assert (tmp_path / "copy").read_bytes() == data
+
+
+def test_hash_s3_object_refuses_a_replaced_or_missing_object(s3, s3_object):
+    from botocore.exceptions import ClientError
+
+    key, _, _ = s3_object
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        hash_s3_object(s3, BUCKET, key, if_match='"0123456789abcdef0123456789abcdef"')
+    with pytest.raises(ClientError, match="NoSuchKey"):
+        hash_s3_object(s3, BUCKET, key + ".missing")

@@ -1,7 +1,9 @@
-"""The `cloudflare` connection type: `airflow connections test` (a real CLI subprocess) and the UI form's fields."""
+"""The `cloudflare` connection type: `airflow connections test` (a real CLI subprocess), what the providers
+manager lists, the UI form's fields, and a connection saved through the UI's API used by the hooks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -129,3 +131,123 @@ def test_the_form_offers_the_cloudflare_fields():
     assert set(cf.extra_fields) == {"account_id", "base_url"}
     assert cf.standard_fields.password.title == "API token"
     assert cf.standard_fields.host.hidden is True
+
+
+def test_the_providers_manager_lists_the_connection_type_its_form_and_the_modules():
+    import importlib
+
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    from airflow_provider_cloudflare.get_provider_info import get_provider_info
+
+    hook = ProvidersManagerTaskRuntime().hooks["cloudflare"]
+    assert hook.hook_class_name == "airflow_provider_cloudflare.hooks.cloudflare.CloudflareBaseHook"
+    assert (hook.package_name, hook.hook_name, hook.connection_testable) == (
+        "airflow-provider-cloudflare",
+        "Cloudflare",
+        True,
+    )
+    assert hook.connection_id_attribute_name == "cloudflare_conn_id"
+
+    pm = ProvidersManager()
+    assert pm.providers["airflow-provider-cloudflare"].data["name"] == "Cloudflare"
+    widgets = {k: v for k, v in pm.connection_form_widgets.items() if k.startswith("extra__cloudflare__")}
+    assert set(widgets) == {"extra__cloudflare__account_id", "extra__cloudflare__base_url"}
+    assert widgets["extra__cloudflare__account_id"].field["schema"]["title"] == "Account ID"
+    assert widgets["extra__cloudflare__base_url"].field["schema"]["title"] == "API base URL"
+    assert not any(w.is_sensitive for w in widgets.values())  # the token is the password field, masked anyway
+    behaviour = pm.field_behaviours["cloudflare"]
+    assert behaviour["hidden_fields"] == ["host", "schema", "login", "port"]
+    assert behaviour["relabeling"] == {"password": "API token"}
+
+    triggers = {t.trigger_class_name for t in pm.trigger if t.package_name == "airflow-provider-cloudflare"}
+    assert triggers == {"airflow_provider_cloudflare.triggers.cloudflare"}
+    info = get_provider_info()
+    modules = [
+        m for section in ("hooks", "operators", "triggers") for entry in info[section] for m in entry["python-modules"]
+    ]
+    modules += [t["python-module"] for t in info["transfers"]]
+    package = "airflow_provider_cloudflare"
+    assert set(modules) == {
+        *(f"{package}.hooks.{m}" for m in ("cloudflare", "d1", "vectorize", "kv", "ai", "analytics")),
+        f"{package}.operators.d1",
+        f"{package}.transfers.cloudflare_to_s3",
+        f"{package}.triggers.cloudflare",
+    }
+    for module in modules:
+        importlib.import_module(module)  # every module listed exists
+
+
+# What the 3.3 UI does with the form: POST /api/v2/connections with the standard fields it shows (empty
+# ones left out) and the conn-fields as plain keys of the extra JSON, then the "Test" button posts the same
+# body to /api/v2/connections/test. Run in a child process, as the API server is one.
+UI_FORM = r"""
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+from airflow.models.connection import Connection
+from airflow.utils.session import create_session
+
+body = json.loads(sys.argv[1])
+client = TestClient(create_app())
+auth = {"Authorization": "Bearer " + client.get("/auth/token").json()["access_token"]}
+saved = client.post("/api/v2/connections", json=body, headers=auth)
+tested = client.post("/api/v2/connections/test", json=body, headers=auth)
+with create_session() as session:
+    row = session.query(Connection).filter_by(conn_id=body["connection_id"]).one()
+    stored = {"conn_type": row.conn_type, "password": row.password, "extra": row.extra_dejson}
+    session.delete(row)
+print(json.dumps({"saved": saved.status_code, "tested": tested.json(), "stored": stored}))
+"""
+
+
+def test_a_connection_saved_by_the_ui_form_works_with_the_hooks(server, monkeypatch, airflow_db):
+    body = {
+        "connection_id": "cf_ui_form",
+        "conn_type": "cloudflare",
+        "password": server.token,
+        "extra": json.dumps({"account_id": server.account_id, "base_url": server.api_url}, indent=2),
+    }
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", UI_FORM, json.dumps(body)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["saved"] == 201
+    assert result["tested"]["status"] is True, result["tested"]
+    assert "active" in result["tested"]["message"] and server.account_id in result["tested"]["message"]
+    stored = result["stored"]
+    assert stored == {
+        "conn_type": "cloudflare",
+        "password": server.token,
+        "extra": {"account_id": server.account_id, "base_url": server.api_url},
+    }
+
+    # The stored connection, handed to the hooks unchanged, drives sync and async calls.
+    from airflow_provider_cloudflare.hooks.d1 import D1Hook
+
+    monkeypatch.setenv("AIRFLOW_CONN_CF_UI_FORM", json.dumps(stored))
+    hook = D1Hook("cf_ui_form", priority="monitor")
+    created = hook.create_database("ui-form-db")
+    try:
+        assert [d["name"] for d in hook.list_databases()] == ["ui-form-db"]
+        got = asyncio.run(D1Hook("cf_ui_form").aget(hook.account_path(f"/d1/database/{created['uuid']}")))
+        assert got["name"] == "ui-form-db"
+    finally:
+        hook.delete_database(created["uuid"])
+
+
+def test_a_form_left_without_base_url_means_cloudflares_api(monkeypatch):
+    from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL, CloudflareBaseHook
+
+    # An optional form field left empty is saved as null.
+    conn = {"conn_type": "cloudflare", "password": "t", "extra": {"account_id": "a" * 32, "base_url": None}}
+    monkeypatch.setenv("AIRFLOW_CONN_CF_NO_URL", json.dumps(conn))
+    assert CloudflareBaseHook("cf_no_url").base_url == DEFAULT_BASE_URL
+    assert asyncio.run(CloudflareBaseHook("cf_no_url").aconfig())["base_url"] == DEFAULT_BASE_URL

@@ -1,14 +1,16 @@
-"""The base Cloudflare hook: connection, session, envelope, typed errors, retries, budget, pagination."""
+"""The base Cloudflare hook: connection, sync and async clients, envelope, typed errors, retries, budget,
+pagination, and the connection test."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import tenacity
@@ -18,12 +20,17 @@ from airflow_provider_cloudflare import __version__
 from airflow_provider_cloudflare.budget import BudgetSettings, RequestBudget, budget_for
 from airflow_provider_cloudflare.errors import CloudflareError, CloudflareRateLimited, CloudflareServerError, for_status
 
+if TYPE_CHECKING:
+    import httpx
+
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 log = logging.getLogger(__name__)
 
 
 class CloudflareBaseHook(BaseHook):
-    """Talks to Cloudflare's REST API with one account's API token.
+    """Talks to Cloudflare's REST API with one account's API token, synchronously (requests) or from an
+    event loop (httpx, for triggers): both share the connection, the envelope and error handling, the
+    retry policy and the account's request budget.
 
     Connection ``cloudflare_default`` (type ``cloudflare``; ``generic`` still works): the password is
     the API token; the extra holds ``account_id`` and optionally ``base_url`` (default: the real API),
@@ -55,6 +62,7 @@ class CloudflareBaseHook(BaseHook):
         self.priority = priority
         self.max_attempts = max_attempts
         self.retry_after_cap = retry_after_cap
+        self._aclient: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} conn={self.cloudflare_conn_id!r} priority={self.priority!r}>"
@@ -62,7 +70,16 @@ class CloudflareBaseHook(BaseHook):
     # ---- connection -----------------------------------------------------------------------
     @cached_property
     def _config(self) -> dict:
-        conn = self.get_connection(self.cloudflare_conn_id)
+        return self._config_from(self.get_connection(self.cloudflare_conn_id))
+
+    async def aconfig(self) -> dict:
+        """The connection's settings, read without blocking the event loop (the triggerer cannot wait
+        on a synchronous connection lookup)."""
+        if "_config" not in self.__dict__:
+            self.__dict__["_config"] = self._config_from(await self.aget_connection(self.cloudflare_conn_id))
+        return self._config
+
+    def _config_from(self, conn) -> dict:
         extra = _extra_fields(conn.extra_dejson)
         if not conn.password:
             raise CloudflareError(f"connection {self.cloudflare_conn_id!r} has no API token in its password field")
@@ -95,8 +112,7 @@ class CloudflareBaseHook(BaseHook):
     @cached_property
     def _session(self) -> requests.Session:
         session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {self._config['token']}"
-        session.headers["User-Agent"] = f"airflow-provider-cloudflare/{__version__}"
+        session.headers.update(_headers(self._config))
         return session
 
     def account_path(self, suffix: str) -> str:
@@ -146,16 +162,93 @@ class CloudflareBaseHook(BaseHook):
                 raise _Transport(exc, applied="NewConnectionError" not in str(exc)) from None
             except requests.Timeout as exc:
                 raise _Transport(exc, applied=True) from None
-            self.budget.observe(resp.headers, resp.status_code)
-            if resp.status_code >= 400 or expect_json:
-                _raise_for_envelope(resp, method, path, expect_json)
-            return resp
+            return self._checked(resp, method, path, expect_json)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            retry=tenacity.retry_if_exception(lambda exc: self._retryable(exc, idempotent)),
-            wait=self._wait,
-            before_sleep=lambda state: log.warning(
+        try:
+            return tenacity.Retrying(**self._retry_policy(method, path, idempotent))(attempt)
+        except _Transport as exc:
+            raise exc.error(method, path) from None
+
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        params: dict | None = None,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict | None = None,
+        expect_json: bool = True,
+    ) -> httpx.Response:
+        """`request` from an event loop: the same budget (waited for with asyncio), retries and errors.
+
+        Uses the client of an enclosing ``async with hook.async_client()``, or one of its own.
+        """
+        if self._aclient is None:
+            async with self.async_client():
+                return await self.arequest(
+                    method,
+                    path,
+                    idempotent=idempotent,
+                    params=params,
+                    json_body=json_body,
+                    data=data,
+                    headers=headers,
+                    expect_json=expect_json,
+                )
+        import httpx  # the triggerer's dependency; workers parsing DAGs never need it
+
+        client = self._aclient
+        # httpx takes raw bodies as `content` and only form fields as `data`.
+        body = {"content": data} if isinstance(data, (bytes, str)) else {"data": data}
+
+        async def attempt() -> httpx.Response:
+            await self.budget.aacquire(self.priority)
+            try:
+                resp = await client.request(
+                    method, f"{self.base_url}{path}", params=params, json=json_body, headers=headers, **body
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise _Transport(exc, applied=False) from None
+            except httpx.TransportError as exc:
+                raise _Transport(exc, applied=True) from None
+            return self._checked(resp, method, path, expect_json)
+
+        try:
+            return await tenacity.AsyncRetrying(**self._retry_policy(method, path, idempotent))(attempt)
+        except _Transport as exc:
+            raise exc.error(method, path) from None
+
+    @asynccontextmanager
+    async def async_client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """An ``httpx.AsyncClient`` for this connection (token, timeouts); while the block runs, the
+        hook's async methods (``arequest``, ``acall``, ``aget`` and the services' ``a*``) share it."""
+        import httpx  # the triggerer's dependency; workers parsing DAGs never need it
+
+        config = await self.aconfig()
+        connect, read = config["timeout"]
+        async with httpx.AsyncClient(headers=_headers(config), timeout=httpx.Timeout(read, connect=connect)) as client:
+            outer, self._aclient = self._aclient, client
+            try:
+                yield client
+            finally:
+                self._aclient = outer
+
+    def _checked(self, resp, method: str, path: str, expect_json: bool):
+        """Record the budget headers, then raise a typed error for a failed answer (requests or httpx)."""
+        self.budget.observe(resp.headers, resp.status_code)
+        if resp.status_code >= 400 or expect_json:
+            _raise_for_envelope(resp, method, path, expect_json)
+        return resp
+
+    def _retry_policy(self, method: str, path: str, idempotent: bool) -> dict:
+        """tenacity's arguments, the same for the sync and the async client."""
+        return {
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "retry": tenacity.retry_if_exception(lambda exc: self._retryable(exc, idempotent)),
+            "wait": self._wait,
+            "before_sleep": lambda state: log.warning(
                 "Cloudflare %s %s failed (%s); retry %d of %d",
                 method,
                 path,
@@ -163,14 +256,8 @@ class CloudflareBaseHook(BaseHook):
                 state.attempt_number,
                 self.max_attempts - 1,
             ),
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Transport as exc:
-            raise CloudflareError(
-                f"could not reach Cloudflare: {type(exc.cause).__name__}", method=method, path=path
-            ) from None
+            "reraise": True,
+        }
 
     def _retryable(self, exc: BaseException, idempotent: bool) -> bool:
         if isinstance(exc, CloudflareRateLimited):
@@ -191,6 +278,13 @@ class CloudflareBaseHook(BaseHook):
 
     def get(self, path: str, params: dict | None = None) -> Any:
         return self.call("GET", path, idempotent=True, params=params)
+
+    async def acall(self, method: str, path: str, *, idempotent: bool, **kwargs) -> Any:
+        """`call` from an event loop."""
+        return (await self.arequest(method, path, idempotent=idempotent, **kwargs)).json()["result"]
+
+    async def aget(self, path: str, params: dict | None = None) -> Any:
+        return await self.acall("GET", path, idempotent=True, params=params)
 
     # ---- pagination -----------------------------------------------------------------------
     def paginate_pages(self, path: str, params: dict | None = None, per_page: int = 100) -> Iterator[dict]:
@@ -308,6 +402,13 @@ def _extra_fields(extra: dict) -> dict:
     return out
 
 
+def _headers(config: dict) -> dict:
+    return {
+        "Authorization": f"Bearer {config['token']}",
+        "User-Agent": f"airflow-provider-cloudflare/{__version__}",
+    }
+
+
 class _Transport(Exception):
     """A connection failure or timeout; `applied` tells whether the request may have reached Cloudflare."""
 
@@ -316,8 +417,11 @@ class _Transport(Exception):
         self.cause = cause
         self.applied = applied
 
+    def error(self, method: str, path: str) -> CloudflareError:
+        return CloudflareError(f"could not reach Cloudflare: {type(self.cause).__name__}", method=method, path=path)
 
-def _retry_after(resp: requests.Response) -> float | None:
+
+def _retry_after(resp) -> float | None:
     value = resp.headers.get("retry-after")
     if value is None:
         return None
@@ -330,8 +434,9 @@ def _retry_after(resp: requests.Response) -> float | None:
             return None
 
 
-def _raise_for_envelope(resp: requests.Response, method: str, path: str, expect_json: bool) -> None:
-    """Raise a typed error for an error status, or for HTTP 200 with `success: false`."""
+def _raise_for_envelope(resp, method: str, path: str, expect_json: bool) -> None:
+    """Raise a typed error for an error status, or for HTTP 200 with `success: false` (a requests or an
+    httpx response: both offer status_code, headers, json() and text)."""
     body = None
     if expect_json or "json" in resp.headers.get("content-type", ""):
         try:

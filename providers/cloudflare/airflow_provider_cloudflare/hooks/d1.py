@@ -1,11 +1,13 @@
-"""D1: databases, queries, native and logical export, import, Time Travel."""
+"""D1: databases, queries, native and logical export, import, restore from a dump, Time Travel."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -16,7 +18,7 @@ import requests
 
 from airflow_provider_cloudflare.errors import CloudflareError, CloudflareNotFound, CloudflareTimeout
 from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
-from airflow_provider_cloudflare.sqldump import prepare_import, write_logical_dump
+from airflow_provider_cloudflare.sqldump import _topological, prepare_import, quote_ident, write_logical_dump
 
 log = logging.getLogger(__name__)
 READ_ONLY_RE = re.compile(
@@ -109,11 +111,7 @@ class D1Hook(CloudflareBaseHook):
         if dump_options:
             body["dump_options"] = dump_options
         result = self.call("POST", self._path(database_id, "/export"), idempotent=bool(bookmark), json_body=body)
-        if result.get("status") == "error" or result.get("success") is False:
-            error = result.get("error") or "export failed"
-            cls = D1ExportUnsupported if "virtual table" in error.lower() else CloudflareError
-            raise cls(f"D1 export failed: {error}", path=self._path(database_id, "/export"), method="POST")
-        return result
+        return self._checked_operation(database_id, "export", result)
 
     def export_native(
         self,
@@ -131,14 +129,14 @@ class D1Hook(CloudflareBaseHook):
         started = time.monotonic()
         result = self.export_request(database_id, dump_options=dump_options)
         bookmark = result["at_bookmark"]
-        while result.get("status") != "complete":
+        while not self.is_complete(result):
             if time.monotonic() - started > timeout:
                 raise CloudflareTimeout(
                     f"D1 export of {database_id} did not complete within {timeout:.0f} s "
                     f"(bookmark {bookmark}); the database stays blocked until Cloudflare cancels it"
                 )
             time.sleep(poll_interval)  # an export nobody polls is cancelled, so poll steadily
-            result = self.export_request(database_id, bookmark)
+            result = self.poll(database_id, "export", bookmark)
         blocked = time.monotonic() - started
         log.info(
             "D1 export of %s completed at bookmark %s; the database was blocked for %.1f s",
@@ -184,27 +182,62 @@ class D1Hook(CloudflareBaseHook):
     def import_request(self, database_id: str, body: dict) -> dict:
         idempotent = body.get("action") in ("init", "poll")
         result = self.call("POST", self._path(database_id, "/import"), idempotent=idempotent, json_body=body)
+        return self._checked_operation(database_id, "import", result)
+
+    # ---- export and import polling: one decision for the sync loops and D1PollTrigger ---------
+    @staticmethod
+    def poll_body(kind: str, bookmark: str) -> dict:
+        """The body that polls a running export or import by its bookmark."""
+        if kind == "export":
+            return {"output_format": "polling", "current_bookmark": bookmark}
+        if kind == "import":
+            return {"action": "poll", "current_bookmark": bookmark}
+        raise ValueError(f"kind must be 'export' or 'import', not {kind!r}")
+
+    @staticmethod
+    def is_complete(result: dict) -> bool:
+        return result.get("status") == "complete"
+
+    def poll(self, database_id: str, kind: str, bookmark: str) -> dict:
+        """One poll of a running export or import; raises when D1 reports that it failed."""
+        body = self.poll_body(kind, bookmark)
+        result = self.call("POST", self._path(database_id, f"/{kind}"), idempotent=True, json_body=body)
+        return self._checked_operation(database_id, kind, result)
+
+    async def apoll(self, database_id: str, kind: str, bookmark: str) -> dict:
+        """`poll` from an event loop."""
+        body = self.poll_body(kind, bookmark)
+        result = await self.acall("POST", self._path(database_id, f"/{kind}"), idempotent=True, json_body=body)
+        return self._checked_operation(database_id, kind, result)
+
+    def _checked_operation(self, database_id: str, kind: str, result: dict) -> dict:
+        """D1 reports a failed export or import inside HTTP 200: raise it, typed."""
         if result.get("status") == "error" or result.get("success") is False:
-            raise CloudflareError(
-                f"D1 import failed: {result.get('error') or result.get('errors')}",
-                path=self._path(database_id, "/import"),
-                method="POST",
-            )
+            error = result.get("error") or str(result.get("errors") or f"{kind} failed")
+            unsupported = kind == "export" and "virtual table" in error.lower()
+            cls = D1ExportUnsupported if unsupported else CloudflareError
+            raise cls(f"D1 {kind} failed: {error}", path=self._path(database_id, f"/{kind}"), method="POST")
         return result
 
     def start_import(self, database_id: str, sql_path: str | os.PathLike, *, prepare: bool = True) -> tuple[dict, dict]:
-        """Prepare the file, upload it and start ingesting. Returns (first polling result, preparation stats)."""
+        """Prepare the file (plain or gzip-compressed SQL), upload it and start ingesting. Returns (first
+        polling result, preparation stats)."""
         stats: dict = {}
         with tempfile.TemporaryDirectory(prefix="d1-import-") as tmp:
             path = Path(sql_path)
             if prepare:
                 prepared = Path(tmp) / "prepared.sql"
                 with (
-                    open(sql_path, encoding="utf-8") as src,
+                    _open_sql(path) as src,
                     open(prepared, "w", encoding="utf-8", newline="\n") as dst,
                 ):
                     stats = prepare_import(src, dst)
                 path = prepared
+            elif _gzipped(path):  # D1 ingests plain SQL
+                plain = Path(tmp) / "plain.sql"
+                with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                path = plain
             etag = _file_digest(path, "md5")
             init = self.import_request(database_id, {"action": "init", "etag": etag})
             if "upload_url" not in init:
@@ -235,17 +268,76 @@ class D1Hook(CloudflareBaseHook):
         """Import an SQL file (init, upload, ingest, poll). The database is blocked while it runs."""
         started = time.monotonic()
         result, stats = self.start_import(database_id, sql_path, prepare=prepare)
-        while result.get("status") != "complete":
+        while not self.is_complete(result):
             if time.monotonic() - started > timeout:
                 raise CloudflareTimeout(f"D1 import into {database_id} did not complete within {timeout:.0f} s")
             time.sleep(poll_interval)
-            result = self.import_request(database_id, {"action": "poll", "current_bookmark": result["at_bookmark"]})
+            result = self.poll(database_id, "import", result["at_bookmark"])
         return {
             **result.get("result", {}),
             "at_bookmark": result["at_bookmark"],
             "prepared": stats,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    # ---- restore from a dump --------------------------------------------------------------
+    def user_tables(self, database_id: str) -> list[tuple[str, str]]:
+        """(name, type) of the tables a dump holds, type "table" or "virtual": no SQLite or Cloudflare
+        internals, no FTS shadow tables (their virtual table owns them)."""
+        return [
+            (r["name"], r["type"])
+            for r in self.rows(database_id, "PRAGMA table_list")
+            if r["schema"] == "main"
+            and r["type"] in ("table", "virtual")
+            and not r["name"].startswith(("sqlite_", "_cf_"))
+        ]
+
+    def drop_user_tables(self, database_id: str) -> list[str]:
+        """Drop every view and user table (their indexes and triggers go with them), children before
+        parents, in one request with foreign keys deferred. Returns the tables in the order dropped."""
+        tables = self.user_tables(database_id)
+        views = [r["name"] for r in self.rows(database_id, "SELECT name FROM sqlite_master WHERE type = 'view'")]
+        parents = {
+            name: {r["table"] for r in self.rows(database_id, f"PRAGMA foreign_key_list({quote_ident(name)})")}
+            for name, kind in tables
+            if kind == "table"
+        }
+        virtual = [n for n, k in tables if k == "virtual"]  # first: a virtual table drops its shadow tables itself
+        order = virtual + [n for n in reversed(_topological([n for n, _ in tables], parents)) if n not in virtual]
+        statements = ["PRAGMA defer_foreign_keys = true"] + [f"DROP VIEW IF EXISTS {quote_ident(v)}" for v in views]
+        statements += [f"DROP TABLE IF EXISTS {quote_ident(t)}" for t in order]
+        if len(statements) > 1:
+            self.query(database_id, ";\n".join(statements) + ";", read_only=False)
+        return order
+
+    def restore_dump(
+        self,
+        database_id: str,
+        dump_path: str | os.PathLike,
+        *,
+        replace: bool = False,
+        timeout: float = 3600,
+        poll_interval: float = 1.0,
+    ) -> dict:
+        """Load an SQL dump (plain or gzip-compressed) through the import flow of import_sql: statements
+        over D1's limit split, transaction control dropped, polled to the end.
+
+        replace=True first drops every table and view (drop_user_tables), so the database ends as the
+        dump has it: a restore in place. Without it the database should be empty (a new one). Returns
+        import_sql's result with `dropped_tables`.
+        """
+        dropped = self.drop_user_tables(database_id) if replace else []
+        result = self.import_sql(database_id, dump_path, timeout=timeout, poll_interval=poll_interval)
+        log.info(
+            "D1 dump %s restored into %s at bookmark %s in %.1f s (%d tables dropped first, %s statements split)",
+            Path(dump_path).name,
+            database_id,
+            result["at_bookmark"],
+            result["seconds"],
+            len(dropped),
+            result["prepared"].get("split", 0),
+        )
+        return {**result, "dropped_tables": dropped}
 
     # ---- Time Travel ----------------------------------------------------------------------
     def get_bookmark(self, database_id: str, timestamp: str | datetime | None = None) -> str:
@@ -278,6 +370,16 @@ def _iso(value: str | datetime) -> str:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     return value
+
+
+def _gzipped(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open_sql(path: Path):
+    """An SQL file as text, gzip-compressed or not."""
+    return gzip.open(path, "rt", encoding="utf-8") if _gzipped(path) else open(path, encoding="utf-8")
 
 
 def _file_digest(path: Path, algorithm: str) -> str:

@@ -56,6 +56,9 @@ class VectorizeHook(CloudflareBaseHook):
         """{dimensions, vectorCount, processedUpToMutation, processedUpToDatetime}"""
         return self.get(self._path(index, "/info"))
 
+    async def ainfo(self, index: str) -> dict:
+        return await self.aget(self._path(index, "/info"))
+
     def query(
         self,
         index: str,
@@ -146,14 +149,13 @@ class VectorizeHook(CloudflareBaseHook):
         """Wait until `processedUpToMutation` reaches the mutation (and the count, if given).
 
         Mutation ids are not ordered, so a later mutation being processed also counts as done only
-        when it is this one; pass the last mutation of a series.
+        when it is this one; pass the last mutation of a series. A trigger waits the same way with
+        `amutation_progress` (VectorizeMutationTrigger).
         """
         started = time.monotonic()
         while True:
-            info = self.info(index)
-            if info.get("processedUpToMutation") == mutation_id and (
-                expected_count is None or info["vectorCount"] == expected_count
-            ):
+            done, info = self.mutation_progress(index, mutation_id, expected_count)
+            if done:
                 return info
             if time.monotonic() - started > timeout:
                 raise CloudflareTimeout(
@@ -161,6 +163,18 @@ class VectorizeHook(CloudflareBaseHook):
                     f"(processed up to {info.get('processedUpToMutation')}, {info.get('vectorCount')} vectors)"
                 )
             time.sleep(poll_interval)
+
+    def mutation_progress(self, index: str, mutation_id: str, expected_count: int | None = None) -> tuple[bool, dict]:
+        """One poll: (is the mutation applied?, the index's info)."""
+        info = self.info(index)
+        return mutation_applied(info, mutation_id, expected_count), info
+
+    async def amutation_progress(
+        self, index: str, mutation_id: str, expected_count: int | None = None
+    ) -> tuple[bool, dict]:
+        """`mutation_progress` from an event loop."""
+        info = await self.ainfo(index)
+        return mutation_applied(info, mutation_id, expected_count), info
 
     # ---- reads ----------------------------------------------------------------------------
     def get_by_ids(self, index: str, ids: Iterable[str]) -> Iterator[dict]:
@@ -239,6 +253,13 @@ class VectorizeHook(CloudflareBaseHook):
         return self.call("POST", self._path(index, "/metadata_index/create"), idempotent=True, json_body=body)[
             "mutationId"
         ]
+
+
+def mutation_applied(info: dict, mutation_id: str, expected_count: int | None = None) -> bool:
+    """Whether an index's info shows the mutation processed (and, if given, the expected vector count)."""
+    return info.get("processedUpToMutation") == mutation_id and (
+        expected_count is None or info.get("vectorCount") == expected_count
+    )
 
 
 def _too_many_ids(exc: CloudflareError) -> bool:

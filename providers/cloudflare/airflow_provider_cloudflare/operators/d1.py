@@ -20,7 +20,7 @@ class D1SqlOperator(BaseOperator):
 
     :param sql: SQL text, or a file name ending in ``.sql`` found on the DAG's ``template_searchpath``.
         Several statements run as one transaction.
-    :param database: the database name (``claudes-friend-db``) or its uuid.
+    :param database: the database name (``my-database``) or its uuid.
     :param parameters: values for ``?`` placeholders, bound by D1 (never pasted into the SQL).
         For several statements, a list with one list of values per statement.
     :param max_xcom_rows: rows returned through XCom only when the result is this small.

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
@@ -69,7 +70,8 @@ class D1BackupOperator(_BackupOperator):
     :param mode: ``native`` (D1's export: fast, but blocks the database and refuses FTS5 tables),
         ``logical`` (paged SELECTs: never blocks, handles virtual tables), or ``auto`` (native, and
         logical when native refuses the database). The mode used is in the result.
-    :param deferrable: wait for a native export in the triggerer instead of a worker slot.
+    :param deferrable: wait for a native export in the triggerer instead of a worker slot. Unset, it
+        follows ``[operators] default_deferrable`` (read when the operator is created).
     """
 
     template_fields: Sequence[str] = (*_BackupOperator.template_fields, "database", "mode")
@@ -79,7 +81,7 @@ class D1BackupOperator(_BackupOperator):
         *,
         database: str,
         mode: str = "auto",
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         export_timeout: timedelta = timedelta(hours=1),
         poll_interval: float = 1.0,
         **kwargs,
@@ -87,7 +89,10 @@ class D1BackupOperator(_BackupOperator):
         super().__init__(**kwargs)
         self.database = database
         self.mode = mode
-        self.deferrable = deferrable
+        # Read at construction, not import, so the deployment's setting at parse time applies.
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
         self.export_timeout = export_timeout
         self.poll_interval = poll_interval
 

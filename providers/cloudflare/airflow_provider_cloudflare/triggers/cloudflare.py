@@ -1,76 +1,66 @@
 """Deferrable waits on Cloudflare: D1 export and import polling, Vectorize mutations.
 
-Triggers run in the triggerer, so they live in plugins/ (never in a DAG bundle) and use async
-HTTP. They read the connection themselves: no token travels in trigger kwargs.
+Triggers run in the triggerer and talk to Cloudflare through their hook's async client, so they
+share its connection handling, envelope, typed errors, retries and request budget. They read the
+connection themselves: no token travels in trigger kwargs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL
+from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
 
-class _AsyncCloudflare:
-    """The little async client the triggers need: envelope, typed outcome, retry on 429/5xx."""
+class CloudflarePollTrigger(BaseTrigger):
+    """Polls with `check` until it returns an outcome, or the deadline passes.
 
-    def __init__(self, conn_id: str):
-        self.conn_id = conn_id
+    Subclasses store every constructor argument under its own name: `serialize` rebuilds the
+    kwargs from the constructor's signature.
 
-    async def __aenter__(self):
-        conn = await BaseHook.aget_connection(self.conn_id)
-        extra = conn.extra_dejson
-        self.account = extra["account_id"]
-        self.client = httpx.AsyncClient(
-            base_url=(extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
-            headers={"Authorization": f"Bearer {conn.password}"},
-            timeout=60,
-        )
-        return self
+    :param conn_id: the Cloudflare connection.
+    :param poll_interval: seconds between polls.
+    :param deadline: a Unix time after which the trigger gives up with a ``timeout`` event.
+    :param priority: the request budget's priority, as for the hooks (``"bulk"`` or ``"monitor"``).
+    """
 
-    async def __aexit__(self, *exc):
-        await self.client.aclose()
+    hook_class: type[CloudflareBaseHook] = CloudflareBaseHook
 
-    async def call(self, method: str, path: str, **kwargs) -> Any:
-        for attempt in range(6):
-            resp = await self.client.request(method, f"/accounts/{self.account}{path}", **kwargs)
-            if resp.status_code == 429 or resp.status_code >= 500:
-                await asyncio.sleep(min(60.0, float(resp.headers.get("retry-after", 2**attempt))))
-                continue
-            body = resp.json()
-            if not body.get("success"):
-                raise RuntimeError(f"{method} {path}: {body.get('errors')}")
-            return body["result"]
-        raise RuntimeError(f"{method} {path}: still failing after 6 attempts (HTTP {resp.status_code})")
-
-
-class _PollingTrigger(BaseTrigger):
-    """Polls until `check` says done or failed, or the deadline passes."""
-
-    def __init__(self, conn_id: str, poll_interval: float, deadline: float):
+    def __init__(self, conn_id: str, poll_interval: float = 1.0, deadline: float = 0.0, priority: str = "bulk"):
         super().__init__()
         self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.priority = priority
 
-    def _kwargs(self) -> dict:
-        return {"conn_id": self.conn_id, "poll_interval": self.poll_interval, "deadline": self.deadline}
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        cls = type(self)
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = inspect.signature(cls.__init__).parameters.values()
+        kwargs = {p.name: getattr(self, p.name) for p in params if p.name != "self" and p.kind in named}
+        return f"{cls.__module__}.{cls.__qualname__}", kwargs
 
-    async def check(self, cf: _AsyncCloudflare) -> dict | None:  # pragma: no cover - abstract
+    def hook(self) -> CloudflareBaseHook:
+        return self.hook_class(self.conn_id, priority=self.priority)
+
+    async def check(self, hook) -> dict | None:  # pragma: no cover - abstract
+        """One poll: the event's payload when done, else None."""
         raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.hook()
         try:
-            async with _AsyncCloudflare(self.conn_id) as cf:
+            async with hook.async_client():
                 while True:
-                    outcome = await self.check(cf)
+                    outcome = await self.check(hook)
                     if outcome is not None:
                         yield TriggerEvent(outcome)
                         return
@@ -84,8 +74,10 @@ class _PollingTrigger(BaseTrigger):
             yield TriggerEvent({"status": "error", "message": str(exc)})
 
 
-class D1PollTrigger(_PollingTrigger):
-    """Polls a D1 export or import (`kind`) by its bookmark until complete or error."""
+class D1PollTrigger(CloudflarePollTrigger):
+    """Polls a D1 export or import (`kind`) by its bookmark until complete or failed."""
+
+    hook_class = D1Hook
 
     def __init__(
         self,
@@ -95,33 +87,22 @@ class D1PollTrigger(_PollingTrigger):
         bookmark: str,
         poll_interval: float = 1.0,
         deadline: float = 0.0,
+        priority: str = "bulk",
     ):
-        super().__init__(conn_id, poll_interval, deadline)
+        super().__init__(conn_id, poll_interval, deadline, priority)
         self.database_id = database_id
         self.kind = kind
         self.bookmark = bookmark
 
-    def serialize(self) -> tuple[str, dict]:
-        return (
-            f"{__name__}.D1PollTrigger",
-            {**self._kwargs(), "database_id": self.database_id, "kind": self.kind, "bookmark": self.bookmark},
-        )
-
-    async def check(self, cf: _AsyncCloudflare) -> dict | None:
-        if self.kind == "export":
-            body = {"output_format": "polling", "current_bookmark": self.bookmark}
-        else:
-            body = {"action": "poll", "current_bookmark": self.bookmark}
-        result = await cf.call("POST", f"/d1/database/{self.database_id}/{self.kind}", json=body)
-        if result.get("status") == "complete":
-            return {"status": "complete", "result": result}
-        if result.get("status") == "error" or result.get("success") is False:
-            return {"status": "error", "message": result.get("error") or str(result.get("errors"))}
-        return None
+    async def check(self, hook: D1Hook) -> dict | None:
+        result = await hook.apoll(self.database_id, self.kind, self.bookmark)
+        return {"status": "complete", "result": result} if hook.is_complete(result) else None
 
 
-class VectorizeMutationTrigger(_PollingTrigger):
+class VectorizeMutationTrigger(CloudflarePollTrigger):
     """Waits until an index has processed a mutation (and holds the expected number of vectors)."""
+
+    hook_class = VectorizeHook
 
     def __init__(
         self,
@@ -131,27 +112,13 @@ class VectorizeMutationTrigger(_PollingTrigger):
         expected_count: int | None = None,
         poll_interval: float = 1.0,
         deadline: float = 0.0,
+        priority: str = "bulk",
     ):
-        super().__init__(conn_id, poll_interval, deadline)
+        super().__init__(conn_id, poll_interval, deadline, priority)
         self.index = index
         self.mutation_id = mutation_id
         self.expected_count = expected_count
 
-    def serialize(self) -> tuple[str, dict]:
-        return (
-            f"{__name__}.VectorizeMutationTrigger",
-            {
-                **self._kwargs(),
-                "index": self.index,
-                "mutation_id": self.mutation_id,
-                "expected_count": self.expected_count,
-            },
-        )
-
-    async def check(self, cf: _AsyncCloudflare) -> dict | None:
-        info = await cf.call("GET", f"/vectorize/v2/indexes/{self.index}/info")
-        if info.get("processedUpToMutation") == self.mutation_id and (
-            self.expected_count is None or info.get("vectorCount") == self.expected_count
-        ):
-            return {"status": "complete", "info": info}
-        return None
+    async def check(self, hook: VectorizeHook) -> dict | None:
+        done, info = await hook.amutation_progress(self.index, self.mutation_id, self.expected_count)
+        return {"status": "complete", "info": info} if done else None

@@ -22,7 +22,8 @@ from prism.backups.sets import (
     set_verification,
     staging_prefix,
 )
-from prism.recovery.restore import RecoveryInputError, check_restorable, restore_kv
+from prism.recovery.restore import restore_kv
+from prism.recovery.validation import RecoveryInputError, check_restorable
 
 LABELS = {"logical_date": "2026-11-01T09:00:00+00:00", "captured_at": "2026-11-29T10:00:00+00:00"}
 

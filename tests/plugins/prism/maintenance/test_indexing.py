@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from prism.child_process import redact
-from prism.maintenance.indexing import flags, run_prism
+from prism.maintenance.indexing import changed_since, flags, incremental_summary, run_prism
 
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "include"))
@@ -118,3 +118,29 @@ def test_flags():
     assert flags() == []
     assert flags(since="2026-11-01 00:00:00") == ["--since", "2026-11-01 00:00:00"]
     assert flags(rebuild=True) == ["--rebuild"]
+
+
+def test_changed_since_prefers_the_param_and_indexes_everything_when_empty(capsys):
+    last = {"rows": [{"last_update": "2026-11-28 10:00:00"}]}
+    assert changed_since(last) == "2026-11-28 10:00:00"
+    assert changed_since(last, "2026-11-01T00:00:00Z") == "2026-11-01T00:00:00Z"
+    assert "(from the since param)" in capsys.readouterr().out
+    assert changed_since({"rows": [{"last_update": None}]}) is None
+    assert changed_since({}) is None
+    assert "last update: (no documents); indexing what changed after the beginning" in capsys.readouterr().out
+
+
+def test_incremental_summary_adds_up_the_repos():
+    runs = [
+        {"index": {"repo": "prism/core", "documents_written": 2}, "embed": {"chunks_embedded": 5}},
+        {"index": {"repo": "prism/docs"}, "embed": {}},  # a repo with nothing new
+    ]
+    assert incremental_summary("2026-11-28 10:00:00", runs) == {
+        "since": "2026-11-28 10:00:00",
+        "documents_written": 2,
+        "chunks_embedded": 5,
+        "repos": {
+            "prism/core": {"documents_written": 2, "chunks_embedded": 5},
+            "prism/docs": {"documents_written": 0, "chunks_embedded": 0},
+        },
+    }

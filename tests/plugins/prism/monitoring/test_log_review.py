@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
-from prism.monitoring.log_review import report_sections, review
+from prism.monitoring.log_review import report_sections, review, window_bounds
 
 END = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
 THRESHOLDS = {"error_rate_percent": 0.5, "p95_latency_ms": 1000, "failed_auth_per_day": 50, "rate_limited_per_day": 10}
@@ -47,3 +48,23 @@ def test_the_report_lists_every_check_and_event():
     sections = report_sections(result, TRAFFIC)
     assert "| error rate (%) | 0.4 | 0.5 | ok |" in sections["Checks"]
     assert sections["Security events (D1)"] == ["- failed_login: 2"]
+
+
+def test_window_bounds_give_the_interval_in_every_form_the_tasks_bind():
+    start = END - timedelta(days=1)
+    bounds = window_bounds(data_interval_start=start, data_interval_end=END, dag_run=None)
+    assert bounds == {
+        "start": "2026-10-31T09:00:00+00:00",
+        "end": "2026-11-01T09:00:00+00:00",
+        "start_sql": "2026-10-31 09:00:00",
+        "end_sql": "2026-11-01 09:00:00",
+        "period": "20261101",
+    }
+
+
+def test_window_bounds_of_a_run_without_an_interval_end_when_it_was_made_to_run():
+    # a manual run with no logical date, made to run at 01:30 in UTC+02:00 (23:30 UTC the day before)
+    made = datetime(2026, 11, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    bounds = window_bounds(dag_run=SimpleNamespace(run_after=made, logical_date=None))
+    assert (bounds["start_sql"], bounds["end_sql"]) == ("2026-10-30 23:30:00", "2026-10-31 23:30:00")
+    assert bounds["period"] == "20261031"  # the UTC date of the window's end

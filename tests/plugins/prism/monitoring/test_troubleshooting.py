@@ -102,14 +102,6 @@ def test_resource_exhaustion_compares_usage_with_the_limits_and_counts_rate_limi
     assert hits[1].startswith("Cloudflare API budget: ") and "of 1,200 requests used" in hits[1]
 
 
-def test_an_alert_carries_the_findings(cf, alerts):
-    out = troubleshooting.alert("error rate is high", "window x", "warning", ["slow_performance", "slow_performance"])
-    assert [f["kind"] for f in out["findings"]] == ["slow_performance"]
-    (text,) = alerts
-    assert text.startswith("[PRISM WARNING] error rate is high\nwindow x\n\nDiagnosis: slow performance")
-    assert "[ok] Cache hit rate and latency (/metrics)" in text or "[!!] Cache hit rate and latency (/metrics)" in text
-
-
 def test_unknown_investigations_are_refused():
     with pytest.raises(ValueError, match="unknown investigation"):
         troubleshooting.investigate("everything", cfg=CFG)

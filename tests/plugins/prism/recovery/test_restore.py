@@ -1,49 +1,44 @@
-"""Disaster recovery input checks (the cross-field rules the Param schema cannot express)."""
+"""Disaster recovery's restore tasks: a target not asked for is skipped, and D1 is replaced by the dump."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import gzip
+import uuid
 
 import pytest
 
-from prism.recovery.restore import RecoveryInputError, check_params
-
-NOW = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
-ALL = ["d1", "vectorize", "kv"]
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from prism.recovery.restore import restore_d1_from_dump, restore_target
 
 
-def check(**params):
-    return check_params({"confirm": "RESTORE", "source": "s3", "targets": ALL, **params}, NOW, 30)
+def test_a_target_not_asked_for_is_skipped_before_anything_is_read():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    request = {"source": "s3", "targets": ["d1"], "bucket": "nowhere", "prefix": "daily/20261128/"}
+    with pytest.raises(AirflowSkipException, match=r"kv is not in the targets \['d1'\]"):
+        restore_target(request, "kv")
 
 
-def test_an_s3_restore_needs_a_backup_and_the_typed_confirmation():
-    assert check(backup_date="20261128") == {"source": "s3", "backup_id": "20261128", "targets": ALL}
-    with pytest.raises(RecoveryInputError, match="needs backup_date"):
-        check()
-    for wrong in ("restore", "", None, "RESTORE "):
-        with pytest.raises(RecoveryInputError, match="type RESTORE"):
-            check(backup_date="20261128", confirm=wrong)
-
-
-def test_targets_are_a_non_empty_subset():
-    assert check(backup_date="202611", targets=["kv", "kv"])["targets"] == ["kv"]
-    for wrong in ([], ["d1", "r2"], None):
-        with pytest.raises(RecoveryInputError, match="targets"):
-            check(backup_date="202611", targets=wrong)
-
-
-def test_time_travel_is_d1_only_and_inside_the_window():
-    ok = check(source="time_travel", targets=["d1"], timestamp="2026-11-28T09:00:00Z")
-    assert ok == {"source": "time_travel", "timestamp": "2026-11-28T09:00:00+00:00", "targets": ["d1"]}
-    with pytest.raises(RecoveryInputError, match="D1 only"):
-        check(source="time_travel", timestamp="2026-11-28T09:00:00Z")
-    with pytest.raises(RecoveryInputError, match="outside the Time Travel window"):
-        check(source="time_travel", targets=["d1"], timestamp=(NOW - timedelta(days=30, seconds=1)).isoformat())
-    with pytest.raises(RecoveryInputError, match="outside the Time Travel window"):
-        check(source="time_travel", targets=["d1"], timestamp=(NOW + timedelta(minutes=5)).isoformat())
-    with pytest.raises(RecoveryInputError, match="no time zone"):
-        check(source="time_travel", targets=["d1"], timestamp="2026-11-28T09:00:00")
-    with pytest.raises(RecoveryInputError, match="not ISO 8601"):
-        check(source="time_travel", targets=["d1"], timestamp="yesterday")
-    with pytest.raises(RecoveryInputError, match="source must be"):
-        check(source="tape")
+def test_d1_is_replaced_by_the_dump(cf, tmp_path):
+    hook = D1Hook()
+    db = hook.create_database(f"dr-test-{uuid.uuid4().hex[:10]}")["uuid"]
+    try:
+        hook.query(
+            db,
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (id INTEGER PRIMARY KEY, "
+            "parent_id INTEGER REFERENCES parent(id)); INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1); "
+            "CREATE TABLE stray (x)",
+            read_only=False,
+        )
+        dump = tmp_path / "d1.sql.gz"
+        dump.write_bytes(
+            gzip.compress(b"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nINSERT INTO parent VALUES (7);\n")
+        )
+        result = restore_d1_from_dump(hook, db, dump)
+        assert set(result) == {"dropped_tables", "import_seconds", "prepared", "at_bookmark"}
+        assert result["dropped_tables"].index("child") < result["dropped_tables"].index("parent")
+        assert sorted(result["dropped_tables"]) == ["child", "parent", "stray"] and result["at_bookmark"]
+        assert hook.user_tables(db) == [("parent", "table")]
+        assert hook.rows(db, "SELECT id FROM parent") == [{"id": 7}]
+    finally:
+        hook.delete_database(db)

@@ -1,8 +1,8 @@
-"""@report_task: a @task whose report is linked from the task in the Airflow UI."""
+"""ReportOperator: a PythonOperator whose report is linked from the task in the Airflow UI."""
 
 from __future__ import annotations
 
-from prism.reports.links import HtmlReportLink, MarkdownReportLink, report_task, report_url
+from prism.reports.links import HtmlReportLink, MarkdownReportLink, ReportOperator, report_url
 
 
 def test_report_url_goes_through_the_dashboard():
@@ -28,15 +28,34 @@ def test_links_read_the_tasks_result():
     assert HtmlReportLink().get_link(None, ti_key=TI(None)) == ""  # failed or skipped: no link
 
 
-def test_report_task_is_a_task_with_the_links():
-    from airflow.sdk import DAG
+def test_a_report_operator_is_a_python_operator_with_the_links():
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG, task
+
+    def make(figures: dict, **context) -> dict:
+        """Publish the report."""
+        return {}
 
     with DAG("links", schedule=None):
-
-        @report_task(trigger_rule="all_done")
-        def make() -> dict:
-            return {}
-
-        op = make().operator
+        figures = task(lambda: {}, task_id="figures")()
+        op = ReportOperator(task_id="report", python_callable=make, op_args=[figures], trigger_rule="all_done")
     assert [link.name for link in op.operator_extra_links] == ["Report (HTML)", "Report (Markdown)"]
-    assert op.trigger_rule == "all_done" and op.custom_operator_name == "@report_task"
+    assert [link.xcom_key for link in op.operator_extra_links] == ["_link_HtmlReportLink", "_link_MarkdownReportLink"]
+    assert isinstance(op, PythonOperator) and op.trigger_rule == "all_done"
+    assert op.upstream_task_ids == {"figures"}  # an output in op_args wires its task upstream
+    assert op.doc_md == "Publish the report."  # the callable's docstring, as @task does
+
+
+def test_the_report_operator_uses_no_private_airflow_class():
+    """Only public API: the standard provider's PythonOperator and the SDK's BaseOperatorLink."""
+    import ast
+    import inspect
+
+    import prism.reports.links as links
+
+    for node in ast.walk(ast.parse(inspect.getsource(links))):
+        if isinstance(node, ast.ImportFrom):
+            names = [*node.module.split("."), *(alias.name for alias in node.names)]
+            assert not [n for n in names if n.startswith("_") and n != "__future__"], ast.unparse(node)
+    private = [c for c in ReportOperator.__mro__ if c.__module__.startswith("airflow") and c.__name__.startswith("_")]
+    assert private == []

@@ -1,10 +1,12 @@
-"""CloudflareBaseHook against localflare: envelope, typed errors, retries, pagination, budget, secrecy.
+"""CloudflareBaseHook against localflare: envelope, typed errors, retries, pagination, budget, secrecy,
+for the sync client and the async one (what triggers use).
 
 Faults and rate limits go to private servers (`lf_fresh`), so the shared demo server stays clean.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -407,3 +409,129 @@ def test_token_never_shows_in_logs_reprs_or_errors(lf_fresh, connect, monkeypatc
         assert secret not in repr(hook) and secret not in str(hook)
         for exc in errors:
             assert secret not in str(exc) and secret not in repr(exc) and secret not in repr(exc.args)
+
+
+# ---- the async client (what triggers use) ----------------------------------------------------
+
+
+def run_async(coro_fn):
+    """Run a coroutine function under asyncio, as the triggerer does."""
+    return asyncio.run(coro_fn())
+
+
+def test_async_client_reads_the_connection_and_unwraps_the_envelope(cf):
+    hook = D1Hook()
+
+    async def go():
+        async with hook.async_client() as client:
+            dbs = await hook.aget(hook.account_path("/d1/database"))
+            resp = await hook.arequest("GET", "/user/tokens/verify", idempotent=True)
+            assert hook._aclient is client  # both calls went through the block's client
+        return dbs, resp
+
+    dbs, resp = run_async(go)
+    assert cf.d1_id in {db["uuid"] for db in dbs}
+    assert resp.status_code == 200 and resp.json()["result"]["status"] == "active"
+    assert hook._aclient is None  # closed and released after the block
+    # Without a block, a call opens a client of its own.
+    assert run_async(lambda: hook.acall("GET", "/user/tokens/verify", idempotent=True))["status"] == "active"
+    assert hook.budget.remaining is not None  # the async answers fed the same budget
+
+
+def test_async_errors_are_the_same_typed_errors(cf, monkeypatch):
+    use_conn(monkeypatch, "cf_bad", token="not-the-token", account_id=cf.account_id, base_url=cf.api_url)
+    bad = CloudflareBaseHook("cf_bad")
+    with pytest.raises(CloudflareAuthError) as err:
+        run_async(lambda: bad.aget(bad.account_path("/d1/database")))
+    assert (err.value.status, err.value.code, err.value.method) == (403, 10000, "GET")
+    missing = str(uuid.uuid4())
+    with pytest.raises(CloudflareNotFound) as err:
+        run_async(lambda: D1Hook().aget(D1Hook().account_path(f"/d1/database/{missing}")))
+    assert (err.value.status, err.value.code) == (404, 7404)
+    with pytest.raises(CloudflareBadRequest) as err:
+        run_async(
+            lambda: D1Hook().acall(
+                "POST",
+                D1Hook().account_path(f"/d1/database/{cf.d1_id}/query"),
+                idempotent=True,
+                json_body={"sql": "SELEKT"},
+            )
+        )
+    assert err.value.code == 7500
+
+
+def test_async_http_200_failure_and_non_json_answers_raise(stub):
+    hook = CloudflareBaseHook("cf_stub", max_attempts=2)
+    with pytest.raises(CloudflareError) as err:
+        run_async(lambda: hook.aget("/quiet-failure"))
+    assert err.value.code == 1234 and err.value.message == "refused quietly"
+    with pytest.raises(CloudflareError, match="expected a JSON envelope"):
+        run_async(lambda: hook.aget("/captive-portal"))
+    with pytest.raises(CloudflareServerError):
+        run_async(lambda: hook.aget("/bad-gateway"))
+    assert stub.hits["/client/v4/bad-gateway"] == 2  # retried like the sync client
+
+
+def test_async_retries_follow_the_same_policy(private):
+    private.add_faults("429:route=GET */d1/database,count=1,retry_after=1")
+    hook = D1Hook()
+    started = time.monotonic()
+    assert run_async(lambda: hook.aget(hook.account_path("/d1/database"))) == []
+    assert time.monotonic() - started >= 1.0  # Retry-After honoured
+    private.add_faults("5xx:route=POST */d1/database,count=1,status=502")
+    with pytest.raises(CloudflareServerError):  # a write that may have been applied is not sent again
+        run_async(
+            lambda: hook.acall("POST", hook.account_path("/d1/database"), idempotent=False, json_body={"name": "x"})
+        )
+    counters = private.counters()
+    assert counters[D1_LIST] == 2 and counters[D1_CREATE] == 1
+
+
+def test_async_connection_refused_is_a_cloudflare_error(cf, monkeypatch):
+    use_conn(
+        monkeypatch,
+        "cf_closed",
+        token=cf.token,
+        account_id=cf.account_id,
+        base_url=f"http://127.0.0.1:{free_port()}/client/v4",
+    )
+    hook = CloudflareBaseHook("cf_closed", max_attempts=2)
+    with pytest.raises(CloudflareError, match="could not reach Cloudflare: ConnectError") as err:
+        run_async(lambda: hook.aget("/user/tokens/verify"))
+    assert cf.token not in str(err.value)
+
+
+def test_async_bulk_waits_at_the_reserve_without_blocking_the_loop_and_monitor_passes(lf_fresh, connect):
+    server = lf_fresh("--rate-limit", "30/3", seed=False)
+    connect(server, budget={"bulk_rps": 0, "reserve": 10})
+    monitor, bulk = CloudflareBaseHook(priority="monitor"), CloudflareBaseHook(priority="bulk")
+    path = monitor.account_path("/d1/database")
+    for _ in range(21):  # 30 - 21 = 9 left: under the bulk clients' reserve
+        monitor.get(path)
+    assert bulk.budget is monitor.budget and bulk.budget.remaining <= 10
+
+    async def go():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        clock = asyncio.create_task(ticker())
+        started = time.monotonic()
+        await monitor.aget(path)  # the reserve is monitoring's
+        monitor_took = time.monotonic() - started
+        started = time.monotonic()
+        await bulk.aget(path)  # held until the hold ends (at least a second)
+        bulk_took = time.monotonic() - started
+        clock.cancel()
+        return monitor_took, bulk_took, ticks
+
+    waited_before = bulk.budget.waited
+    monitor_took, bulk_took, ticks = run_async(go)
+    assert monitor_took < 1.0 and bulk_took >= 0.9
+    assert bulk.budget.waited > waited_before
+    assert ticks >= 10  # the event loop kept running while bulk waited
+    assert server.counters().get("429_sent", 0) == 0

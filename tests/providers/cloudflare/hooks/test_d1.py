@@ -5,6 +5,7 @@ Work on the shared demo server happens in scratch databases; faults go to privat
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import uuid
@@ -274,6 +275,67 @@ def test_import_of_invalid_sql_raises_and_changes_nothing(d1, scratch, tmp_path)
         d1.import_sql(scratch, sql, poll_interval=0.2)
     assert d1.rows(scratch, "SELECT v FROM t") == [{"v": "kept"}]
     assert d1.get_bookmark(scratch) == before
+
+
+# ---- restore from a dump --------------------------------------------------------------------
+
+
+def test_restore_dump_replaces_every_table_with_a_gzipped_dump(d1, scratch, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="airflow_provider_cloudflare")
+    # What a damaged database may hold: tables under a foreign key, an FTS5 table, a view, a table the dump lacks.
+    d1.query(
+        scratch,
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY, v TEXT); "
+        "CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id)); "
+        "INSERT INTO parent VALUES (1, 'old'); INSERT INTO child VALUES (1, 1); "
+        "CREATE VIRTUAL TABLE notes USING fts5(body); INSERT INTO notes VALUES ('old'); "
+        "CREATE VIEW children AS SELECT * FROM child; CREATE TABLE stray(x)",
+        read_only=False,
+    )
+    long_text = "ß'x" * 45_000  # over D1's statement limit once quoted: the import splits it
+    dump = tmp_path / "d1.sql.gz"
+    dump.write_bytes(
+        gzip.compress(
+            (
+                "PRAGMA defer_foreign_keys = true;\n"
+                "CREATE TABLE parent(id INTEGER PRIMARY KEY, v TEXT);\n"
+                "CREATE TABLE child(id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id));\n"
+                f"INSERT INTO parent VALUES(2,'{long_text.replace(chr(39), chr(39) * 2)}');\n"
+                "INSERT INTO child VALUES(5,2);\n"
+                "CREATE VIRTUAL TABLE notes USING fts5(body);\n"
+                "INSERT INTO notes VALUES('new');\n"
+            ).encode()
+        )
+    )
+    result = d1.restore_dump(scratch, dump, replace=True, poll_interval=0.2)
+    dropped = result["dropped_tables"]
+    assert sorted(dropped) == ["child", "notes", "parent", "stray"] and dropped[0] == "notes"
+    assert dropped.index("child") < dropped.index("parent")  # children first
+    assert result["prepared"]["split"] == 1 and result["at_bookmark"] and result["seconds"] >= 0
+    assert sorted(d1.user_tables(scratch)) == [("child", "table"), ("notes", "virtual"), ("parent", "table")]
+    assert d1.rows(scratch, "SELECT id, v = ? AS same FROM parent", [long_text]) == [{"id": 2, "same": 1}]
+    assert d1.rows(scratch, "SELECT id, p FROM child") == [{"id": 5, "p": 2}]
+    assert d1.rows(scratch, "SELECT body FROM notes WHERE notes MATCH 'new'") == [{"body": "new"}]
+    assert d1.rows(scratch, "SELECT name FROM sqlite_master WHERE type = 'view'") == []
+    assert any("restored into" in r.getMessage() and scratch in r.getMessage() for r in caplog.records)
+
+
+def test_restore_dump_without_replace_fails_on_an_existing_table_and_changes_nothing(d1, scratch, tmp_path):
+    d1.query(scratch, "CREATE TABLE t(v); INSERT INTO t VALUES ('kept')", read_only=False)
+    before = d1.get_bookmark(scratch)
+    dump = tmp_path / "d1.sql"
+    dump.write_text("CREATE TABLE t(v);\nINSERT INTO t VALUES ('dumped');\n")
+    with pytest.raises(CloudflareError, match="already exists"):
+        d1.restore_dump(scratch, dump, poll_interval=0.2)
+    assert d1.rows(scratch, "SELECT v FROM t") == [{"v": "kept"}] and d1.get_bookmark(scratch) == before
+    assert d1.drop_user_tables(scratch) == ["t"] and d1.user_tables(scratch) == []
+
+
+def test_import_takes_a_gzipped_file_unprepared_too(d1, scratch, tmp_path):
+    dump = tmp_path / "plain.sql.gz"
+    dump.write_bytes(gzip.compress(b"CREATE TABLE t(v);\nINSERT INTO t VALUES ('unzipped');\n"))
+    assert d1.import_sql(scratch, dump, prepare=False, poll_interval=0.2)["prepared"] == {}
+    assert d1.rows(scratch, "SELECT v FROM t") == [{"v": "unzipped"}]
 
 
 # ---- Time Travel -----------------------------------------------------------------------------

@@ -330,6 +330,32 @@ def test_deferred_export_past_its_deadline_fails_and_writes_nothing(lf_fresh, co
     assert not s3.check_for_key(key, BUCKET)
 
 
+@pytest.mark.parametrize("setting, expected", [("True", True), ("False", False), (None, False)])
+def test_deferrable_follows_default_deferrable_unless_given(monkeypatch, setting, expected):
+    if setting is None:
+        monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)  # Airflow's default: False
+    else:
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+    common = {"database": "db", "bucket": BUCKET, "key": "k"}
+    assert D1BackupOperator(task_id="unset", **common).deferrable is expected
+    assert D1BackupOperator(task_id="on", deferrable=True, **common).deferrable is True
+    assert D1BackupOperator(task_id="off", deferrable=False, **common).deferrable is False
+
+
+def test_default_deferrable_true_makes_a_native_backup_defer(lf_fresh, connect, monkeypatch, s3, new_key):
+    server = lf_fresh("--export-min-seconds", "1.5", seed=False)
+    connect(server, budget={"bulk_rps": 0})
+    hook = D1Hook()
+    db = hook.create_database("test-default-deferrable")["uuid"]
+    fill_plain_db(hook, db)
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    op = D1BackupOperator(task_id="b", database=db, mode="native", poll_interval=0.2, bucket=BUCKET, key=new_key())
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    assert isinstance(deferred.value.trigger, D1PollTrigger)
+    assert run_trigger(deferred.value.trigger).payload["status"] == "complete"
+
+
 def test_stalled_native_export_times_out_and_writes_nothing(lf_fresh, connect, s3, new_key):
     server = lf_fresh("--faults", "export_stall", seed=False)
     connect(server, budget={"bulk_rps": 0})

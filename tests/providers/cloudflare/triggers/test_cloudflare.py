@@ -1,10 +1,12 @@
 """Deferrable triggers against localflare, run under asyncio as the triggerer runs them: they read the
-connection themselves (no token in their kwargs), poll, and end with one JSON-serialisable event."""
+connection themselves (no token in their kwargs), poll through their hook's async client within the
+request budget, and end with one JSON-serialisable event."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import time
 import uuid
@@ -13,7 +15,11 @@ import pytest
 
 from airflow_provider_cloudflare.hooks.d1 import D1Hook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-from airflow_provider_cloudflare.triggers.cloudflare import D1PollTrigger, VectorizeMutationTrigger
+from airflow_provider_cloudflare.triggers.cloudflare import (
+    CloudflarePollTrigger,
+    D1PollTrigger,
+    VectorizeMutationTrigger,
+)
 
 CONN = "cloudflare_default"
 
@@ -67,6 +73,7 @@ def test_d1_poll_reaches_complete_for_an_export(cf, scratch_db):
         "database_id": scratch_db,
         "kind": "export",
         "bookmark": started["at_bookmark"],
+        "priority": "bulk",
     }
 
     event = first_event(trigger)
@@ -141,3 +148,102 @@ def test_vectorize_mutation_trigger_times_out_when_the_count_never_matches(cf, s
         VectorizeMutationTrigger(CONN, index, mutation, expected_count=2, poll_interval=0.1, deadline=time.time() + 1.0)
     )
     assert event == {"status": "timeout", "message": "VectorizeMutationTrigger gave up at its deadline"}
+
+
+# ---- what every trigger shares: serialisation, the hook's client, the budget -----------------
+
+
+class DatabaseAppearsTrigger(CloudflarePollTrigger):
+    """A trigger written against the base class only: waits until a D1 database of that name exists."""
+
+    hook_class = D1Hook
+
+    def __init__(self, conn_id: str, name: str, poll_interval: float = 1.0, deadline: float = 0.0, priority="bulk"):
+        super().__init__(conn_id, poll_interval, deadline, priority)
+        self.name = name
+
+    async def check(self, hook: D1Hook) -> dict | None:
+        dbs = await hook.aget(hook.account_path("/d1/database"), {"name": self.name})
+        return {"status": "complete", "uuid": dbs[0]["uuid"]} if dbs else None
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        D1PollTrigger(CONN, "db-uuid", "import", "bm", 0.5, 1.0e9, "monitor"),
+        VectorizeMutationTrigger(CONN, "an-index", "m-1", None, poll_interval=2.0, deadline=5.0),
+        DatabaseAppearsTrigger("other_conn", "new-db", deadline=7.0),
+    ],
+    ids=["d1", "vectorize", "subclass"],
+)
+def test_serialize_is_generic_and_names_every_constructor_argument(trigger):
+    classpath, kwargs = trigger.serialize()
+    assert classpath == f"{type(trigger).__module__}.{type(trigger).__qualname__}"
+    assert set(kwargs) == set(inspect.signature(type(trigger).__init__).parameters) - {"self"}
+    assert all(kwargs[name] == getattr(trigger, name) for name in kwargs)
+    rebuilt = type(trigger)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs) and json.loads(json.dumps(kwargs)) == kwargs
+    # The base class is the only serialize: no trigger repeats it.
+    assert all("serialize" not in cls.__dict__ for cls in (D1PollTrigger, VectorizeMutationTrigger))
+
+
+def test_a_trigger_built_on_the_base_class_uses_its_hooks_async_client(cf):
+    hook = D1Hook()
+    name = f"test-appears-{uuid.uuid4().hex[:10]}"
+    trigger = DatabaseAppearsTrigger(CONN, name, poll_interval=0.1, deadline=time.time() + 30)
+
+    async def create_later():
+        await asyncio.sleep(0.3)
+        return await asyncio.to_thread(hook.create_database, name)
+
+    async def both():
+        created, event = await asyncio.gather(create_later(), anext(trigger.run()))
+        return created, event.payload
+
+    created, event = asyncio.run(both())
+    try:
+        assert event == {"status": "complete", "uuid": created["uuid"]}
+    finally:
+        hook.delete_database(created["uuid"])
+
+
+def test_a_bad_token_in_the_triggerer_is_an_error_event_without_the_token(cf, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CF_WRONG",
+        json.dumps(
+            {
+                "conn_type": "cloudflare",
+                "password": "wrong-" + cf.token,
+                "extra": {"account_id": cf.account_id, "base_url": cf.api_url},
+            }
+        ),
+    )
+    event = first_event(
+        VectorizeMutationTrigger("cf_wrong", cf.index_name, "m", poll_interval=0.1, deadline=time.time() + 30)
+    )
+    assert event["status"] == "error" and "Authentication error" in event["message"]
+    assert cf.token not in event["message"]
+
+
+def test_triggers_spend_the_budget_by_their_priority(lf_fresh, connect):
+    # Bulk clients are paced (here 4 requests a second); monitor ones are not.
+    server = lf_fresh(seed=False)
+    connect(server, budget={"bulk_rps": 4})
+    hook = VectorizeHook()
+    index = "test-trigger-budget"
+    hook.create_index(index, dimensions=8, metric="cosine")
+    (mutation,) = hook.upsert(index, [{"id": "only", "values": [1.0] * 8}])
+    info_route = "route:GET /accounts/{account_id}/vectorize/v2/indexes/{index_name}/info"
+
+    def polls(priority: str) -> int:
+        before = server.counters().get(info_route, 0)
+        trigger = VectorizeMutationTrigger(
+            CONN, index, mutation, expected_count=2, poll_interval=0.02, deadline=time.time() + 1.0, priority=priority
+        )
+        assert first_event(trigger)["status"] == "timeout"  # the count never matches
+        return server.counters()[info_route] - before
+
+    waited = hook.budget.waited
+    bulk, monitor = polls("bulk"), polls("monitor")
+    assert bulk <= 7 < 15 <= monitor, (bulk, monitor)
+    assert hook.budget.waited > waited  # the trigger waited on the process's shared budget
