@@ -19,16 +19,54 @@ from airflow_provider_cloudflare.sqldump import inserted_table, split_statements
 CHUNK = 1 << 20  # read in 1 MiB pieces: memory stays flat whatever the object's size
 
 
-def hash_stream(fileobj, sink=None, chunk_size: int = CHUNK) -> tuple[str, int]:
-    """Read a binary file object to its end: (sha256 hex, bytes read). With `sink`, every piece is
-    also written to it, so a download or a copy is hashed in the same pass."""
-    digest, size = hashlib.sha256(), 0
+class HashingWriter:
+    """The one stream-and-hash primitive: a binary file that hashes (sha256, or `algorithm`) and counts
+    what goes through it.
+
+    Text is written as UTF-8, the same bytes a text file opened with encoding="utf-8", newline="\n"
+    would write, so a dump written as text hashes exactly like the file it leaves. Without `fh`
+    it only hashes and counts. It has no `name`, so gzip puts no file name in its header.
+    """
+
+    def __init__(self, fh=None, algorithm: str = "sha256"):
+        self.fh = fh
+        self._digest = hashlib.new(algorithm)
+        self.bytes = 0
+
+    def write(self, data: bytes | str) -> int:
+        """Hash, count and pass on `data`; returns the number of bytes."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self._digest.update(data)
+        self.bytes += len(data)
+        if self.fh is not None:
+            self.fh.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+
+    def hexdigest(self) -> str:
+        """Hex digest of everything written so far."""
+        return self._digest.hexdigest()
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of everything written so far (the default algorithm)."""
+        if self._digest.name != "sha256":
+            raise AttributeError(f"this writer hashes with {self._digest.name}, not sha256")
+        return self._digest.hexdigest()
+
+
+def hash_stream(fileobj, sink=None, chunk_size: int = CHUNK, algorithm: str = "sha256") -> tuple[str, int]:
+    """Read a binary file object to its end: (hex digest, bytes read), sha256 unless `algorithm` says
+    otherwise. With `sink`, every piece is also written to it, so a download or a copy is hashed in
+    the same pass."""
+    out = HashingWriter(sink, algorithm)
     while chunk := fileobj.read(chunk_size):
-        digest.update(chunk)
-        size += len(chunk)
-        if sink is not None:
-            sink.write(chunk)
-    return digest.hexdigest(), size
+        out.write(chunk)
+    return out.hexdigest(), out.bytes
 
 
 def hash_s3_object(s3_hook, bucket: str, key: str, sink=None, if_match: str | None = None) -> tuple[str, int]:
@@ -40,30 +78,13 @@ def hash_s3_object(s3_hook, bucket: str, key: str, sink=None, if_match: str | No
         return hash_stream(body, sink)
 
 
-class _Hashing:
-    """A binary file that hashes and counts what goes through it (the compressed bytes)."""
-
-    def __init__(self, fh):
-        self.fh = fh
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return self.fh.write(data)
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-
 class GzipArtifact:
     """Write lines into `path` as gzip (mtime 0, so equal content gives equal bytes)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._raw = open(self.path, "wb")
-        self._hashing = _Hashing(self._raw)
+        self._hashing = HashingWriter(self._raw)  # hashes the compressed bytes
         self._gz = gzip.GzipFile(fileobj=self._hashing, mode="wb", mtime=0, compresslevel=6)
         self.lines = 0
         self.raw_bytes = 0
@@ -78,7 +99,7 @@ class GzipArtifact:
         self._raw.close()
         return {
             "bytes": self._hashing.bytes,
-            "sha256": self._hashing.sha256.hexdigest(),
+            "sha256": self._hashing.sha256,
             "raw_bytes": self.raw_bytes,
             "lines": self.lines,
         }

@@ -1,6 +1,7 @@
 """Backup artifacts: the gzip file's hash and size are those of the bytes on disk, SQL dumps are counted
 per table, publish() checks what S3 ends up holding, and streams and S3 objects read back hash and
-count (and copy) every byte."""
+count (and copy) every byte; HashingWriter, the one stream-and-hash primitive, hashes and counts exactly
+the bytes it passes on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import uuid
 
 import pytest
 
-from airflow_provider_cloudflare.artifacts import GzipArtifact, gzip_sql_dump, hash_s3_object, hash_stream, publish
+from airflow_provider_cloudflare.artifacts import (
+    GzipArtifact,
+    HashingWriter,
+    gzip_sql_dump,
+    hash_s3_object,
+    hash_stream,
+    publish,
+)
 
 BUCKET = "prism-backups"
 
@@ -31,6 +39,7 @@ def test_gzip_artifact_reports_the_hash_and_size_of_the_file(tmp_path):
     on_disk = (tmp_path / "a.gz").read_bytes()
     assert stats["bytes"] == len(on_disk)  # compressed bytes, as uploaded
     assert stats["sha256"] == hashlib.sha256(on_disk).hexdigest()
+    assert on_disk[3] & 0x08 == 0  # no file name in the gzip header: the bytes do not depend on the path
     raw = b"".join(chunks)
     assert gzip.decompress(on_disk) == raw
     assert (stats["raw_bytes"], stats["lines"]) == (len(raw), raw.count(b"\n"))
@@ -121,6 +130,44 @@ def test_publish_raises_when_the_size_does_not_match(s3, tmp_path):
         s3.delete_objects(BUCKET, [key])
 
 
+def test_hashing_writer_hashes_counts_and_passes_on_bytes():
+    sink = io.BytesIO()
+    out = HashingWriter(sink)
+    pieces = [b"\x00\xff", b"", bytes(range(256)) * 3]
+    assert [out.write(p) for p in pieces] == [len(p) for p in pieces]
+    data = b"".join(pieces)
+    assert (out.sha256, out.bytes, sink.getvalue()) == (hashlib.sha256(data).hexdigest(), len(data), data)
+
+
+def test_hashing_writer_writes_text_as_a_utf8_text_file_would(tmp_path):
+    text = ["-- café ☕ 𝔘\n", "INSERT INTO t VALUES('日本');\r\n", "", "tail without newline"]
+    with open(tmp_path / "as_text.sql", "w", encoding="utf-8", newline="\n") as fh:
+        for piece in text:
+            fh.write(piece)
+    with open(tmp_path / "hashed.sql", "wb") as fh:
+        out = HashingWriter(fh)
+        counts = [out.write(piece) for piece in text]
+    expected = (tmp_path / "as_text.sql").read_bytes()
+    assert (tmp_path / "hashed.sql").read_bytes() == expected
+    assert (out.sha256, out.bytes) == (hashlib.sha256(expected).hexdigest(), len(expected))
+    assert counts == [len(piece.encode("utf-8")) for piece in text]  # bytes, not characters
+
+
+def test_hashing_writer_mixes_text_and_bytes_and_works_without_a_file():
+    out = HashingWriter()
+    out.write("é")
+    out.write(b"\xc3\xa9")
+    out.flush()
+    assert (out.sha256, out.bytes) == (hashlib.sha256("éé".encode()).hexdigest(), 4)
+
+
+def test_hashing_writer_that_got_nothing_is_the_empty_hash():
+    out = HashingWriter(io.BytesIO())
+    assert (out.sha256, out.bytes) == (hashlib.sha256(b"").hexdigest(), 0)
+    out.write("")
+    assert (out.sha256, out.bytes) == (hashlib.sha256(b"").hexdigest(), 0)
+
+
 def test_hash_stream_hashes_and_counts_every_byte_across_chunks():
     data = bytes(range(256)) * 41 + b"tail"  # not a multiple of the chunk size
     assert hash_stream(io.BytesIO(data), chunk_size=1000) == (hashlib.sha256(data).hexdigest(), len(data))
@@ -161,3 +208,14 @@ def test_hash_s3_object_refuses_a_replaced_or_missing_object(s3, s3_object):
         hash_s3_object(s3, BUCKET, key, if_match='"0123456789abcdef0123456789abcdef"')
     with pytest.raises(ClientError, match="NoSuchKey"):
         hash_s3_object(s3, BUCKET, key + ".missing")
+
+
+def test_another_algorithm_hashes_the_same_stream(tmp_path):
+    """D1's import wants an MD5 etag of the file: the same reader, another algorithm."""
+    data = "SELECT 'é';\n".encode() * 5000
+    assert hash_stream(io.BytesIO(data), algorithm="md5", chunk_size=777) == (hashlib.md5(data).hexdigest(), len(data))
+    writer = HashingWriter(algorithm="md5")
+    writer.write(data)
+    assert writer.hexdigest() == hashlib.md5(data).hexdigest()
+    with pytest.raises(AttributeError, match="hashes with md5, not sha256"):
+        _ = writer.sha256

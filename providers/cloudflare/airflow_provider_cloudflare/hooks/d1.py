@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import re
@@ -16,6 +15,7 @@ from typing import Any
 
 import requests
 
+from airflow_provider_cloudflare.artifacts import HashingWriter, hash_stream
 from airflow_provider_cloudflare.errors import CloudflareError, CloudflareNotFound, CloudflareTimeout
 from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 from airflow_provider_cloudflare.sqldump import _topological, prepare_import, quote_ident, write_logical_dump
@@ -161,19 +161,19 @@ class D1Hook(CloudflareBaseHook):
         bookmark = self.get_bookmark(database_id)
         info = self.get_database(database_id)
         captured = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        digest = hashlib.sha256()
-        with open(dest, "w", encoding="utf-8", newline="\n") as fh:
+        with open(dest, "wb") as fh:
+            out = HashingWriter(fh)  # writes the dump's text as UTF-8 with "\n" line ends, hashing it
             counts = write_logical_dump(
                 lambda sql, params: self.rows(database_id, sql, params),
-                _HashingWriter(fh, digest),
+                out,
                 header=f"logical D1 dump of {info['name']} ({database_id})\nbookmark at start: {bookmark}\ncaptured: {captured}",
                 page_rows=page_rows,
             )
         return {
             "mode": "logical",
             "path": str(dest),
-            "bytes": Path(dest).stat().st_size,
-            "sha256": digest.hexdigest(),
+            "bytes": out.bytes,
+            "sha256": out.sha256,
             "at_bookmark": bookmark,
             "tables": counts,
         }
@@ -354,18 +354,6 @@ class D1Hook(CloudflareBaseHook):
         return self.call("POST", self._path(database_id, "/time_travel/restore"), idempotent=False, params=params)
 
 
-class _HashingWriter:
-    """A text stream that hashes what it writes."""
-
-    def __init__(self, fh, digest):
-        self.fh = fh
-        self.digest = digest
-
-    def write(self, text: str) -> int:
-        self.digest.update(text.encode())
-        return self.fh.write(text)
-
-
 def _iso(value: str | datetime) -> str:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -383,11 +371,8 @@ def _open_sql(path: Path):
 
 
 def _file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hash_stream(fh, algorithm=algorithm)[0]
 
 
 def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout=(10, 120)) -> tuple[int, str]:
@@ -398,11 +383,12 @@ def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
-    written, total, digest, attempts = 0, None, hashlib.sha256(), 0
+    total, attempts = None, 0
     try:
         with open(part, "wb") as fh:
+            out = HashingWriter(fh)
             while True:
-                headers = {"Range": f"bytes={written}-"} if written else {}
+                headers = {"Range": f"bytes={out.bytes}-"} if out.bytes else {}
                 try:
                     with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
                         if resp.status_code not in (200, 206):
@@ -410,30 +396,28 @@ def download(url: str, dest: str | os.PathLike, *, max_resumes: int = 5, timeout
                                 f"download of the export failed: HTTP {resp.status_code} {resp.text[:200]}",
                                 status=resp.status_code,
                             )
-                        if written and resp.status_code == 200:  # the server ignored Range: start over
+                        if out.bytes and resp.status_code == 200:  # the server ignored Range: start over
                             fh.seek(0)
                             fh.truncate()
-                            written, digest = 0, hashlib.sha256()
+                            out = HashingWriter(fh)
                         if total is None:
                             total = _total_size(resp)
                         # Small reads: what arrived before a drop is kept, and the resume starts there.
                         for chunk in resp.iter_content(DOWNLOAD_CHUNK):
-                            fh.write(chunk)
-                            digest.update(chunk)
-                            written += len(chunk)
-                    if total is None or written == total:
+                            out.write(chunk)
+                    if total is None or out.bytes == total:
                         break
-                    raise requests.exceptions.ChunkedEncodingError(f"got {written} of {total} bytes")
+                    raise requests.exceptions.ChunkedEncodingError(f"got {out.bytes} of {total} bytes")
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
                     attempts += 1
                     if attempts > max_resumes:
                         raise CloudflareError(
-                            f"download of the export broke {attempts} times; got {written} of {total} bytes "
+                            f"download of the export broke {attempts} times; got {out.bytes} of {total} bytes "
                             f"({type(exc).__name__})"
                         ) from None
-                    log.warning("export download dropped at %d of %s bytes; resuming", written, total)
+                    log.warning("export download dropped at %d of %s bytes; resuming", out.bytes, total)
         os.replace(part, dest)
-        return written, digest.hexdigest()
+        return out.bytes, out.sha256
     finally:
         part.unlink(missing_ok=True)
 

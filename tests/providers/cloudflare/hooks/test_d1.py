@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import logging
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,7 @@ from airflow_provider_cloudflare.errors import (
     CloudflareNotFound,
     CloudflareTimeout,
 )
-from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook, download
 
 
 def scratch_name() -> str:
@@ -196,6 +198,39 @@ def test_download_resumes_from_where_each_drop_left_it(private_d1, tmp_path):
     assert (tmp_path / "resumed.sql").read_bytes() == (tmp_path / "clean.sql").read_bytes()
     assert resumed["sha256"] == clean["sha256"]
     assert server.counters()["downloads_dropped"] >= 2  # it went through several drops
+
+
+class _IgnoresRange(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 200 and the whole body (Range ignored); the first answer breaks halfway."""
+
+    body = bytes(range(256)) * 1000
+    served = 0
+
+    def do_GET(self):
+        type(self).served += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body if self.served > 1 else self.body[: len(self.body) // 2])
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_download_starts_over_when_the_server_ignores_range(tmp_path):
+    # A resume answered with 200 is the whole object again: the half already written must not be hashed twice.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IgnoresRange)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        size, digest = download(f"http://127.0.0.1:{server.server_port}/export.sql", tmp_path / "out.sql")
+    finally:
+        server.shutdown()
+        server.server_close()
+    body = _IgnoresRange.body
+    assert _IgnoresRange.served == 2
+    assert (tmp_path / "out.sql").read_bytes() == body
+    assert (size, digest) == (len(body), hashlib.sha256(body).hexdigest())
 
 
 def test_export_native_fails_loudly_when_the_download_keeps_dropping(private_d1, tmp_path):
