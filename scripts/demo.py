@@ -96,6 +96,8 @@ def main() -> int:
             "Press Ctrl-C to stop everything this command started.\n",
             flush=True,
         )
+        # Ctrl-C stops the demo even when its parent started it with SIGINT ignored (a background job).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while airflow.poll() is None:
             time.sleep(1)

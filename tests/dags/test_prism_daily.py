@@ -225,13 +225,19 @@ def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, al
         if {"failed_login", "rate_limited"} <= types:
             break
         logical -= timedelta(days=1)
+    # Today's usage counts only hours that have ended (as Cloudflare's analytics do): in the first hour
+    # of a UTC day no neuron is known yet, so the free-tier check has nothing to cross. Its arithmetic
+    # is unit-tested in tests/plugins/prism/monitoring/test_daily_checks.py.
+    from prism.monitoring.worker import PrismWorkerHook
+
+    used_today = PrismWorkerHook().metrics("24h")["resources"]["neurons_used"] > 0
     run = run_only(dag, r"^health_check\.free_tier$", r"^log_review\.", logical_date=logical)
     assert run.state == "success", states(run)
     review = xcom(run, "log_review.review")
     assert all(c["crossed"] for c in review["checks"]), review["checks"]
-    assert xcom(run, "health_check.free_tier")["crossed"] is True
-    assert len(alerts) == 5, alerts
-    assert any("Free tier usage at" in a for a in alerts)
+    assert xcom(run, "health_check.free_tier")["crossed"] is used_today
+    assert len(alerts) == 4 + used_today, alerts
+    assert any("Free tier usage at" in a for a in alerts) is used_today
     for metric in ("error rate (%)", "p95 latency (ms)", "failed authentication attempts", "rate-limit violations"):
         assert sum(metric in a.partition("\n")[0] for a in alerts) == 1, (metric, alerts)
     assert all(a.startswith("[PRISM WARNING]") for a in alerts)
@@ -243,6 +249,8 @@ def test_lowered_thresholds_alert(cf, s3, bucket, configure, airflow_db, dag, al
         "Free tier usage at": "Diagnosis: resource exhaustion",
         "failed authentication attempts": None,
     }
+    if not used_today:
+        del diagnosis["Free tier usage at"]
     for subject, finding in diagnosis.items():
         (text,) = [a for a in alerts if subject in a.partition("\n")[0]]
         assert (finding in text) if finding else ("Diagnosis:" not in text), (subject, text)
