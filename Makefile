@@ -3,10 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
+WRANGLER := tools/wrangler/node_modules/.bin/wrangler
 
 .PHONY: venv test test-e2e demo smoke lint format lock openapi bench clean
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(WRANGLER)
+
+# wrangler (Cloudflare's CLI) for the contract tests, exactly as tools/wrangler/package-lock.json pins it;
+# reinstalled only when the lock changes.
+$(WRANGLER): tools/wrangler/package-lock.json
+	@command -v npm >/dev/null || { echo "make: wrangler needs Node.js >= 20.3 and npm" >&2; exit 1; }
+	npm ci --prefix tools/wrangler --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # The lock pins every package, transitive ones included; uv installs exactly that set, the in-repo
 # Cloudflare provider (providers/cloudflare, editable) among them.

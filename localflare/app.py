@@ -272,6 +272,9 @@ class LocalFlare:
         need = required(method, template or path)
         if need is not None and need not in perms:
             self._count("permission_denied")
+            if template in ("/user", "/memberships"):
+                # User-level routes answer 9109, which wrangler reads as "this token may not see the user".
+                raise CFError(403, 9109, "Unauthorized to access requested resource")
             raise CFError(403, 10000, "Authentication error")
 
     def _inject(self, route: str) -> Response | None:

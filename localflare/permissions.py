@@ -22,6 +22,8 @@ PERMISSIONS = (
     "Workers AI Read",
     "Account Analytics Read",
     "Account Settings Read",
+    "User Details Read",
+    "Memberships Read",
 )
 ALL = frozenset(PERMISSIONS)
 
@@ -50,6 +52,10 @@ def required(method: str, template: str) -> str | None:
         return "Account Analytics Read"
     if template == "/accounts/{account_id}":
         return "Account Settings Read"
+    if template == "/user":
+        return "User Details Read"
+    if template == "/memberships":
+        return "Memberships Read"
     if "/ai/run/" in template:
         return "Workers AI Read"
     if "/workers/scripts/" in template:

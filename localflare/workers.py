@@ -1,4 +1,5 @@
-"""Workers scripts (deployments, versions), Workers AI embeddings, token verify, and PRISM's own Worker."""
+"""Workers scripts (deployments, versions), Workers AI embeddings, token verify, the user and account
+lists wrangler asks for (`/user`, `/memberships`, `/accounts`), and PRISM's own Worker."""
 
 from __future__ import annotations
 
@@ -43,19 +44,83 @@ class Workers:
             ("GET", "/user/tokens/verify", self.verify_token),
             ("GET", "/accounts/{account_id}/tokens/verify", self.verify_token),
             ("GET", "/accounts/{account_id}", self.account),
+            # wrangler: `whoami` reads /user and /accounts; without CLOUDFLARE_ACCOUNT_ID every command
+            # first picks the account from /memberships.
+            ("GET", "/user", self.user),
+            ("GET", "/memberships", self.memberships),
+            ("GET", "/accounts", self.accounts),
         ]
+
+    def _account(self) -> dict:
+        return {
+            "id": self.cfg.account_id,
+            "name": "localflare account",
+            "type": "standard",
+            "settings": {"enforce_twofactor": False},
+            "created_on": "2024-01-01T00:00:00Z",
+        }
 
     def account(self, req: Req):
         # Account Details: auth already checked that the id is this server's account.
+        return ok(self._account())
+
+    def user(self, req: Req):
         return ok(
             {
-                "id": self.cfg.account_id,
-                "name": "localflare account",
-                "type": "standard",
-                "settings": {"enforce_twofactor": False},
+                "id": "7c5dae5552338874e5053f2534d2767a",
+                "email": "operator@localflare.example",
+                "first_name": None,
+                "last_name": None,
+                "username": "localflare-operator",
+                "telephone": None,
+                "country": None,
+                "zipcode": None,
+                "two_factor_authentication_enabled": False,
+                "two_factor_authentication_locked": False,
+                "has_pro_zones": False,
+                "has_business_zones": False,
+                "has_enterprise_zones": False,
+                "suspended": False,
+                "organizations": [],
+                "betas": [],
                 "created_on": "2024-01-01T00:00:00Z",
+                "modified_on": "2024-01-01T00:00:00Z",
             }
         )
+
+    @staticmethod
+    def _one_page(req: Req, items: list) -> dict:
+        # The spec's bounds for /memberships and /accounts: per_page 5-50 (default 20), page from 1.
+        page = req.int_arg("page", 1, 1, 10**9)
+        per_page = req.int_arg("per_page", 20, 5, 50)
+        chunk = items[(page - 1) * per_page : page * per_page]
+        info = {
+            "page": page,
+            "per_page": per_page,
+            "count": len(chunk),
+            "total_count": len(items),
+            "total_pages": (len(items) + per_page - 1) // per_page,
+        }
+        return ok(chunk, info)
+
+    def memberships(self, req: Req):
+        account = self._account()
+        membership = {
+            "id": "4536bcfad5faccb111b47003c79917fa",
+            "account": account,
+            "api_access_enabled": True,
+            "permissions": {},
+            "policies": [],
+            "roles": ["Super Administrator - All Privileges"],
+            "status": "accepted",
+        }
+        wanted = req.query.get("account.name") or req.query.get("name")
+        return self._one_page(req, [] if wanted and wanted != account["name"] else [membership])
+
+    def accounts(self, req: Req):
+        account = self._account()
+        wanted = req.query.get("name")
+        return self._one_page(req, [] if wanted and wanted != account["name"] else [account])
 
     def _script(self, name: str) -> dict:
         script = self.scripts().get(name)

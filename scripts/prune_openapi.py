@@ -71,6 +71,10 @@ SERVED = {
     # The spec has one path per model; localflare runs only this embedding model.
     ACCT + "/ai/run/@cf/baai/bge-small-en-v1.5": ("post",),
     "/user/tokens/verify": ("get",),
+    # What wrangler asks first: `whoami`, and the account choice without CLOUDFLARE_ACCOUNT_ID.
+    "/user": ("get",),
+    "/memberships": ("get",),
+    "/accounts": ("get",),
 }
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

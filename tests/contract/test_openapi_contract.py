@@ -326,6 +326,9 @@ def drive_kv(call: Client, tag: str) -> None:
     key = "dir/key one"  # a "/" and a space: sent percent-encoded, recorded decoded
     try:
         assert ok(call("GET", ns))["title"] == f"contract-{tag}"
+        # wrangler's own requests (tolerated deviations): per_page=1000 and an empty prefix.
+        assert f"contract-{tag}" in [n["title"] for n in ok(call("GET", base, params={"per_page": 1000}))]
+        assert ok(call("GET", f"{ns}/keys", params={"prefix": ""})) == []
         ok(
             call(
                 "PUT",
@@ -419,6 +422,12 @@ def drive_workers_ai_and_token(call: Client, lf) -> None:
     account = ok(call("GET", "/accounts/{acct}"))  # Account Details: how the connection test proves the id
     assert account["id"] == lf.account_id and account["name"]
     fails(Client(lf, token="not-the-token")("GET", "/user/tokens/verify"), 401, 1000)
+    # wrangler's whoami and account choice
+    assert ok(call("GET", "/user"))["email"]
+    assert [m["account"]["id"] for m in ok(call("GET", "/memberships"))] == [lf.account_id]
+    assert [a["id"] for a in ok(call("GET", "/accounts", params={"page": 1}))] == [lf.account_id]
+    fails(call("GET", "/memberships", params={"per_page": 51}), 400, 10001)
+    fails(call("GET", "/accounts", params={"per_page": 4}), 400, 10001)
 
 
 @pytest.fixture(scope="module")

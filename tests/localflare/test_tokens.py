@@ -23,7 +23,11 @@ PROBES = {
     "Workers Scripts Read": ("GET", "/accounts/{acct}/workers/scripts/claudes-friend/deployments", None),
     "Workers AI Read": ("POST", "/accounts/{acct}/ai/run/@cf/baai/bge-small-en-v1.5", {"text": "hi"}),
     "Account Settings Read": ("GET", "/accounts/{acct}", None),
+    "User Details Read": ("GET", "/user", None),
+    "Memberships Read": ("GET", "/memberships", None),
 }
+# User-level routes refuse with 9109, which wrangler (whoami, the account choice) reads as "not allowed".
+USER_LEVEL = {"User Details Read", "Memberships Read"}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +54,14 @@ def test_a_token_lacking_one_group_is_refused_there_and_served_elsewhere(restric
     token = f"without-{perm.replace(' ', '-')}"
     refused = _send(restricted, token, *PROBES[perm])
     assert refused.status_code == 403
+    error = (
+        {"code": 9109, "message": "Unauthorized to access requested resource"}
+        if perm in USER_LEVEL
+        else {"code": 10000, "message": "Authentication error"}
+    )
     assert refused.json() == {
         "success": False,
-        "errors": [{"code": 10000, "message": "Authentication error"}],
+        "errors": [error],
         "messages": [],
         "result": None,
     }
@@ -111,4 +120,5 @@ def test_every_route_needs_a_known_group_or_none():
         need = required(method, template)
         assert need is None or need in PERMISSIONS, (method, template)
         if need is None:
-            assert template.endswith("/tokens/verify"), (method, template)
+            # GET /accounts lists the accounts a token can reach, whatever it may do there.
+            assert template.endswith("/tokens/verify") or template == "/accounts", (method, template)

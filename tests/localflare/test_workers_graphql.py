@@ -134,6 +134,25 @@ def test_d1_ai_and_kv_datasets(api, lf):
     }
 
 
+def test_d1_filter_declared_with_wranglers_type(api, lf):
+    """`wrangler d1 info` declares its D1 filter as ZoneWorkersRequestsFilter_InputObject, and Cloudflare
+    answers it; any other mismatch between a variable's type and its use is still refused."""
+    start, end = window(24)
+    query = """query q($accountTag: string, $filter: %s) { viewer { accounts(filter: {accountTag: $accountTag}) {
+      d1AnalyticsAdaptiveGroups(limit: 10000, filter: $filter) { sum { readQueries rowsRead } dimensions { datetimeHour } }
+    } } }"""
+    variables = {
+        "accountTag": lf.account_id,
+        "filter": {"AND": [{"datetimeHour_geq": start, "datetimeHour_leq": end, "databaseId": lf.d1_id}]},
+    }
+    body = gql(api, query % "ZoneWorkersRequestsFilter_InputObject", variables)
+    assert body["errors"] is None
+    groups = body["data"]["viewer"]["accounts"][0]["d1AnalyticsAdaptiveGroups"]
+    assert len(groups) == 24 and sum(g["sum"]["readQueries"] for g in groups) > 0
+    wrong = gql(api, query % "KvOperationsAdaptiveGroupsFilter_InputObject", variables)
+    assert wrong["data"] is None and "KvOperationsAdaptiveGroupsFilter_InputObject" in wrong["errors"][0]["message"]
+
+
 def test_worker_health_and_metrics_agree_with_the_seed(lf, api):
     health = requests.get(f"{lf.worker_url}/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "healthy"
