@@ -22,6 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import psutil
+from airflow.sdk.log import redact as masker_redact  # the SDK's active masker (its log filter's)
+
 log = logging.getLogger(__name__)
 
 BASE_NAMES = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})
@@ -67,8 +70,6 @@ def _forms(secret: str) -> list[str]:
 def redact(value, *secrets: str | None):
     """`value` (text, or a dict/list such as a parsed summary) with every secret Airflow's masker knows
     replaced, and each of `secrets` in every form it can take."""
-    from airflow.sdk.log import redact as masker_redact  # the SDK's active masker (its log filter's)
-
     if isinstance(value, str):
         for secret in filter(None, secrets):
             for form in _forms(secret):
@@ -117,8 +118,6 @@ def run(
 
 
 def _kill_tree(pid: int) -> None:
-    import psutil
-
     try:
         root = psutil.Process(pid)
         family = [*root.children(recursive=True), root]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from prism.backups.sets import parse_backup_id
+
 # A clock slack: a worker's clock may run a little behind the one that named a safety backup.
 CLOCK_SLACK = timedelta(minutes=5)
 
@@ -50,7 +52,6 @@ def backup_moment(value) -> tuple[str, datetime]:
             f"backup_date {shown(value)} is not a backup name: use YYYYMMDD (daily), YYYYMM (monthly) "
             "or safety-YYYYMMDDTHHMMSSZ (the safety backup of an earlier recovery), in ASCII digits"
         )
-    from prism.backups.sets import parse_backup_id
 
     cadence, period = parse_backup_id(value)
     digits = period.replace("T", "").rstrip("Z")

@@ -9,12 +9,22 @@ every check runs, and `verdict()` fails the run afterwards.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.utils.session import create_session
 
 from airflow_provider_cloudflare.errors import CloudflareAuthError, CloudflareError, CloudflareNotFound
+from prism.monitoring.worker import PrismWorkerHook
+from prism.settings.config import runtime_config
+from prism.settings.pools import pool_definitions
 
 # Every permission group the DAGs use, and what for (the README's "Production setup" lists the same).
 PERMISSIONS = {
@@ -93,6 +103,7 @@ def _probe(name: str, permission: str, action: Callable[[], str], missing_fix: s
 
 # ---- the Cloudflare connection, resources and permissions -----------------------------------
 def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudflare_default") -> list[Check]:
+    # The Cloudflare hooks pull requests (~35 ms), which the preflight DAG's file otherwise never imports.
     from airflow_provider_cloudflare.hooks.ai import WorkersAIHook
     from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
     from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
@@ -212,8 +223,6 @@ def cloudflare_checks(cfg: dict, *, prove_writes: bool, conn_id: str = "cloudfla
         return f"one embedding of {len(vectors[0])} dimensions"
 
     def analytics_query() -> str:
-        from datetime import datetime, timedelta, timezone
-
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         traffic = analytics.worker_traffic(worker, end - timedelta(hours=1), end)
         return f"GraphQL answered ({traffic['requests']} requests in the last full hour)"
@@ -297,8 +306,6 @@ class _Skipped(Exception):
 # ---- pools ----------------------------------------------------------------------------------
 def expected_pools() -> dict[str, int]:
     """{pool: slots} the DAGs use, from their one definition (include/pools.json through prism.settings.pools)."""
-    from prism.settings.pools import pool_definitions
-
     return {name: int(spec["slots"]) for name, spec in pool_definitions().items()}
 
 
@@ -306,8 +313,8 @@ def read_pools() -> dict[str, int]:
     """{pool: slots} as Airflow has them. Through the ORM where this process may use it (`airflow dags test`,
     dag.test()); else through `airflow pools list` (a task on a worker may not open the metadata DB itself)."""
     try:
+        # Lazy and inside the try: a task process has no core ORM loaded (~0.3 s) and may not use it.
         from airflow.models.pool import Pool
-        from airflow.utils.session import create_session
 
         with create_session() as session:
             return {p.pool: int(p.slots) for p in session.query(Pool).all()}
@@ -316,10 +323,6 @@ def read_pools() -> dict[str, int]:
 
 
 def read_pools_cli() -> dict[str, int]:
-    import json
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-m", "airflow", "pools", "list", "--output", "json"],
         capture_output=True,
@@ -361,6 +364,7 @@ def pool_checks(
 # ---- the bucket -----------------------------------------------------------------------------
 def bucket_checks(bucket: str, aws_conn_id: str = "aws_default") -> list[Check]:
     """The bucket exists, and a probe object can be written, read back and deleted."""
+    # Imported when the bucket is checked: S3Hook pulls boto3 (~0.3 s), too slow for DAG parsing.
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     name = "bucket"
@@ -405,8 +409,6 @@ def bucket_checks(bucket: str, aws_conn_id: str = "aws_default") -> list[Check]:
 
 # ---- PRISM's Worker ---------------------------------------------------------------------------
 def worker_checks(http_conn_id: str = "prism_worker") -> list[Check]:
-    from prism.monitoring.worker import PrismWorkerHook
-
     hook = PrismWorkerHook(http_conn_id=http_conn_id)
     fix = f"check the host of the connection '{http_conn_id}' (type http): the Worker's base URL"
     out = []
@@ -459,14 +461,10 @@ def verdict(all_lines: list[str]) -> tuple[bool, str]:
 
 
 def account_lines(prove_writes: bool) -> list[str]:
-    from prism.settings.config import runtime_config
-
     return lines(cloudflare_checks(runtime_config(), prove_writes=bool(prove_writes)))
 
 
 def bucket_lines() -> list[str]:
-    from prism.settings.config import runtime_config
-
     return lines(bucket_checks(runtime_config()["backups"]["bucket"]))
 
 
@@ -479,7 +477,5 @@ def conclude(groups, ti) -> list[str]:
     ok, summary = verdict(found)
     print(summary)
     if not ok:
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(f"preflight failed: {summary}")
     return found

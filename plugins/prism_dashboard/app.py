@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from airflow.utils.session import create_session
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy import select
 
 from prism.settings.constants import DAG_ID_PREFIX, DASHBOARD_URL_PREFIX, REPORTS_PREFIX
+from prism_dashboard.data import HEALTH_DAG, dashboard
+from prism_dashboard.page import render
+from prism_dashboard.report_files import read_report
 
 URL_PREFIX = DASHBOARD_URL_PREFIX
 REPORTS = REPORTS_PREFIX + "/"
@@ -45,10 +50,8 @@ REPORT_TYPES = {
 def prism_dag_ids(session) -> list[str]:
     """The DAGs whose data the dashboard shows: every DAG whose id starts with `prism_`, and the
     health monitor even before it is parsed (its task instances are the health history)."""
+    # The core ORM (~0.5 s) stays out of plugin load: every task process imports this plugin too.
     from airflow.models.dag import DagModel
-    from sqlalchemy import select
-
-    from prism_dashboard.data import HEALTH_DAG
 
     known = session.scalars(
         select(DagModel.dag_id).where(DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
@@ -62,11 +65,11 @@ async def require_reader(request: Request) -> list[str]:
     cookie (security.get_user), who must be allowed to read every PRISM DAG's XComs and task
     instances, asked of the auth manager in one batch. Returns those DAG ids (the only ones whose
     data is read) and keeps them on request.state."""
+    # Lazy (see above): the API server's modules (~2 s) and the ORM are only wanted where a request is served.
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
     from airflow.models.dag import DagModel
-    from airflow.utils.session import create_session
 
     user = await get_user(request, None, await bearer_scheme(request))
 
@@ -112,8 +115,6 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> HTMLResponse:
-        from prism_dashboard.page import render
-
         return HTMLResponse(render(_data(request.state.prism_dag_ids)), headers=_headers(PAGE_CSP))
 
     @app.get("/data.json")
@@ -123,8 +124,6 @@ def create_app() -> FastAPI:
     @app.get("/reports/{key:path}")
     def report(key: str) -> Response:
         """A report from the bucket (reports/ only), as the task published it."""
-        from prism_dashboard.report_files import read_report
-
         full = REPORTS + key if not key.startswith(REPORTS) else key
         if ".." in full.split("/"):
             raise HTTPException(400, "bad report key")
@@ -142,10 +141,6 @@ def create_app() -> FastAPI:
 
 
 def _data(dag_ids: list[str]) -> dict:
-    from airflow.utils.session import create_session
-
-    from prism_dashboard.data import dashboard
-
     with create_session() as session:
         return _jsonable(dashboard(session, datetime.now(timezone.utc), dag_ids=dag_ids))
 

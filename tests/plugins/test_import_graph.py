@@ -1,11 +1,14 @@
 """The import graph of the bundle's own code (plugins/ and the Cloudflare provider), read with `ast`: every
 import counts, at module level or inside a function, since a function-level import only hides a cycle
-until the function runs. Asserted: no cycle anywhere, and the provider stays generic (it imports
-nothing of PRISM's and never names it)."""
+until the function runs. Asserted: no cycle anywhere, the provider stays generic (it imports
+nothing of PRISM's and never names it), and every import left inside a function under plugins/ says
+why in a comment."""
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,68 @@ def test_no_provider_file_names_prism():
     assert files
     naming = [str(p.relative_to(ROOT)) for p in files if b"prism" in p.read_bytes().lower()]
     assert not naming, f"files under providers/ that name PRISM: {naming}"
+
+
+def _comment_lines(source: str) -> set[int]:
+    """The numbers of the lines that carry a comment (tokens, so a # inside a string does not count)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {tok.start[0] for tok in tokens if tok.type == tokenize.COMMENT}
+
+
+def unexplained_lazy_imports(source: str) -> list[int]:
+    """The line numbers of the imports inside a function body that no comment explains. A comment explains
+    an import on its own lines or on the line above; a run of imports on consecutive lines shares the
+    comment above its first."""
+    comments = _comment_lines(source)
+    lazy: list[ast.stmt] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if in_function and isinstance(child, (ast.Import, ast.ImportFrom)):
+                lazy.append(child)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)
+    explained: set[int] = set()  # end lines of explained imports, for the runs
+    missing = []
+    for node in sorted(lazy, key=lambda n: n.lineno):
+        own = set(range(node.lineno, node.end_lineno + 1))
+        above = node.lineno - 1
+        if own & comments or above in comments or above in explained:
+            explained.add(node.end_lineno)
+        else:
+            missing.append(node.lineno)
+    return missing
+
+
+def test_the_lazy_import_check_wants_a_reason():
+    source = (
+        "import os\n"
+        "def a():\n"
+        "    import json\n"  # 3: no reason
+        "def b():\n"
+        "    # boto3 is slow to import\n"
+        "    import boto3\n"
+        "    import botocore\n"  # the run shares the comment above it
+        "\n"
+        "    import csv\n"  # 9: a blank line ends the run
+        "def c():\n"
+        "    x = '# not a comment'\n"
+        "    import re\n"  # 12: the line above holds a string, not a comment
+        "    from sys import path  # the reason on the line\n"
+    )
+    assert unexplained_lazy_imports(source) == [3, 9, 12]
+
+
+def test_every_lazy_import_under_plugins_says_why():
+    """An import inside a function is a choice (a heavy module kept out of DAG parsing or plugin load, an
+    ORM kept out of task processes); any other import belongs at the top of its module."""
+    missing = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted(SOURCE_ROOTS["plugins"].rglob("*.py"))
+        if "__pycache__" not in path.parts
+        for line in unexplained_lazy_imports(path.read_text())
+    ]
+    assert not missing, "imports inside functions with no comment saying why (move them to the top):\n" + "\n".join(
+        missing
+    )

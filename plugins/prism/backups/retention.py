@@ -20,9 +20,19 @@ from datetime import date, datetime, timezone
 
 from prism.backups.deletion_guard import refuse_future_window, wall_clock
 from prism.backups.inventory import non_periods
-from prism.backups.sets import MANIFEST, PERIOD_FORMATS, RESTORABLE, STAGING, is_period, list_sets, prefix
+from prism.backups.sets import (
+    MANIFEST,
+    PERIOD_FORMATS,
+    RESTORABLE,
+    STAGING,
+    is_period,
+    list_sets,
+    load_manifest,
+    prefix,
+)
+from prism.backups.tasks import set_period
 from prism.refusals import refuse
-from prism.runtime import window
+from prism.runtime import in_backfill, window
 from prism.settings import connections
 from prism.settings.config import runtime_config
 
@@ -87,10 +97,6 @@ def require_good_backup(context, group_id: str, cadence: str, s3=None, bucket: s
     A refusal, not a skip: Airflow judges a run by its last tasks, and retention follows the backup,
     so a skipped retention would turn the day of a failed backup green. Inside a backfill no backup
     is taken (a live export cannot stand for a past date): retention counts from the window."""
-    from prism.backups.sets import load_manifest
-    from prism.backups.tasks import set_period
-    from prism.runtime import in_backfill
-
     if in_backfill(context):
         return "a backfill takes no backup; retention counts from the run's window"
     period = set_period(cadence, context)

@@ -18,14 +18,31 @@ from datetime import timezone
 from airflow.sdk import TaskGroup, task
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
 from airflow_provider_cloudflare.transfers.cloudflare_to_s3 import (
     D1BackupOperator,
     KVBackupOperator,
     VectorizeBackupOperator,
 )
+from prism.alerts import send_alert
 from prism.backups.assets import BY_CADENCE
-from prism.backups.sets import PERIOD_FORMATS, run_token, staging_prefix
+from prism.backups.deletion_guard import refuse_future_window
+from prism.backups.sets import (
+    PERIOD_FORMATS,
+    build_manifest,
+    prefix,
+    promote,
+    run_token,
+    set_verification,
+    staging_prefix,
+)
+from prism.backups.verification import cleanup, restore_and_compare
+from prism.monitoring.dashboard_records import backup_snapshot, record
+from prism.reports.markdown import publish_report
+from prism.runtime import capture_labels, in_backfill, window
 from prism.settings import connections
+from prism.settings.config import runtime_config
 from prism.settings.pools import HEAVY_POOL
 
 CF = "{{ prism().cloudflare.%s }}"
@@ -34,8 +51,6 @@ log = logging.getLogger(__name__)
 
 
 def set_period(cadence: str, context) -> str:
-    from prism.runtime import window
-
     if cadence == "safety":
         run = context["dag_run"]
         when = getattr(run, "run_after", None) or window(context)[1]
@@ -52,10 +67,6 @@ def backup_set(
 
         @task
         def plan(**context) -> dict:
-            from prism.backups.deletion_guard import refuse_future_window
-            from prism.runtime import in_backfill, window
-            from prism.settings.config import runtime_config
-
             if in_backfill(context) and cadence != "safety":
                 raise AirflowSkipException(
                     "a backup exports the data as it is now; it cannot stand for a past "
@@ -104,10 +115,6 @@ def backup_set(
         @task(outlets=[BY_CADENCE[cadence]])
         def finalize(spec: dict, d1: dict, vectorize: dict, kv: dict, **context) -> dict:
             """Read every staged object back, write the manifest, promote the set."""
-            from prism.backups.sets import build_manifest, promote
-            from prism.runtime import capture_labels
-            from prism.settings.config import runtime_config
-
             cf = runtime_config()["cloudflare"]
             sources = {
                 "d1_database": cf["d1_database"],
@@ -141,15 +148,6 @@ def backup_set(
             @task(retries=0, inlets=[BY_CADENCE[cadence]])
             def verify(spec: dict, promoted: dict) -> dict:
                 """Restore into scratch resources and compare; record the result in the manifest."""
-                from airflow_provider_cloudflare.hooks.d1 import D1Hook
-                from airflow_provider_cloudflare.hooks.kv import KVHook
-                from prism.alerts import send_alert
-                from prism.backups.sets import prefix, set_verification
-                from prism.backups.verification import restore_and_compare
-                from prism.monitoring.dashboard_records import backup_snapshot, record
-                from prism.reports.markdown import publish_report
-                from prism.settings.config import runtime_config
-
                 cf = runtime_config()["cloudflare"]
                 s3 = connections.s3()
                 result = restore_and_compare(
@@ -222,8 +220,6 @@ def backup_set(
             @task
             def drop_scratch(spec: dict) -> list[str]:
                 """Delete the scratch resources again: a verification whose worker died leaves them."""
-                from prism.backups.verification import cleanup
-
                 return cleanup(spec["token"])
 
             # A teardown of the plan: it runs whatever became of verify (a teardown runs when its setup

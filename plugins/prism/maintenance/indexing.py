@@ -21,8 +21,11 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import BaseHook, task
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.log import mask_secret
 
+from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL
 from prism import child_process
 from prism.param_checks import parse_iso_with_zone, shown
 from prism.refusals import refuse
@@ -30,6 +33,7 @@ from prism.reports.markdown import markdown, publish_report, report_key
 from prism.runtime import in_backfill, window
 from prism.settings.config import runtime_config
 from prism.settings.paths import BUNDLE as ROOT
+from prism.settings.pools import HEAVY_POOL
 
 CONN_ID = "cloudflare_default"
 log = logging.getLogger(__name__)
@@ -62,8 +66,6 @@ def flags(since: str | None = None, rebuild: bool = False) -> list[str]:
 def indexer_env(config: dict, conn) -> dict[str, str]:
     """What an indexer is given explicitly: Cloudflare's credentials as wrangler takes them, and the
     resources to write to."""
-    from airflow_provider_cloudflare.hooks.cloudflare import DEFAULT_BASE_URL
-
     extra, cf = conn.extra_dejson, config["cloudflare"]
     return {
         "CLOUDFLARE_API_TOKEN": conn.password or "",
@@ -82,10 +84,6 @@ def run_prism(kind: str, repo: str, *args: str) -> dict:
     """Run PRISM's `kind` ("indexer" or "embedder") for one repo, as the config says, and return the
     JSON summary it prints last. Raises AirflowException with its output when it fails; skips when the
     config names no such command."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowException
-    from airflow.sdk.log import mask_secret
-
     config = runtime_config()
     indexing = config["indexing"]
     if not indexing.get(f"{kind}_command"):
@@ -120,9 +118,6 @@ def index_then_embed(repo, since=None, rebuild: bool = False):
     being defined, usually one mapped over the repos. `embed` returns both summaries. Embedders run
     one at a time: Vectorize mutation ids are not ordered, so two concurrent writers could each wait
     for the other's mutation."""
-    from airflow.sdk import task
-
-    from prism.settings.pools import HEAVY_POOL
 
     @task(task_id="index", pool=HEAVY_POOL)
     def index(repo: str, since: str | None = None, rebuild: bool = False) -> dict:

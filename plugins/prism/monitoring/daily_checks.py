@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
+from airflow_provider_cloudflare.hooks.d1 import D1Hook
+from airflow_provider_cloudflare.hooks.kv import KVHook
+from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from prism.alerts import alert
 from prism.monitoring.worker import PrismWorkerHook
 from prism.runtime import capture_labels, in_backfill
@@ -49,12 +53,6 @@ def free_tier_usage(**context) -> dict:
 def resource_summary(**context) -> dict:
     """`wrangler d1 info`, `kv:namespace list`, `vectorize list` and `deployments list --limit 1`,
     through the API. Live figures, labelled with the logical date and the capture time."""
-    # imported when called: the hooks pull in httpx, and DAG parsing must stay fast
-    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-    from airflow_provider_cloudflare.hooks.d1 import D1Hook
-    from airflow_provider_cloudflare.hooks.kv import KVHook
-    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
-
     cf = runtime_config()["cloudflare"]
     d1 = D1Hook()
     db = d1.get_database(d1.find_database(cf["d1_database"]))

@@ -18,6 +18,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+from airflow.sdk import get_current_context
+
+from prism.monitoring.plan_limits import API_REQUESTS_PER_WINDOW, API_WINDOW_SECONDS
 from prism.settings.constants import DASHBOARD_XCOM_PREFIX as PREFIX
 
 log = logging.getLogger(__name__)
@@ -33,8 +36,6 @@ def _ti(ti=None):
     if ti is not None:
         return ti
     try:
-        from airflow.sdk import get_current_context
-
         return get_current_context()["ti"]
     except Exception:  # noqa: BLE001 - not inside a running task
         return None
@@ -74,7 +75,6 @@ def budget_state(budget) -> dict | None:
     """What the last Cloudflare response said about the account's request budget (budget.RequestBudget)."""
     if budget is None or budget.remaining is None:
         return None
-    from prism.monitoring.plan_limits import API_REQUESTS_PER_WINDOW, API_WINDOW_SECONDS
 
     limit = budget.limit or API_REQUESTS_PER_WINDOW
     return {

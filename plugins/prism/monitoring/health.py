@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_provider_cloudflare.errors import CloudflareError
 from prism.monitoring.dashboard_records import health_snapshot, record
+from prism.monitoring.worker import PrismWorkerHook
 from prism.runtime import in_backfill
 
 CHECKS = ("worker", "d1", "vectorize", "kv", "ai")
@@ -73,6 +74,8 @@ class CloudflareHealthCheckOperator(BaseOperator):
         if not set(self.checks) - {"worker"}:
             return None
         try:
+            # The Cloudflare hooks pull requests (~35 ms), which the health monitor's DAG file otherwise never
+            # imports: each check imports its hook when it runs.
             from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 
             return CloudflareBaseHook(self.cloudflare_conn_id, priority="monitor").budget
@@ -89,15 +92,13 @@ class CloudflareHealthCheckOperator(BaseOperator):
         return {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
 
     def _check_worker(self) -> str:
-        from prism.monitoring.worker import PrismWorkerHook
-
         health = PrismWorkerHook(self.worker_conn_id).health()
         if health.get("status") != "healthy":
             raise AirflowException(f"Worker unhealthy (HTTP {health['http_status']}): {health.get('checks') or health}")
         return "healthy"
 
     def _check_d1(self) -> str:
-        from airflow_provider_cloudflare.hooks.d1 import D1Hook
+        from airflow_provider_cloudflare.hooks.d1 import D1Hook  # requests: see _budget
 
         hook = D1Hook(self.cloudflare_conn_id, priority="monitor")
         rows = hook.rows(hook.find_database(self.database), "SELECT 1 AS ok")
@@ -106,20 +107,20 @@ class CloudflareHealthCheckOperator(BaseOperator):
         return "SELECT 1 ok"
 
     def _check_vectorize(self) -> str:
-        from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+        from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook  # requests: see _budget
 
         hook = VectorizeHook(self.cloudflare_conn_id, priority="monitor")
         hook.query(self.index, [0.0] * self.dimensions, top_k=1)
         return f"query ok, {hook.info(self.index)['vectorCount']} vectors"
 
     def _check_kv(self) -> str:
-        from airflow_provider_cloudflare.hooks.kv import KVHook
+        from airflow_provider_cloudflare.hooks.kv import KVHook  # requests: see _budget
 
         hook = KVHook(self.cloudflare_conn_id, priority="monitor")
         return f"namespace {hook.find_namespace(self.namespace)} reachable"
 
     def _check_ai(self) -> str:
-        from airflow_provider_cloudflare.hooks.ai import WorkersAIHook
+        from airflow_provider_cloudflare.hooks.ai import WorkersAIHook  # requests: see _budget
 
         vec = next(
             WorkersAIHook(self.cloudflare_conn_id, priority="monitor").embed(

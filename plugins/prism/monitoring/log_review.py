@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism.alerts import alert
 from prism.monitoring.troubleshooting import FOR_METRIC
 from prism.reports.markdown import markdown, publish_report, report_key
@@ -95,9 +96,6 @@ def window_bounds(**context) -> dict:
 
 def window_traffic(**context) -> dict:
     """The Worker's requests, errors and wall-time quantiles in the window (GraphQL Analytics)."""
-    # imported when called: the hook pulls in httpx, and DAG parsing must stay fast
-    from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-
     start, end = window(context)
     return WorkersAnalyticsHook().worker_traffic(runtime_config()["cloudflare"]["worker_name"], start, end)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from airflow.configuration import conf
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import BaseOperatorLink
 
@@ -24,8 +25,6 @@ def report_url(s3_url: str | None) -> str:
         return ""
     key = s3_url[len("s3://") :].partition("/")[2]
     try:
-        from airflow.configuration import conf
-
         base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
     except Exception:  # noqa: BLE001 - no config: a path relative to the UI's host
         base = ""

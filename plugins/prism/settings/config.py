@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from airflow.sdk import Variable
 
 from prism.settings.paths import BUNDLE
 
@@ -211,8 +212,6 @@ def load_config(override: str | dict | None = None, path: str = str(CONFIG_PATH)
 
 def runtime_config() -> dict:
     """The config a task should use: the file plus the `prism_config` Variable. Call inside tasks only."""
-    from airflow.sdk import Variable
-
     return load_config(Variable.get(VARIABLE, default=None))
 
 

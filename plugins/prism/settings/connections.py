@@ -22,6 +22,6 @@ SMTP = "prism_smtp"
 def s3():
     """The backups bucket's S3 client (the amazon provider's S3Hook on `aws_default`). The one place a
     task gets its S3 access. Imported when called: boto3 is slow to import and DAG parsing must stay fast."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # boto3: too slow for DAG parsing
 
     return S3Hook(aws_conn_id=AWS)
