@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from . import clock
 from .core import CFError, Req, fail_response, no_route
 from .d1 import D1
-from .faults import FaultBook, make_fault, parse_spec, sleep_ms
+from .faults import FaultBook, make_fault, parse_spec
 from .graphql_api import GraphQLService
 from .kv import KV
 from .permissions import ALL, required
@@ -208,7 +209,7 @@ class LocalFlare:
             self._count("429_sent")
             err = CFError(429, 971, "Please wait and consider throttling your request speed", rl_headers)
             return self._finish(request, body, fail_response(err))
-        injected = self._inject(f"{method} {path}")
+        injected = await self._inject(f"{method} {path}")
         if injected is not None:
             return self._finish(request, body, injected)
         if path == "/graphql":
@@ -277,10 +278,11 @@ class LocalFlare:
                 raise CFError(403, 9109, "Unauthorized to access requested resource")
             raise CFError(403, 10000, "Authentication error")
 
-    def _inject(self, route: str) -> Response | None:
+    async def _inject(self, route: str) -> Response | None:
         fault = self.faults.take("latency", route)
         if fault:
-            sleep_ms(fault.opts["ms"])
+            # Awaited, not slept: a slow call must not hold up the calls made beside it, as on Cloudflare.
+            await asyncio.sleep(fault.opts["ms"] / 1000.0)
         fault = self.faults.take("429", route)
         if fault:
             self._count("429_sent")

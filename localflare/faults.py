@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-import time
 from dataclasses import dataclass, field
 
 KINDS = {
@@ -112,7 +111,3 @@ class FaultBook:
                 if fault.kind == kind and fault.remaining != 0:
                     return fault
             return None
-
-
-def sleep_ms(ms: float) -> None:
-    time.sleep(ms / 1000.0)
