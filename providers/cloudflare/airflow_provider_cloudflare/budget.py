@@ -1,14 +1,26 @@
-"""The shared Cloudflare request budget: 1,200 requests per 5 minutes for the whole account.
+"""The account's shared request budget: 1,200 requests per 5 minutes, and going over blocks *every*
+call, monitoring included, for the rest of the window.
 
-Going over blocks *every* call for five minutes, monitoring included, so no single task may spend
-the budget freely. Three layers keep it (see the provider's README):
+Every client learns the state of the budget from what the API tells it on each answer:
+`x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset`, and a 429's `retry-after`. No
+coordination server is needed: each process keeps its own ledger and reads the shared truth from the
+headers (see the provider's README for the diagram).
 
-1. an Airflow pool the deployment chooses (say 3 slots) caps how many heavy tasks (backups,
-   restores, rebuilds) run at once;
-2. each heavy ("bulk") client paces itself to `bulk_rps` requests per second (3 x 1/s < 4/s);
-3. every response carries `x-ratelimit-remaining`: bulk clients slow down as it falls towards
-   `reserve` and stop at it, leaving the reserve to "monitor" clients (health checks), so monitoring
-   never starves during a backup, even when something outside Airflow spends the budget.
+- **Limit and reserve.** The limit is what the API reports (or the connection's ``limit``); the
+  reserve is a share of it (``reserve_share``, 5%) that only "monitor" clients may spend, so a health
+  check during a full-speed backup still gets its calls at once.
+- **Bulk spends the rest, no faster.** A "bulk" client may send while its estimate of the remaining
+  budget stays above the reserve plus room for others. The estimate is the last `remaining` seen,
+  minus this process's requests sent after the one that carried it, plus this process's own requests
+  that have since left the window. So one process alone runs at the bound of the sliding window
+  without probing, and several in-flight calls are counted before their answers arrive.
+- **Others.** What the window holds beyond this process's own requests was spent by someone else
+  (another task, another worker, a script outside Airflow). Bulk work leaves them as much room again
+  as they spent in the last window (at most ``others_room_share`` of the limit), so it yields to
+  outside spend instead of racing it into a 429.
+- **When the estimate runs out**, bulk waits for its own oldest request to leave the window, or for
+  the server's reset, and then one request probes the budget while the others wait for its answer.
+- **A 429** holds every client of the process for its `retry-after`.
 
 Sync hooks wait with `acquire`, triggers with `aacquire`; both take their turn from the same budget.
 """
@@ -18,109 +30,270 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 PRIORITIES = ("monitor", "bulk")
+DEFAULT_LIMIT = 1200  # requests per window until the API says otherwise
+PROBE_WAIT = 0.05  # how often a client waiting for a probe's answer looks again (s)
+MARGIN = 0.05  # s added to the latency before a slot of our own counts as free (clocks, rounding)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BudgetSettings:
-    bulk_rps: float = 1.0  # 3 heavy tasks at 1/s use 900 of the 1,200 per 5 minutes
-    reserve: int = 200  # what bulk clients leave for monitoring
-    max_wait: float = 300.0  # never sleep longer than one window for the budget
+    """The connection extra's ``budget``; every key is optional.
+
+    :param limit: requests per window; default: the API's ``x-ratelimit-limit`` (1,200 until seen).
+    :param window_seconds: the length of the API's window (300 on Cloudflare).
+    :param reserve_share: the share of the limit only monitor clients may spend.
+    :param reserve: an absolute reserve instead of the share (kept for older connections).
+    :param others_room_share: the most room bulk work leaves for others' spend, as a share of the limit.
+    :param bulk_rps: an optional cap on one process's bulk requests a second (0: none).
+    :param max_wait: never sleep longer than this at once for the budget (s).
+    """
+
+    limit: int | None = None
+    window_seconds: float = 300.0
+    reserve_share: float = 0.05
+    reserve: int | None = None
+    others_room_share: float = 0.25
+    bulk_rps: float = 0.0
+    max_wait: float = 300.0
+
+    def __post_init__(self):
+        problems = []
+        if self.limit is not None and not (isinstance(self.limit, int) and self.limit >= 1):
+            problems.append(f"limit must be a whole number of requests >= 1, not {self.limit!r}")
+        if not _number(self.window_seconds) or self.window_seconds <= 0:
+            problems.append(f"window_seconds must be a number of seconds > 0, not {self.window_seconds!r}")
+        if not _number(self.reserve_share) or not 0 <= self.reserve_share < 0.5:
+            problems.append(f"reserve_share must be from 0 to under 0.5, not {self.reserve_share!r}")
+        if self.reserve is not None and not (isinstance(self.reserve, int) and self.reserve >= 0):
+            problems.append(f"reserve must be a whole number of requests >= 0, not {self.reserve!r}")
+        if not _number(self.others_room_share) or not 0 <= self.others_room_share <= 0.5:
+            problems.append(f"others_room_share must be from 0 to 0.5, not {self.others_room_share!r}")
+        if not _number(self.bulk_rps) or self.bulk_rps < 0:
+            problems.append(f"bulk_rps must be a number >= 0 (0: no cap), not {self.bulk_rps!r}")
+        if not _number(self.max_wait) or self.max_wait <= 0:
+            problems.append(f"max_wait must be a number of seconds > 0, not {self.max_wait!r}")
+        if problems:
+            raise ValueError("bad budget settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_extra(cls, value) -> BudgetSettings:
+        """Settings from the connection extra's ``budget`` object, refusing unknown keys by name."""
+        if value in (None, ""):
+            return cls()
+        if not isinstance(value, dict):
+            raise ValueError(f"budget must be an object of settings, not {type(value).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown budget settings {unknown}; known: {sorted(known)}")
+        return cls(**value)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RequestBudget:
-    """Per-process pacing plus what the server last said about the remaining budget."""
+    """One process's ledger of an account's budget, shared by every hook and thread in the process."""
 
     def __init__(self, settings: BudgetSettings, clock=time.monotonic, sleep=time.sleep):
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._seq = 0  # tickets handed out
+        self._sent: deque[tuple[int, float]] = deque()  # (ticket, sent at) of own requests in the window
+        self._in_flight = 0
+        self._obs_ticket = 0  # the ticket whose answer carried `remaining`
+        self._obs_time = 0.0  # when the server counted the observed `remaining`
+        self._obs_counted = 0  # own requests the server counted then
+        self._reset_at = 0.0  # when the server said its oldest request leaves the window
+        self._hold_until = 0.0  # after a 429, nobody sends
+        self._probe_until = 0.0  # a probe is out: the others wait for its answer
         self._next_bulk = 0.0
-        self._hold_until = 0.0
+        self._latency = 0.1  # s, smoothed; the margin before reusing a slot of our own
+        self.server_limit: int | None = None  # x-ratelimit-limit, as last seen
         self.remaining: int | None = None
-        self.limit: int | None = None  # x-ratelimit-limit, as last seen
+        self.others = 0  # requests in the last window that this process did not send
         self.observed_at: str | None = None  # when remaining was last seen (UTC, ISO)
         self.rate_limited = 0  # 429s received
-        self._slowdown = 1.0
+        self.sent: Counter = Counter()  # requests sent, by priority
         self.waited = 0.0
 
-    def acquire(self, priority: str) -> None:
-        """Block until a request of this priority may go out."""
-        while (wait := self._claim(priority)) > 0:
+    # ---- what the budget is -------------------------------------------------------------
+    @property
+    def limit(self) -> int:
+        return self.settings.limit or self.server_limit or DEFAULT_LIMIT
+
+    @property
+    def reserve(self) -> int:
+        if self.settings.reserve is not None:
+            return self.settings.reserve
+        return max(1, int(self.limit * self.settings.reserve_share))
+
+    def estimate(self) -> int | None:
+        """Requests this process believes are left in the window now (None before any answer)."""
+        with self._lock:
+            if self.remaining is None:
+                return None
+            self._forget(self._clock())
+            return self._estimate(self._clock())
+
+    # ---- taking a turn ------------------------------------------------------------------
+    def acquire(self, priority: str) -> int:
+        """Block until a request of this priority may go out; returns its ticket for `observe`."""
+        while True:
+            ticket, wait = self._claim(priority)
+            if ticket:
+                return ticket
             self._sleep(wait)
 
-    async def aacquire(self, priority: str) -> None:
+    async def aacquire(self, priority: str) -> int:
         """`acquire` for the event loop (triggers): waits without blocking the other coroutines."""
-        while (wait := self._claim(priority)) > 0:
+        while True:
+            ticket, wait = self._claim(priority)
+            if ticket:
+                return ticket
             await asyncio.sleep(wait)
 
-    def _claim(self, priority: str) -> float:
-        """Take the slot for one request (0.0), or say how long to wait before asking again."""
+    def _claim(self, priority: str) -> tuple[int, float]:
+        """(ticket, 0) when the request may go out now, else (0, seconds to wait before asking again)."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}, not {priority!r}")
-        paced = priority == "bulk" and self.settings.bulk_rps > 0
-        floor = self.settings.reserve if priority == "bulk" else 0
         with self._lock:
             now = self._clock()
-            wait = max(0.0, self._next_bulk - now) if paced else 0.0
-            if wait == 0.0:
-                wait = self._hold_wait(now, floor)
-            if wait == 0.0:
-                if paced:
-                    self._next_bulk = max(now, self._next_bulk) + self._slowdown / self.settings.bulk_rps
-                return 0.0
-        wait = min(wait, self.settings.max_wait)
+            self._forget(now)
+            wait = self._wait(priority, now)
+            if wait <= 0:
+                return self._take(priority, now), 0.0
+        wait = min(max(wait, 0.001), self.settings.max_wait)
         self.waited += wait
-        return wait
+        return 0, wait
 
-    def _hold_wait(self, now: float, floor: int) -> float:
-        """At or under the floor, wait for the hold; when it ends, one request probes the budget
-        and the others wait for its answer."""
-        if self.remaining is None or self.remaining > floor:
-            return 0.0
+    def _wait(self, priority: str, now: float) -> float:
         if now < self._hold_until:
             return self._hold_until - now
-        self._hold_until = now + 1.0
+        if self.remaining is None:  # nothing known yet: one request asks, the others wait for its answer
+            return PROBE_WAIT if self._in_flight else 0.0
+        floor = 0 if priority == "monitor" else self.reserve + self._room_for_others()
+        if priority == "bulk" and self.settings.bulk_rps > 0 and now < self._next_bulk:
+            return self._next_bulk - now
+        if self._estimate(now) > floor:
+            return 0.0
+        # Out of budget as far as this process knows: a slot of our own frees when our oldest request
+        # leaves the window; others' slots only the server can tell about, after its reset.
+        own_free = self._own_frees_at()
+        if own_free is not None and own_free <= self._reset_at + 1.0 + MARGIN:
+            return max(own_free - now, 0.001)  # never 0: a wait, then `_forget` frees the slot
+        if now < self._reset_at:
+            return self._reset_at - now
+        if now < self._probe_until:
+            return PROBE_WAIT
+        self._probe_until = now + max(1.0, 4 * self._latency)
         return 0.0
 
-    def observe(self, headers, status: int | None = None) -> None:
-        """Record x-ratelimit-remaining, -limit and -reset from a response (and a 429)."""
-        if status == 429:
-            with self._lock:
-                self.rate_limited += 1
-        remaining = headers.get("x-ratelimit-remaining")
-        if remaining is None:
-            return
+    def _take(self, priority: str, now: float) -> int:
+        self._seq += 1
+        self._sent.append((self._seq, now))
+        self._in_flight += 1
+        self.sent[priority] += 1
+        if priority == "bulk" and self.settings.bulk_rps > 0:
+            self._next_bulk = max(now, self._next_bulk) + 1.0 / self.settings.bulk_rps
+        return self._seq
+
+    def _estimate(self, now: float) -> int:
+        """The last `remaining`, corrected by this process's own requests since: those sent after the
+        observed one are spent; those the server counted then and that have left the window are free
+        again. (`_forget` has run.)"""
+        newer = sum(1 for ticket, _ in self._sent if ticket > self._obs_ticket)
+        return self.remaining - newer + (self._obs_counted - self._counted_now())
+
+    def _counted(self, ticket: int, sent_at: float) -> bool:
+        """Whether the server still counted this request of ours when `remaining` was observed."""
+        return ticket <= self._obs_ticket and sent_at > self._obs_time - self.settings.window_seconds
+
+    def _counted_now(self) -> int:
+        return sum(1 for ticket, at in self._sent if self._counted(ticket, at))
+
+    def _own_frees_at(self) -> float | None:
+        """When the next own request that the estimate counts as spent leaves the window."""
+        for ticket, at in self._sent:
+            if ticket > self._obs_ticket or self._counted(ticket, at):
+                return at + self.settings.window_seconds + self._latency + MARGIN
+        return None
+
+    def _forget(self, now: float) -> None:
+        """Drop own requests that have left the server's window (with a latency's margin)."""
+        horizon = now - self.settings.window_seconds - self._latency - MARGIN
+        while self._sent and self._sent[0][1] <= horizon:
+            self._sent.popleft()
+
+    def _room_for_others(self) -> int:
+        return min(self.others, int(self.limit * self.settings.others_room_share))
+
+    # ---- what the API said --------------------------------------------------------------
+    def cancel(self, ticket: int) -> None:
+        """The request of `ticket` never got an answer (a transport error)."""
         with self._lock:
-            try:
-                self.remaining = int(remaining)
-            except ValueError:
-                return
-            self.observed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            try:
-                self.limit = int(headers.get("x-ratelimit-limit") or 0) or self.limit
-            except ValueError:
-                pass
+            self._in_flight = max(0, self._in_flight - 1)
+
+    def observe(self, headers, status: int | None = None, ticket: int | None = None) -> None:
+        """Learn from an answer: x-ratelimit-limit, -remaining and -reset, and a 429's retry-after."""
+        with self._lock:
             now = self._clock()
-            if self.remaining <= self.settings.reserve:
-                # An HTTP-date reset is rounded down to the second: hold at least a second.
-                self._hold_until = max(
-                    self._hold_until, now + max(1.0, _seconds_until(headers.get("x-ratelimit-reset"), 1.0))
-                )
-            # Other processes spend the same budget unseen: slow down well before the reserve.
-            if self.remaining <= 2 * self.settings.reserve:
-                self._slowdown = min(16.0, self._slowdown * 2)
-            elif self.remaining > 3 * self.settings.reserve:
-                self._slowdown = max(1.0, self._slowdown / 2)
+            sent_at = None
+            if ticket is not None:
+                self._in_flight = max(0, self._in_flight - 1)
+                sent_at = next((at for t, at in self._sent if t == ticket), None)
+                if sent_at is not None:
+                    self._latency = 0.8 * self._latency + 0.2 * min(5.0, max(0.0, now - sent_at))
+            if status == 429:
+                self.rate_limited += 1
+                retry = _seconds_until(headers.get("retry-after"), 1.0)
+                self._hold_until = max(self._hold_until, now + max(1.0, retry))
+            try:
+                limit = int(headers.get("x-ratelimit-limit") or 0)
+            except ValueError:
+                limit = 0
+            if limit > 0:
+                self.server_limit = limit
+            try:
+                remaining = int(headers["x-ratelimit-remaining"])
+            except (KeyError, TypeError, ValueError):
+                return
+            if ticket is not None and ticket < self._obs_ticket:
+                return  # an older answer overtaken by a newer one: it knows less
+            self._forget(now)
+            self.remaining = remaining
+            self._obs_ticket = ticket if ticket is not None else self._seq
+            # The server counted its window when the request reached it, about half a round trip after
+            # it left; own requests older than a window then were no longer in `remaining`.
+            self._obs_time = now - self._latency / 2 if sent_at is None else min(now, sent_at + self._latency / 2)
+            self._obs_counted = self._counted_now()
+            self._probe_until = 0.0
+            self.others = max(0, self.limit - remaining - self._obs_counted)
+            # An HTTP-date reset is rounded down to the second: add one, so a probe never comes early.
+            reset = headers.get("x-ratelimit-reset")
+            self._reset_at = now + _seconds_until(reset, 1.0) + (1.0 if reset and not _is_number(reset) else 0.0)
+            self.observed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _seconds_until(value, default: float) -> float:
-    """x-ratelimit-reset as seconds from now: delta-seconds or an HTTP date."""
+    """retry-after or x-ratelimit-reset as seconds from now: delta-seconds or an HTTP date."""
     if not value:
         return default
     try:
@@ -139,7 +312,7 @@ _budgets_lock = threading.Lock()
 
 def budget_for(account_id: str, settings: BudgetSettings) -> RequestBudget:
     """One budget per account and settings in a process, shared by every hook instance."""
-    key = (account_id, settings.bulk_rps, settings.reserve, settings.max_wait)
+    key = (account_id, settings)
     with _budgets_lock:
         if key not in _budgets:
             _budgets[key] = RequestBudget(settings)

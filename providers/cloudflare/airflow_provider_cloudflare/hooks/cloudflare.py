@@ -37,10 +37,11 @@ class CloudflareBaseHook(BaseHook):
 
     Connection ``cloudflare_default`` (type ``cloudflare``; ``generic`` still works): the password is
     the API token; the extra holds ``account_id`` and optionally ``base_url`` (default: the real API),
-    ``connect_timeout``, ``read_timeout``, and ``budget`` (``{"bulk_rps": 1.0, "reserve": 200}``).
+    ``connect_timeout``, ``read_timeout``, ``max_in_flight``, and ``budget`` (budget.BudgetSettings, such as
+    ``{"reserve_share": 0.05}``).
 
     :param cloudflare_conn_id: the connection to use.
-    :param priority: ``"bulk"`` for heavy work (paced, leaves the reserve alone) or ``"monitor"``
+    :param priority: ``"bulk"`` for heavy work (spends the budget down to the reserve) or ``"monitor"``
         for health checks (may use the reserve).
     :param max_attempts: attempts per request, the first included.
     :param retry_after_cap: give up at once when Cloudflare asks to wait longer than this (s).
@@ -94,7 +95,7 @@ class CloudflareBaseHook(BaseHook):
             "account_id": extra["account_id"],
             "base_url": (extra.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
             "timeout": (float(extra.get("connect_timeout", 10)), float(extra.get("read_timeout", 60))),
-            "budget": BudgetSettings(**extra.get("budget", {})),
+            "budget": _budget_settings(extra.get("budget"), self.cloudflare_conn_id),
             "max_in_flight": _max_in_flight(extra.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)),
         }
 
@@ -161,7 +162,7 @@ class CloudflareBaseHook(BaseHook):
         url = f"{self.base_url}{path}"
 
         def attempt() -> requests.Response:
-            self.budget.acquire(self.priority)
+            ticket = self.budget.acquire(self.priority)
             try:
                 resp = self._session.request(
                     method,
@@ -175,12 +176,15 @@ class CloudflareBaseHook(BaseHook):
                     stream=stream,
                 )
             except requests.ConnectTimeout as exc:
+                self.budget.cancel(ticket)
                 raise _Transport(exc, applied=False) from None
             except requests.ConnectionError as exc:
+                self.budget.cancel(ticket)
                 raise _Transport(exc, applied="NewConnectionError" not in str(exc)) from None
             except requests.Timeout as exc:
+                self.budget.cancel(ticket)
                 raise _Transport(exc, applied=True) from None
-            return self._checked(resp, method, path, expect_json)
+            return self._checked(resp, method, path, expect_json, ticket)
 
         try:
             return tenacity.Retrying(**self._retry_policy(method, path, idempotent))(attempt)
@@ -222,16 +226,18 @@ class CloudflareBaseHook(BaseHook):
         body = {"content": data} if isinstance(data, (bytes, str)) else {"data": data}
 
         async def attempt() -> httpx.Response:
-            await self.budget.aacquire(self.priority)
+            ticket = await self.budget.aacquire(self.priority)
             try:
                 resp = await client.request(
                     method, f"{self.base_url}{path}", params=params, json=json_body, headers=headers, **body
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                self.budget.cancel(ticket)
                 raise _Transport(exc, applied=False) from None
             except httpx.TransportError as exc:
+                self.budget.cancel(ticket)
                 raise _Transport(exc, applied=True) from None
-            return self._checked(resp, method, path, expect_json)
+            return self._checked(resp, method, path, expect_json, ticket)
 
         try:
             return await tenacity.AsyncRetrying(**self._retry_policy(method, path, idempotent))(attempt)
@@ -253,9 +259,9 @@ class CloudflareBaseHook(BaseHook):
             finally:
                 self._aclient = outer
 
-    def _checked(self, resp, method: str, path: str, expect_json: bool):
+    def _checked(self, resp, method: str, path: str, expect_json: bool, ticket: int | None = None):
         """Record the budget headers, then raise a typed error for a failed answer (requests or httpx)."""
-        self.budget.observe(resp.headers, resp.status_code)
+        self.budget.observe(resp.headers, resp.status_code, ticket)
         if resp.status_code >= 400 or expect_json:
             _raise_for_envelope(resp, method, path, expect_json)
         return resp
@@ -407,6 +413,13 @@ class CloudflareBaseHook(BaseHook):
             return ok, f"{token_detail}; {account_detail}" if ok else account_detail
         except CloudflareError as exc:
             return False, str(exc)
+
+
+def _budget_settings(value, conn_id: str) -> BudgetSettings:
+    try:
+        return BudgetSettings.from_extra(value)
+    except (TypeError, ValueError) as exc:
+        raise CloudflareError(f"connection {conn_id!r}: {exc}") from None
 
 
 def _max_in_flight(value) -> int:
