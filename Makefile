@@ -60,8 +60,8 @@ lock: venv
 openapi: venv
 	$(BIN)/python scripts/prune_openapi.py
 
-bench: venv
-	$(BIN)/python bench/seed_scale.py
+bench: venv  ## ratios to the API's bounds and to wrangler, in one run (under 20 min on 2 cores); BENCH_ARGS=--help
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache
