@@ -1,4 +1,8 @@
-"""Workers KV: namespaces, key listing with expiration and metadata, bulk reads and writes, snapshots."""
+"""Workers KV: namespaces, key listing with expiration and metadata, bulk reads and writes, snapshots.
+
+Bulk reads (`snapshot`, `get_values`) keep the connection's `max_in_flight` calls waiting on
+Cloudflare at once (`concurrency.ordered_map`) and still return their results in key order.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import base64
 import json
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
+from itertools import islice
 from typing import IO
 from urllib.parse import quote
 
+from airflow_provider_cloudflare.concurrency import ordered_map
 from airflow_provider_cloudflare.errors import CloudflareBadRequest, CloudflareNotFound
 from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 
@@ -137,46 +144,53 @@ class KVHook(CloudflareBaseHook):
 
     # ---- snapshot -------------------------------------------------------------------------
     def snapshot(self, namespace_id: str, out: IO[bytes], *, include_values: bool = True) -> dict:
-        """Write every key as an NDJSON line {key, expiration, metadata, value_b64?}; memory stays flat.
+        """Write every key as an NDJSON line {key, expiration, metadata, value_b64?} in listing order;
+        memory stays flat.
 
-        Values come 100 at a time through bulk get; a batch holding a binary value is halved until
-        the binary values stand alone, and those are read with one GET each. Keys that expire or vanish during the snapshot are left out and counted.
+        Values come 100 at a time through bulk get, `max_in_flight` calls at once; a batch holding a
+        binary value is halved until the binary values stand alone, and those are read with one GET
+        each. Keys that expire or vanish during the snapshot are left out and counted. The output and
+        the stats are the same whatever `max_in_flight` is.
         """
         stats = {"keys": 0, "values": 0, "vanished": 0, "single_gets": 0}
-        batch: list[dict] = []
 
-        def flush() -> None:
-            values = self._values(namespace_id, [k["name"] for k in batch], stats) if include_values else {}
-            for key in batch:
-                record = {"key": key["name"], "expiration": key.get("expiration"), "metadata": key.get("metadata")}
-                if include_values:
-                    if values.get(key["name"]) is None:
-                        stats["vanished"] += 1
-                        continue
-                    record["value_b64"] = base64.b64encode(values[key["name"]]).decode()
-                    stats["values"] += 1
-                out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-                stats["keys"] += 1
+        def read(batch: list[dict]) -> tuple[list[dict], dict, int]:
+            # Each batch counts its own GETs; the counts are added up on this thread, in order.
+            counted = {"single_gets": 0}
+            return batch, self._values(namespace_id, [k["name"] for k in batch], counted), counted["single_gets"]
 
-        for key in self.list_keys(namespace_id):
-            batch.append(key)
-            if len(batch) == MAX_BULK_GET:
-                flush()
-                batch = []
-        if batch:
-            flush()
+        keys = _chunks(self.list_keys(namespace_id), MAX_BULK_GET)
+        batches = ordered_map(read, keys, self.max_in_flight) if include_values else ((b, {}, 0) for b in keys)
+        with closing(batches):  # stops the calls in flight if writing fails
+            for batch, values, single_gets in batches:
+                stats["single_gets"] += single_gets
+                for key in batch:
+                    record = {"key": key["name"], "expiration": key.get("expiration"), "metadata": key.get("metadata")}
+                    if include_values:
+                        if values.get(key["name"]) is None:
+                            stats["vanished"] += 1
+                            continue
+                        record["value_b64"] = base64.b64encode(values[key["name"]]).decode()
+                        stats["values"] += 1
+                    out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+                    stats["keys"] += 1
         return stats
 
     def get_values(self, namespace_id: str, keys: list[str]) -> dict[str, bytes | None]:
-        """Raw values of any number of keys (None: missing), 100 a request, binary ones one by one."""
+        """Raw values of any number of keys (None: missing), 100 a request and `max_in_flight` requests
+        at once, binary ones one by one."""
         out: dict[str, bytes | None] = {}
-        for i in range(0, len(keys), MAX_BULK_GET):
-            out.update(self._values(namespace_id, keys[i : i + MAX_BULK_GET], {"single_gets": 0}))
+        chunks = (keys[i : i + MAX_BULK_GET] for i in range(0, len(keys), MAX_BULK_GET))
+        for values in ordered_map(
+            lambda chunk: self._values(namespace_id, chunk, {"single_gets": 0}), chunks, self.max_in_flight
+        ):
+            out.update(values)
         return out
 
     def _values(self, namespace_id: str, keys: list[str], stats: dict) -> dict[str, bytes | None]:
         """Values of up to 100 keys; bulk get refuses binary values, so a refused batch is halved until
-        the binary keys stand alone and are read one by one as raw bytes."""
+        the binary keys stand alone and are read one by one as raw bytes. `stats` is the caller's own
+        (runs in a pool thread: never share one between calls)."""
         try:
             got = self.bulk_get(namespace_id, keys, with_metadata=False)
             return {k: None if v is None else v.encode() for k, v in got.items()}
@@ -220,6 +234,13 @@ class KVHook(CloudflareBaseHook):
 
         stats["written"] = self.bulk_write(namespace_id, items())
         return stats
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of `size` items (the last may be shorter), read lazily."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def _bulk_entry(item: dict) -> dict:

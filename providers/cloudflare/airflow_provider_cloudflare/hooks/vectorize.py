@@ -1,17 +1,21 @@
 """Vectorize v2: indexes, queries, batched writes, mutation waits, and a streaming export.
 
 Cloudflare has no Vectorize export (the guide's `wrangler vectorize export` does not exist); an export
-here pages `list` for ids (1,000 a call) and fetches values and metadata with `get_by_ids`.
+here pages `list` for ids (1,000 a call) and fetches values and metadata with `get_by_ids`, several
+batches in flight at once (`concurrency.ordered_map`), written in listing order.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import IO, Any
 
+from airflow_provider_cloudflare.concurrency import ordered_map
 from airflow_provider_cloudflare.errors import CloudflareBadRequest, CloudflareError, CloudflareTimeout
 from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 
@@ -26,10 +30,12 @@ class VectorizeHook(CloudflareBaseHook):
     """Cloudflare Vectorize (v2) over the REST API.
 
     :param get_batch_size: ids per `get_by_ids` call; halves by itself when Cloudflare answers
-        "too many ids" (its maximum is not documented).
+        "too many ids" (its maximum is not documented). `get_by_ids` and `export_vectors` keep up to
+        the connection's `max_in_flight` of these calls waiting on Cloudflare at once.
     """
 
     hook_name = "Cloudflare Vectorize"
+    _batch_size_lock = threading.Lock()  # guards get_batch_size across the calls in flight
 
     def __init__(self, *args, get_batch_size: int = 100, **kwargs):
         super().__init__(*args, **kwargs)
@@ -178,29 +184,40 @@ class VectorizeHook(CloudflareBaseHook):
 
     # ---- reads ----------------------------------------------------------------------------
     def get_by_ids(self, index: str, ids: Iterable[str]) -> Iterator[dict]:
-        """Yield {id, values, metadata, namespace} for the ids that exist, in batches."""
+        """Yield {id, values, metadata, namespace} for the ids that exist, batch after batch in input
+        order; `max_in_flight` batches are fetched at once, and `ids` is read lazily."""
+        found = ordered_map(lambda batch: self._get_batch(index, batch), self._batches(ids), self.max_in_flight)
+        with closing(found):  # stops the calls in flight when the caller stops early
+            for vectors in found:
+                yield from vectors
+
+    def _batches(self, ids: Iterable[str]) -> Iterator[list[str]]:
+        """Lists of `get_batch_size` ids, the size read again for each batch, as a refusal lowers it."""
         batch: list[str] = []
         for vid in ids:
             batch.append(vid)
             if len(batch) >= self.get_batch_size:
-                yield from self._get_batch(index, batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._get_batch(index, batch)
+            yield batch
 
     def _get_batch(self, index: str, ids: list[str]) -> list[dict]:
-        while True:
-            try:
-                return self.call("POST", self._path(index, "/get_by_ids"), idempotent=True, json_body={"ids": ids})
-            except CloudflareBadRequest as exc:
-                if not _too_many_ids(exc) or len(ids) == 1:
-                    raise
-                size = self.get_batch_size = max(1, len(ids) // 2)
+        try:
+            return self.call("POST", self._path(index, "/get_by_ids"), idempotent=True, json_body={"ids": ids})
+        except CloudflareBadRequest as exc:
+            if not _too_many_ids(exc) or len(ids) == 1:
+                raise
+        with self._batch_size_lock:
+            # Other calls in flight may have learnt a smaller size already: use it, and never raise it.
+            size = min(max(1, len(ids) // 2), self.get_batch_size)
+            if size < self.get_batch_size:
+                self.get_batch_size = size
                 log.warning("Vectorize get_by_ids refused %d ids; batches of %d from now on", len(ids), size)
-                out = []
-                for start in range(0, len(ids), size):  # `size` stays fixed while recursion shrinks the default
-                    out += self._get_batch(index, ids[start : start + size])
-                return out
+        out = []
+        for start in range(0, len(ids), size):  # `size` stays fixed while recursion shrinks the default
+            out += self._get_batch(index, ids[start : start + size])
+        return out
 
     def list_ids(self, index: str, count: int = LIST_PAGE) -> Iterator[str]:
         """Every vector id, following the cursor (a snapshot taken at the first page)."""
@@ -208,18 +225,27 @@ class VectorizeHook(CloudflareBaseHook):
             yield item["id"]
 
     def export_vectors(self, index: str, out: IO[bytes]) -> dict:
-        """Write every vector as one NDJSON line {id, values, metadata, namespace}; memory stays flat.
+        """Write every vector as one NDJSON line {id, values, metadata, namespace}, batch after batch in
+        listing order (within a batch, in the order Cloudflare answers).
 
-        Returns {count, dimensions, ids_listed, missing}; `missing` counts ids that vanished between
-        listing and fetching (deleted while the export ran).
+        Ids are listed 1,000 a call and fetched `get_batch_size` a call, `max_in_flight` calls at once;
+        memory stays flat (one list page and `max_in_flight` batches at most), and `max_in_flight`
+        changes how fast the export runs, not the bytes it writes. Returns {count, dimensions,
+        ids_listed, missing}; `missing` counts ids that vanished between listing and fetching (deleted
+        while the export ran).
         """
         dims = self.info(index)["dimensions"]
         count = listed = 0
-        page: list[str] = []
 
-        def flush() -> int:
-            written = 0
-            for vec in self.get_by_ids(index, page):
+        def listing() -> Iterator[str]:
+            nonlocal listed
+            for vid in self.list_ids(index):
+                listed += 1
+                yield vid
+
+        vectors = self.get_by_ids(index, listing())
+        with closing(vectors):
+            for vec in vectors:
                 record = {
                     "id": vec["id"],
                     "values": vec["values"],
@@ -231,17 +257,7 @@ class VectorizeHook(CloudflareBaseHook):
                         f"vector {vec['id']} has {len(record['values'])} dimensions, the index {dims}"
                     )
                 out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-                written += 1
-            return written
-
-        for vid in self.list_ids(index):
-            page.append(vid)
-            listed += 1
-            if len(page) == LIST_PAGE:
-                count += flush()
-                page = []
-        if page:
-            count += flush()
+                count += 1
         return {"count": count, "dimensions": dims, "ids_listed": listed, "missing": listed - count}
 
     # ---- metadata indexes -----------------------------------------------------------------

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,57 @@ ROUTES = "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}"
 def calls(before: dict, after: dict, method: str, suffix: str) -> int:
     key = f"route:{method} {ROUTES}{suffix}"
     return after.get(key, 0) - before.get(key, 0)
+
+
+def route_calls(before: dict, after: dict) -> dict:
+    """Requests per route between two counter readings (routes called at least once)."""
+    keys = {k for k in after if k.startswith("route:")}
+    return {k: after[k] - before.get(k, 0) for k in keys if after[k] != before.get(k, 0)}
+
+
+class ServerInFlight(threading.Thread):
+    """While a block runs, samples how many requests to one route localflare has received but not yet
+    answered: received from its counters (counted on arrival), answered from its exchange record
+    (written once the answer is ready). The counters are read first, so a sample never overstates.
+    `most` is the highest sample: 2 or more means the server worked on two calls at once."""
+
+    def __init__(self, server, record: Path, method: str, suffix: str):
+        super().__init__(daemon=True)
+        self.server, self.record, self.method, self.suffix = server, record, method, suffix
+        self.key = f"route:{method} {ROUTES}{suffix}"
+        self.done = threading.Event()
+        self.most, self.answered, self.error = 0, 0, None
+
+    def __enter__(self):
+        self.offset = self.record.stat().st_size
+        self.received = self.server.counters().get(self.key, 0)
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+        assert self.error is None, self.error
+
+    def run(self):
+        try:
+            while not self.done.is_set():
+                received = self.server.counters().get(self.key, 0) - self.received
+                with open(self.record, "rb") as fh:
+                    fh.seek(self.offset)
+                    data = fh.read()
+                complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+                self.offset += len(complete)
+                for entry in map(json.loads, complete.splitlines()):
+                    self.answered += entry["method"] == self.method and entry["path"].endswith(self.suffix)
+                self.most = max(self.most, received - self.answered)
+                self.done.wait(0.01)
+        except Exception as exc:  # reported by __exit__
+            self.error = exc
+
+
+def bulk_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("cloudflare-bulk")]
 
 
 def blob(j: int) -> bytes:
@@ -231,7 +284,9 @@ def test_snapshot_then_restore_reproduces_keys_values_metadata_and_expiration(sc
 
 def test_a_key_that_expires_during_the_snapshot_is_left_out(lf_fresh, connect):
     server = lf_fresh(seed=False)
-    connect(server, budget={"bulk_rps": 0})
+    # One batch at a time, so the clock jump lands between the two batches' reads (in flight together,
+    # the second could be read before the jump).
+    connect(server, budget={"bulk_rps": 0}, max_in_flight=1)
     hook = KVHook()
     ns_id = hook.create_namespace("expiring")["id"]
     items = [{"key": f"k:{i:03d}", "value": f"v{i}"} for i in range(150)]
@@ -249,6 +304,93 @@ def test_a_key_that_expires_during_the_snapshot_is_left_out(lf_fresh, connect):
     snap = records(out.getvalue())
     assert "z:short" not in snap and "z:short-bin" not in snap
     assert base64.b64decode(snap["k:120bin"]["value_b64"]) == blob(0)
+
+
+HOSTILE = ["<script>alert('k')</script>", "ünïcødé-键-🔑", "a/../b", "100% sure?#&=+", "  spaced\tout  ", '"quoted"']
+
+
+def test_snapshot_and_get_values_with_calls_in_flight_match_one_at_a_time(lf_fresh, connect, exchanges_file):
+    server = lf_fresh(seed=False)
+    connect(server, budget={"bulk_rps": 0})
+    hook = KVHook()
+    ns_id = hook.create_namespace("in-flight")["id"]
+    later = int(time.time()) + 30 * 86400
+    items = [
+        {
+            "key": f"k:{i:03d}:{HOSTILE[i % len(HOSTILE)]}",
+            "value": blob(0) if i == 230 else f"value {i} {HOSTILE[i % len(HOSTILE)]}",  # one binary, in batch 3
+            **({"metadata": {"i": i, "note": HOSTILE[i % len(HOSTILE)]}} if i % 7 == 0 else {}),
+            **({"expiration": later} if i % 11 == 0 else {}),
+        }
+        for i in range(450)
+    ]
+    hook.bulk_write(ns_id, items)
+    keys = [it["key"] for it in items] + ["missing:<b>none</b>"]
+
+    runs = {}
+    for n in (1, 4):
+        connect(server, budget={"bulk_rps": 0}, max_in_flight=n)
+        hook = KVHook()
+        out = io.BytesIO()
+        # Every bulk get answers 300 ms late, as a real one may; localflare awaits the delay, so calls overlap.
+        server.add_faults("latency:route=POST */bulk/get,ms=300")
+        before = server.counters()
+        with ServerInFlight(server, exchanges_file, "POST", "/bulk/get") as seen:
+            stats = hook.snapshot(ns_id, out)
+        middle = server.counters()
+        server.clear_faults()  # the binary value's halving is a chain of calls no concurrency shortens
+        values = hook.get_values(ns_id, keys)
+        runs[n] = {
+            "bytes": out.getvalue(),
+            "stats": stats,
+            "snapshot_calls": route_calls(before, middle),
+            "values": values,
+            "get_values_calls": route_calls(middle, server.counters()),
+            "most_at_once": seen.most,
+        }
+
+    one, four = runs[1], runs[4]
+    assert one["stats"] == four["stats"] == {"keys": 450, "values": 450, "vanished": 0, "single_gets": 1}
+    assert four["bytes"] == one["bytes"]
+    assert four["snapshot_calls"] == one["snapshot_calls"]
+    assert four["values"] == one["values"]
+    assert four["get_values_calls"] == one["get_values_calls"]
+    snap = records(four["bytes"])
+    assert list(snap) == sorted(it["key"] for it in items)  # listing order
+    assert base64.b64decode(snap[items[230]["key"]]["value_b64"]) == blob(0)
+    assert snap[items[7]["key"]]["metadata"] == {"i": 7, "note": HOSTILE[1]}
+    assert snap[items[11]["key"]]["expiration"] == later
+    assert four["values"]["missing:<b>none</b>"] is None and four["values"][items[230]["key"]] == blob(0)
+    assert four["values"][items[5]["key"]] == f"value 5 {HOSTILE[5]}".encode()
+    # One at a time, the server never holds two bulk gets; with 4 in flight it held several, never more than 4.
+    assert one["most_at_once"] <= 1
+    assert 2 <= four["most_at_once"] <= 4
+
+
+def test_a_namespace_deleted_mid_snapshot_fails_it_and_no_call_starts_after(lf_fresh, connect):
+    server = lf_fresh(seed=False)
+    connect(server, budget={"bulk_rps": 0}, max_in_flight=2)
+    hook = KVHook()
+    ns_id = hook.create_namespace("doomed")["id"]
+    hook.bulk_write(ns_id, [{"key": f"k:{i:04d}", "value": f"v{i}"} for i in range(1000)])
+
+    class DeletingWriter(io.BytesIO):
+        """Deletes the namespace on the first write: the batches not yet read then find nothing."""
+
+        def write(self, data) -> int:
+            if not self.tell():
+                hook.delete_namespace(ns_id)
+            return super().write(data)
+
+    before = server.counters()
+    with pytest.raises(CloudflareNotFound):
+        hook.snapshot(ns_id, DeletingWriter())
+    for thread in bulk_threads():  # calls still running when the error surfaced finish on their own
+        thread.join(30)
+    assert not bulk_threads()
+    # Of 10 batches, the 4th and later were asked for after the deletion; the first of them to fail ends
+    # the snapshot with at most one more in flight, so at least the last 5 never started.
+    assert calls(before, server.counters(), "POST", "/bulk/get") <= 5
 
 
 def test_restore_skips_keys_that_expire_within_a_minute(lf_fresh, connect):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,57 @@ def calls(before: dict, after: dict, method: str, suffix: str) -> int:
     """Requests to METHOD <template ending in suffix> between two counter readings."""
     key = f"route:{method} {ROUTES}{suffix}"
     return after.get(key, 0) - before.get(key, 0)
+
+
+def route_calls(before: dict, after: dict) -> dict:
+    """Requests per route between two counter readings (routes called at least once)."""
+    keys = {k for k in after if k.startswith("route:")}
+    return {k: after[k] - before.get(k, 0) for k in keys if after[k] != before.get(k, 0)}
+
+
+class ServerInFlight(threading.Thread):
+    """While a block runs, samples how many requests to one route localflare has received but not yet
+    answered: received from its counters (counted on arrival), answered from its exchange record
+    (written once the answer is ready). The counters are read first, so a sample never overstates.
+    `most` is the highest sample: 2 or more means the server worked on two calls at once."""
+
+    def __init__(self, server, record: Path, method: str, suffix: str):
+        super().__init__(daemon=True)
+        self.server, self.record, self.method, self.suffix = server, record, method, suffix
+        self.key = f"route:{method} {ROUTES}/{{index_name}}{suffix}"
+        self.done = threading.Event()
+        self.most, self.answered, self.error = 0, 0, None
+
+    def __enter__(self):
+        self.offset = self.record.stat().st_size
+        self.received = self.server.counters().get(self.key, 0)
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+        assert self.error is None, self.error
+
+    def run(self):
+        try:
+            while not self.done.is_set():
+                received = self.server.counters().get(self.key, 0) - self.received
+                with open(self.record, "rb") as fh:
+                    fh.seek(self.offset)
+                    data = fh.read()
+                complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+                self.offset += len(complete)
+                for entry in map(json.loads, complete.splitlines()):
+                    self.answered += entry["method"] == self.method and entry["path"].endswith(self.suffix)
+                self.most = max(self.most, received - self.answered)
+                self.done.wait(0.01)
+        except Exception as exc:  # reported by __exit__
+            self.error = exc
+
+
+def bulk_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("cloudflare-bulk")]
 
 
 def vec8(i: int) -> list[float]:
@@ -179,11 +232,63 @@ def test_export_of_the_demo_index_is_1_list_call_and_7_get_by_ids_calls(lf_fresh
     assert all(set(r) == {"id", "values", "metadata", "namespace"} for r in records)
 
 
+def test_export_with_calls_in_flight_makes_the_same_calls_and_the_same_bytes(lf_fresh, connect, exchanges_file):
+    server = lf_fresh()
+    # Every get_by_ids answers 300 ms late, as a real one may; localflare awaits the delay, so calls overlap.
+    server.add_faults("latency:route=POST */get_by_ids,ms=300")
+    runs = {}
+    for n in (1, 4):
+        connect(server, budget={"bulk_rps": 0}, max_in_flight=n)
+        hook = VectorizeHook()
+        assert hook.max_in_flight == n
+        out = io.BytesIO()
+        before = server.counters()
+        with ServerInFlight(server, exchanges_file, "POST", "/get_by_ids") as seen:
+            stats = hook.export_vectors(DEMO, out)
+        runs[n] = {"bytes": out.getvalue(), "stats": stats, "calls": route_calls(before, server.counters())}
+        runs[n]["most_at_once"] = seen.most
+
+    one, four = runs[1], runs[4]
+    assert one["stats"] == four["stats"] == {"count": 615, "dimensions": 384, "ids_listed": 615, "missing": 0}
+    assert four["bytes"] == one["bytes"]
+    assert four["calls"] == one["calls"]
+    assert calls({}, four["calls"], "POST", "/{index_name}/get_by_ids") == 7
+    # One at a time, the server never holds two; with 4 in flight it held several at once, never more than 4.
+    assert one["most_at_once"] <= 1
+    assert 2 <= four["most_at_once"] <= 4
+
+
+def test_an_index_deleted_mid_export_fails_it_and_no_call_starts_after(lf_fresh, connect):
+    server = lf_fresh()
+    connect(server, budget={"bulk_rps": 0}, max_in_flight=2)
+    hook = VectorizeHook()
+
+    class DeletingWriter(io.BytesIO):
+        """Deletes the index on the first write: the batches not yet fetched then find nothing."""
+
+        def write(self, data) -> int:
+            if not self.tell():
+                hook.delete_index(DEMO)
+            return super().write(data)
+
+    before = server.counters()
+    with pytest.raises(CloudflareNotFound):
+        hook.export_vectors(DEMO, DeletingWriter())
+    for thread in bulk_threads():  # calls still running when the error surfaced finish on their own
+        thread.join(30)
+    assert not bulk_threads()
+    # Of 7 batches, the 4th and later were asked for after the deletion; the first of them to fail ends
+    # the export with at most one more in flight, so at least the last 2 never started.
+    assert calls(before, server.counters(), "POST", "/{index_name}/get_by_ids") <= 5
+
+
 def test_get_by_ids_halves_its_batch_when_cloudflare_refuses_too_many_ids(lf_fresh, connect):
-    server = lf_fresh("--get-by-ids-max", "30")
+    # Slow answers keep the first 4 batches in flight together, so all 4 are refused at once and
+    # each halves while the others do.
+    server = lf_fresh("--get-by-ids-max", "30", "--faults", "latency:route=POST */get_by_ids,ms=100")
     connect(server, budget={"bulk_rps": 0})
     hook = VectorizeHook()
-    assert hook.get_batch_size == 100
+    assert hook.get_batch_size == 100 and hook.max_in_flight == 4
     ids = list(hook.list_ids(DEMO))
     got = [v["id"] for v in hook.get_by_ids(DEMO, ids)]
     # The hook settled on a batch the server accepts, and every id came back exactly once.
