@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 
 from airflow_provider_cloudflare.sqldump import (
+    FIRST_PAGE_ROWS,
     MAX_STATEMENT_BYTES,
     prepare_import,
     shorten,
@@ -289,7 +290,10 @@ def source() -> sqlite3.Connection:
 
 def test_logical_dump_loads_back_row_for_row(source):
     out = io.StringIO()
-    counts = write_logical_dump(d1_like_query(source), out, header="test dump\nsecond line", page_rows=7)
+    # Small pages, so every table takes several.
+    counts = write_logical_dump(
+        d1_like_query(source), out, header="test dump\nsecond line", page_bytes=2_000, first_page_rows=7
+    )
     dump = out.getvalue()
     statements = list(split_statements(lines(dump)))
     assert dump.startswith("-- test dump\n-- second line\n")
@@ -339,3 +343,125 @@ def test_logical_dump_of_an_empty_database():
     out = io.StringIO()
     assert write_logical_dump(d1_like_query(sqlite3.connect(":memory:")), out) == {}
     assert out.getvalue() == "PRAGMA defer_foreign_keys = true;\n"
+
+
+# ---- logical dump: pages sized by bytes ------------------------------------------------------
+
+
+class Recorder:
+    """query and query_many over a SQLite connection, counting calls (a batch is one) and keeping the
+    rows of every page of table rows."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.base = d1_like_query(conn)
+        self.calls = 0
+        self.pages: list[list[dict]] = []
+
+    def query(self, sql, params):
+        self.calls += 1
+        return self._keep(sql, self.base(sql, params))
+
+    def query_many(self, sqls):
+        self.calls += 1
+        return [self._keep(sql, self.base(sql, None)) for sql in sqls]
+
+    def _keep(self, sql, rows):
+        if "__end" in sql:
+            self.pages.append(rows)
+        return rows
+
+    def dump(self, **kwargs) -> str:
+        out = io.StringIO()
+        write_logical_dump(self.query, out, query_many=self.query_many, **kwargs)
+        return out.getvalue()
+
+
+def page_bytes(rows: list[dict]) -> int:
+    """The bytes of a page's quoted values, as D1 sends them."""
+    return sum(len(v.encode()) for row in rows for k, v in row.items() if k.startswith("q_"))
+
+
+HOSTILE = [
+    "'; DROP TABLE events; --",
+    "<script>alert(1)</script>",
+    "tab\tnul\x00bell\x07",
+    "line\u2028sep ✓ 😀",
+    '"dq"',
+]
+
+
+@pytest.fixture
+def mixed() -> sqlite3.Connection:
+    """Narrow rows, then wide ones, then narrow again: a row count fitted to the first part would make
+    a page of the second far too large."""
+    rng = random.Random(13)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE events(id INTEGER PRIMARY KEY, kind TEXT, body TEXT, at TEXT);
+        CREATE TABLE kv(k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID;
+        CREATE TABLE sparse(v);
+    """)
+    conn.execute("BEGIN")
+    dates = ["1999-12-31T23:59:59Z", "2026-12-07T00:00:00Z", "2099-01-01T00:00:00Z"]  # past, present, future
+    rows = [(HOSTILE[i % len(HOSTILE)] + str(i), dates[i % 3]) for i in range(12_000)]
+    conn.executemany("INSERT INTO events(kind, body, at) VALUES ('n', ?, ?)", rows)
+    for i in range(120):  # about 30 KB each once quoted
+        body = "".join(rng.choice(["x", "'", "é", "😀", "\x01", HOSTILE[i % len(HOSTILE)]]) for _ in range(6_000))
+        conn.execute("INSERT INTO events(kind, body, at) VALUES ('w', ?, ?)", (body, dates[i % 3]))
+    conn.executemany("INSERT INTO events(kind, body, at) VALUES ('n', ?, ?)", rows)
+    conn.executemany("INSERT INTO kv VALUES (?, ?)", [(f"k{i:05d}", bytes([i % 256])) for i in range(3_000)])
+    conn.executemany("INSERT INTO kv VALUES (?, ?)", [(f"w{i:03d}", rng.randbytes(20_000)) for i in range(40)])
+    # Row ids past 2**53, where a JSON number (as D1 sends one) is no longer exact.
+    conn.executemany(
+        "INSERT INTO sparse(rowid, v) VALUES (?, ?)", [(2**53 + i, i) for i in range(1, 40)] + [(-7, "neg")]
+    )
+    conn.execute("COMMIT")
+    return conn
+
+
+def test_logical_dump_pages_follow_bytes_not_rows(mixed):
+    rec = Recorder(mixed)
+    dump = rec.dump(page_bytes=400_000)
+    rows = sum(len(table_rows(mixed, t)) for t in user_tables(mixed))
+    # Fewer calls than 500-row pages would take, even with a target 20 times smaller than the default.
+    assert rec.calls <= 25 < rows // 500
+    # Every page holds at most the target's bytes, unless it is a single row over it.
+    sizes = [(len(p), page_bytes(p)) for p in rec.pages]
+    assert all(size <= 400_000 or n == 1 for n, size in sizes), sizes
+    # The first page of a table is small; narrow rows then come many to a page.
+    assert len(rec.pages[0]) == FIRST_PAGE_ROWS and max(n for n, _ in sizes) > 10 * FIRST_PAGE_ROWS
+    loaded = load(dump)
+    for table in user_tables(mixed):
+        assert table_rows(loaded, table) == table_rows(mixed, table), table
+    assert "9007199254740993" in dump  # 2**53 + 1, exact
+
+
+def test_logical_dump_is_the_same_whatever_the_pages(mixed):
+    default = Recorder(mixed)
+    reference = default.dump()  # the default target: few, large pages
+    rows = sum(len(table_rows(mixed, t)) for t in user_tables(mixed))
+    # 27,000 rows (5.5 MB): two calls for the schema, one for the three first pages, one more page for
+    # each of the two large tables; 500-row pages took 55 calls for the rows alone.
+    assert default.calls == 5 and rows // 500 > 50
+    tiny = Recorder(mixed)
+    assert tiny.dump(page_bytes=40_000, first_page_rows=3, max_page_rows=700) == reference
+    assert len(tiny.pages) > 10 * len(default.pages)
+    single_rows = Recorder(mixed)  # rows over the target come alone; no batches
+    dump = io.StringIO()
+    write_logical_dump(single_rows.query, dump, page_bytes=25_000, batch_statements=1)
+    assert dump.getvalue() == reference
+    assert any(len(p) == 1 and page_bytes(p) > 25_000 for p in single_rows.pages)
+
+
+def test_logical_dump_batches_the_schema_and_first_pages():
+    # Sixty small tables, 50 statements a batch: one call lists them, three read their foreign keys and
+    # columns (120 statements), two bring their first pages, and each fits into its share of a page.
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for i in range(60):
+        conn.execute(f'CREATE TABLE "t{i} ""x"""(id INTEGER PRIMARY KEY, v TEXT)')
+        conn.executemany(f'INSERT INTO "t{i} ""x"""(v) VALUES (?)', [(h,) for h in HOSTILE])
+    rec = Recorder(conn)
+    dump = rec.dump()
+    assert rec.calls == 1 + 3 + 2
+    loaded = load(dump)
+    assert {t: table_rows(loaded, t) for t in user_tables(conn)} == {t: table_rows(conn, t) for t in user_tables(conn)}

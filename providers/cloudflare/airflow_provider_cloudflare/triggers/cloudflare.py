@@ -18,6 +18,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_cloudflare.hooks.cloudflare import CloudflareBaseHook
 from airflow_provider_cloudflare.hooks.d1 import D1Hook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+from airflow_provider_cloudflare.polling import poll_gaps
 
 
 class CloudflarePollTrigger(BaseTrigger):
@@ -27,7 +28,8 @@ class CloudflarePollTrigger(BaseTrigger):
     kwargs from the constructor's signature.
 
     :param conn_id: the Cloudflare connection.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: the longest pause between polls (seconds); the first ones come sooner
+        (polling.poll_gaps).
     :param deadline: a Unix time after which the trigger gives up with a ``timeout`` event.
     :param priority: the request budget's priority, as for the hooks (``"bulk"`` or ``"monitor"``).
     """
@@ -58,6 +60,8 @@ class CloudflarePollTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
         try:
+            gaps = poll_gaps(self.poll_interval)
+            next(gaps)  # the first look goes at once
             async with hook.async_client():
                 while True:
                     outcome = await self.check(hook)
@@ -69,7 +73,7 @@ class CloudflarePollTrigger(BaseTrigger):
                             {"status": "timeout", "message": f"{type(self).__name__} gave up at its deadline"}
                         )
                         return
-                    await asyncio.sleep(self.poll_interval)
+                    await asyncio.sleep(next(gaps))
         except Exception as exc:  # noqa: BLE001 - handed to the task, which fails with it
             yield TriggerEvent({"status": "error", "message": str(exc)})
 

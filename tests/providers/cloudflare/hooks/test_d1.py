@@ -11,7 +11,9 @@ import http.server
 import logging
 import threading
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,37 @@ from airflow_provider_cloudflare.errors import (
     CloudflareTimeout,
 )
 from airflow_provider_cloudflare.hooks.d1 import D1Hook, download
+from airflow_provider_cloudflare.polling import FIRST_POLL_GAP, poll_gaps
+from airflow_provider_cloudflare.sqldump import FIRST_PAGE_ROWS
+
+
+class CountingD1Hook(D1Hook):
+    """A D1Hook that counts the API calls it sends (by the path's last part: raw, query, export, ...),
+    keeps the rows of every page of table rows it reads, and the status of every export answer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: Counter = Counter()
+        self.pages: list[list[dict]] = []
+        self.export_answers: list[str] = []
+
+    def request(self, method, path, **kwargs):
+        self.calls[path.rstrip("/").rsplit("/", 1)[-1]] += 1
+        return super().request(method, path, **kwargs)
+
+    def read_rows(self, database_id, statements):
+        results = super().read_rows(database_id, statements)
+        self.pages += [rows for (sql, _), rows in zip(statements, results) if "__end" in sql]
+        return results
+
+    def _checked_operation(self, database_id, kind, result):
+        if kind == "export":
+            self.export_answers.append(result.get("status"))
+        return super()._checked_operation(database_id, kind, result)
+
+
+EXPORT_ROUTE = "route:POST /accounts/{account_id}/d1/database/{database_id}/export"
+RAW_ROUTE = "route:POST /accounts/{account_id}/d1/database/{database_id}/raw"
 
 
 def scratch_name() -> str:
@@ -178,6 +211,31 @@ def test_export_native_writes_the_dump_with_its_digest(d1, scratch, tmp_path, ca
     d1.rows(scratch, "SELECT 1")  # released afterwards
 
 
+def test_export_native_polls_at_once_and_never_after_completion(lf_fresh, connect, tmp_path):
+    # An export that takes 1.5 s: the start's answer says "active", so polls are needed.
+    server = lf_fresh("--export-min-seconds", "1.5", seed=False)
+    connect(server, budget={"bulk_rps": 0})
+    hook = CountingD1Hook()
+    db = hook.create_database(scratch_name())["uuid"]
+    hook.query(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('it''s; -- fine')")
+    before = server.counters().get(EXPORT_ROUTE, 0)
+    # poll_interval only caps the pauses between polls: had the first poll waited for it, the export
+    # would have run into its timeout instead.
+    info = hook.export_native(db, tmp_path / "native.sql", poll_interval=3600, timeout=60)
+    answers = hook.export_answers
+    assert answers[0] == "active" and answers[-1] == "complete" and answers.count("complete") == 1
+    # Every export call the server saw is one the hook read, and the complete answer was the last.
+    assert server.counters()[EXPORT_ROUTE] - before == len(answers) == hook.calls["export"]
+    assert "INSERT INTO \"t\" VALUES(1,'it''s; -- fine');" in (tmp_path / "native.sql").read_text()
+    assert info["bytes"] == (tmp_path / "native.sql").stat().st_size
+
+
+def test_poll_gaps_start_at_once_then_back_off_to_the_interval():
+    assert list(islice(poll_gaps(1.0), 8)) == [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert FIRST_POLL_GAP == 0.05
+    assert list(islice(poll_gaps(0.02), 3)) == [0.0, 0.02, 0.02]  # an interval under the first gap caps it too
+
+
 def test_export_native_survives_a_dropped_download(private_d1, tmp_path):
     server, hook, db = private_d1
     clean = hook.export_native(db, tmp_path / "clean.sql", poll_interval=0.1)
@@ -257,7 +315,10 @@ def test_export_native_stall_times_out_clearly(private_d1, tmp_path):
 
 def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tmp_path):
     dump = tmp_path / "logical.sql"
-    info = d1.export_logical(cf.d1_id, dump, page_rows=200)
+    counting = CountingD1Hook()
+    info = counting.export_logical(cf.d1_id, dump, page_bytes=50_000)  # small pages: several a table
+    assert len(counting.pages) > len(info["tables"])
+    assert all(len(p) == 1 or quoted_bytes(p) <= 50_000 for p in counting.pages)
     assert info["mode"] == "logical" and info["sha256"] == sha256(dump) and info["bytes"] == dump.stat().st_size
     assert dump.read_text().startswith("-- logical D1 dump of claudes-friend-db")
     result = d1.import_sql(scratch, dump, poll_interval=0.2)
@@ -280,6 +341,57 @@ def test_logical_export_of_the_demo_imports_back_row_for_row(d1, cf, scratch, tm
     match = "SELECT rowid, chunk_id FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid"
     assert d1.rows(scratch, match, [word]) == d1.rows(cf.d1_id, match, [word]) != []
     assert d1.rows(scratch, "PRAGMA foreign_key_check") == []
+
+
+def quoted_bytes(page: list[dict]) -> int:
+    return sum(len(v.encode()) for row in page for k, v in row.items() if k.startswith("q_"))
+
+
+def test_logical_export_pages_wide_and_narrow_rows_by_bytes(d1, scratch, tmp_path):
+    # 40,000 narrow rows around 100 wide ones (30 KB each): far more rows than 500-row pages could
+    # carry in a few calls, and a page fitted to narrow rows would be huge with wide ones.
+    narrow = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+        "INSERT INTO events(kind, body, at) SELECT 'n', 'row ' || i || ' ''); DROP TABLE events; --<b>', "
+        "CASE i % 3 WHEN 0 THEN '1999-12-31' WHEN 1 THEN '2026-12-07' ELSE '2099-01-01' END FROM n"
+    )
+    d1.query(
+        scratch,
+        "CREATE TABLE events(id INTEGER PRIMARY KEY, kind TEXT, body TEXT, at TEXT); "
+        f"{narrow}; "
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+        "INSERT INTO events(kind, body, at) SELECT 'w', hex(randomblob(15000)) || char(39, 10, 1), '2026-12-07' FROM n; "
+        f"{narrow}",
+        read_only=False,
+    )
+    rows = 40_100
+    hook = CountingD1Hook()
+    dump = tmp_path / "small-pages.sql"
+    info = hook.export_logical(scratch, dump, page_bytes=400_000)
+    assert info["tables"] == {"events": rows}
+    # bookmark, database, two schema batches, then pages: far fewer calls than rows / 500 = 80.
+    assert hook.calls["bookmark"] == 1 and hook.calls["raw"] == 3 + len(hook.pages) - 1
+    assert sum(hook.calls.values()) <= 25
+    assert len(hook.pages[0]) == FIRST_PAGE_ROWS and max(len(p) for p in hook.pages) > 5_000
+    assert all(quoted_bytes(p) <= 400_000 or len(p) == 1 for p in hook.pages)
+
+    # At the default target: one page after the first, and the same dump (but for its header's time).
+    default = CountingD1Hook()
+    again = default.export_logical(scratch, tmp_path / "default.sql")
+    assert sum(default.calls.values()) == 6 and len(default.pages) == 2
+    body = [line for line in dump.read_text().splitlines() if not line.startswith("-- captured:")]
+    assert [
+        line for line in (tmp_path / "default.sql").read_text().splitlines() if not line.startswith("-- captured:")
+    ] == body
+    assert again["at_bookmark"] == info["at_bookmark"]
+
+    # And it restores row for row.
+    target = d1.create_database(scratch_name())["uuid"]
+    try:
+        d1.import_sql(target, dump, poll_interval=0.2)
+        assert all_rows(d1, target, "events") == all_rows(d1, scratch, "events")
+    finally:
+        d1.delete_database(target)
 
 
 def test_import_prepares_long_inserts_and_transaction_control(d1, scratch, tmp_path):
