@@ -188,6 +188,7 @@ class Bench:
             wall = time.monotonic() - started
             calls = _delta(before, server.counters())
             made = _calls(calls, "storage/kv")
+            self.figures["kv_restore_keys_per_s"] = round(n / wall)
             needed = max(1, math.ceil(n / 10000))
             self.row(
                 f"KV restore, {restored['written']:,} keys",
@@ -226,6 +227,7 @@ class Bench:
         with self.localflare(data_dir, "--mutation-lag", str(lag)) as server:
             wall, calls = restore(server, f"bench-restore-{int(time.time())}")
         made = _calls(calls, "vectorize")
+        self.figures["restore_vectors_per_s"] = round(n / unpaced)
         bound = max(window_bound(made, *SCALED) + lag, unpaced)
         self.row(
             f"Vectorize restore, {n:,} vectors (upserts of 5,000)",
@@ -299,21 +301,29 @@ class Bench:
         )
 
     def d1_demo(self, data_dir: Path) -> None:
+        """PRISM's own kind of database (FTS5, so only the logical dump can take it): calls at the budget,
+        and no slower than the same dump with the limit lifted, which is the time its data takes."""
         from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
-        with self.localflare(data_dir) as server:
+        def dump(server) -> tuple[dict, float, dict]:
             before = server.counters()
             started = time.monotonic()
             result = D1Hook().export_logical(server.d1_id, self.tmp / "demo.sql")
-            wall = time.monotonic() - started
-            calls = _delta(before, server.counters())
+            return result, time.monotonic() - started, _delta(before, server.counters())
+
+        with self.localflare(data_dir, limit=UNLIMITED) as server:
+            _, unpaced, _ = dump(server)
+        with self.localflare(data_dir) as server:
+            result, wall, calls = dump(server)
         made = _calls(calls, "d1/database")
-        bound = max(made / (SCALED[0] / SCALED[1]), window_bound(made, *SCALED))
+        at_rate = max(made / (SCALED[0] / SCALED[1]), window_bound(made, *SCALED))
+        bound = max(at_rate, unpaced)
+        rows = sum(v for v in result["tables"].values() if isinstance(v, int))
         self.row(
-            f"D1 logical backup, demo database at --scale {self.args.demo_scale} (FTS5), "
-            f"{sum(v for v in result['tables'].values() if isinstance(v, int)):,} rows",
+            f"D1 logical backup, demo database at --scale {self.args.demo_scale} (FTS5), {rows:,} rows, "
+            f"{result['bytes'] / 2**20:.0f} MB",
             measured=f"{wall:.1f} s, {made} calls",
-            bound=f"{bound:.1f} s ({made} calls at 4 a second)",
+            bound=f"{bound:.1f} s ({made} calls at 4 a second: {at_rate:.1f} s; unpaced {unpaced:.1f} s)",
             ratio=round(wall / bound, 3),
             goal=1.10,
             rate_limited=calls.get("429_sent", 0),
@@ -374,7 +384,8 @@ class Bench:
         limit, window = REAL
         per_s = (limit - limit * RESERVE_SHARE) / window
         vectors, kv_keys, d1_bytes = 1_000_000, 100_000, 2**30
-        page = self.figures.get("d1_page_bytes", 1 << 20)
+        from airflow_provider_cloudflare.sqldump import PAGE_BYTES as page
+
         plan = {
             "full backup": {
                 "vectors": 1 + vectors // 1000 + vectors // 100,
@@ -388,17 +399,26 @@ class Bench:
             },
             "full restore (RTO)": {"vectors": 2 + vectors // 5000 + 10, "kv": kv_keys // 10000 + 1, "d1": 6},
         }
+        data = {  # what moving the data took on localflare here (the restore rows above), per restore
+            "vectors": vectors / self.figures["restore_vectors_per_s"]
+            if self.figures.get("restore_vectors_per_s")
+            else 0,
+            "kv": kv_keys / self.figures["kv_restore_keys_per_s"] if self.figures.get("kv_restore_keys_per_s") else 0,
+        }
         for name, calls in plan.items():
             total = sum(calls.values())
             seconds = window_bound(total, limit, window)
+            moving = sum(data.values()) if "backup" not in name else 0
             self.row(
                 f"projection at the real limit, 1M vectors + 1 GB D1 + 100k KV keys: {name}",
-                measured=f"{total:,} calls: {seconds / 60:.0f} min of API time",
+                measured=f"{total:,} calls: {seconds / 60:.0f} min waiting for the API"
+                + (f" + {moving / 60:.0f} min moving vectors and keys at localflare's pace" if moving else ""),
                 bound=f"{per_s:.1f} calls/s for bulk work",
                 ratio=None,
                 goal=None,
-                ok=(seconds < 30 * 60) if "restore" in name else True,
-                note=", ".join(f"{k} {v:,}" for k, v in calls.items()),
+                ok=(seconds + moving < 30 * 60) if "restore" in name else True,
+                note=", ".join(f"{k} {v:,}" for k, v in calls.items())
+                + "; D1's own import time for 1 GB is not measurable here and comes on top",
             )
 
     def run(self) -> None:

@@ -7,12 +7,15 @@ and alerts (log, plus Slack/e-mail when `prism_slack`/`prism_smtp` exist), with 
 guide's *High Error Rate* investigation attached (recent errors, the Worker's status, dependency
 checks, recent deployments).
 
-`usage` reads what the dashboard shows (the Worker's `/metrics` for 24 h, the D1 database's size,
-the Vectorize index, the last 24 hours per hour from GraphQL, the API budget) and compares the
-error rate, p95 and the highest free-tier share with the thresholds: a crossing alerts with the
-matching investigation (high error rate, slow performance, resource exhaustion) and does not fail the
-run. Both tasks record their figures for the dashboard. They spend only the monitoring share of the
-API budget, so they keep working while backups run.
+`usage` runs after the check, failed or not, and gathers what the dashboard shows (the Worker's
+`/metrics` for 24 h, the D1 database's size and the Vectorize index as the check read them, the last
+24 hours per hour from GraphQL, the API budget) and compares the error rate, p95 and the highest
+free-tier share with the thresholds: a crossing alerts with the matching investigation (high error
+rate, slow performance, resource exhaustion) and does not fail the run. Both tasks record their
+figures for the dashboard, with the Cloudflare API calls the run made: 6 (five for the checks, one
+GraphQL); 7 on the first run, which learns the D1 database's id, and 8 on the run after the database
+was recreated (its old id answers 404, then a lookup by name). They spend only the monitoring share of
+the API budget, so they keep working while backups run. The check alone decides the run's state (`usage` is a teardown without a setup).
 
 A health check describes the present, so runs inside a backfill skip with that reason.
 
@@ -43,7 +46,7 @@ with prism_dag(
         callback=AsyncCallback(deadline_missed),
     ),
 ) as dag:
-    CloudflareHealthCheckOperator(
+    check = CloudflareHealthCheckOperator(
         task_id="check_resources",
         checks=("d1", "vectorize", "kv", "ai"),
         database="{{ prism().cloudflare.d1_database }}",
@@ -52,5 +55,6 @@ with prism_dag(
         on_failure_callback=PrismAlertNotifier(investigation="high_error_rate"),
     )
 
-    # Live usage for the dashboard, checked against the thresholds; all_done: it runs after a failed check too.
-    task(live_usage, task_id="usage", trigger_rule="all_done")()
+    # Live usage for the dashboard, checked against the thresholds, reusing what the check read. A teardown
+    # without a setup runs once the check is done, failed too, and leaves the run's state to the check.
+    check >> task(live_usage, task_id="usage")(check.task_id).as_teardown()

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 BASE_NAMES = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})
 BASE_PREFIXES = ("LC_",)
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # what a config `env` entry may be (the schema checks it)
+ENV_NAME = r"\A[A-Za-z_][A-Za-z0-9_]*\Z"  # what a config `env` entry may be (the schema checks it)
 REDACTED = "***"
 OUTPUT_TAIL = 4000  # what of a child's output is kept: XCom and alerts need the end, not all of it
 TIMED_OUT = 124  # the exit code `timeout` uses

@@ -40,7 +40,7 @@ PERMISSIONS = {
 }
 # A short, unique marker for everything the preflight creates, so an operator can spot leftovers.
 SCRATCH_PREFIX = "preflight-scratch-"
-WORKER_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$")
+WORKER_NAME_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\Z")
 MAX_DETAIL = 400
 
 

@@ -2,13 +2,16 @@
 `/metrics` (24 h), the D1 database's size, the Vectorize index, the last 24 hours of traffic per hour
 (GraphQL) and the API budget, compared with the thresholds and the plans' limits.
 
-Point-in-time: the snapshot carries when it was captured, and the task skips inside a backfill.
+The D1 and Vectorize figures are the ones the run's health check read (its `health` record): a run asks
+Cloudflare for each once. Point-in-time: the snapshot carries when it was captured, and the task skips
+inside a backfill.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from prism.monitoring.api_calls import ApiCalls
 from prism.monitoring.dashboard_records import budget_state
 from prism.monitoring.plan_limits import usage_against_limits
 from prism.monitoring.troubleshooting import FOR_METRIC
@@ -17,42 +20,40 @@ from prism.monitoring.worker import PrismWorkerHook
 METRICS_PERIOD = "24h"
 
 
-def usage_snapshot(cf: dict, now: datetime) -> dict:
-    """Read everything the dashboard shows about requests, resources, cache and tokens (one Worker
-    call, three API calls at monitoring priority)."""
+def usage_snapshot(cf: dict, now: datetime, checked: dict, calls: ApiCalls) -> dict:
+    """Everything the dashboard shows about requests, resources, cache and tokens: the Worker's /metrics
+    (not an API call), D1 and Vectorize as the health check recorded them (`checked`: its `health` record,
+    {} when it recorded none) and one GraphQL call at monitoring priority, counted in `calls`."""
     # The Cloudflare hooks pull requests (~35 ms): imported when the task runs, not at DAG parse time.
     from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
-    from airflow_provider_cloudflare.hooks.d1 import D1Hook
-    from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
-    d1 = D1Hook(priority="monitor")
     missing: dict[str, str] = {}
+    read = checked.get("read") or {}
 
-    def read(name: str, fetch, default):
-        # A source that is down is the health check's failure to report; the rest is still recorded.
-        try:
-            return fetch()
-        except Exception as exc:  # noqa: BLE001
-            missing[name] = f"{type(exc).__name__}: {exc}"
-            return default
+    def from_check(name: str) -> dict:
+        # What the check could not read (it failed, or did not run) is unavailable here too: asking again
+        # would spend the budget on a source that just failed.
+        if name not in read:
+            detail = (checked.get("checks") or {}).get(name, {}).get("detail")
+            missing[name] = f"not read by the health check: {detail or 'no health check recorded in this run'}"
+        return read.get(name) or {}
 
     metrics = PrismWorkerHook().metrics(METRICS_PERIOD)  # without the Worker's figures there is nothing to record
-    db = read("d1", lambda: d1.get_database(d1.find_database(cf["d1_database"])), {})
-    vec = read("vectorize", lambda: VectorizeHook(priority="monitor").info(cf["vectorize_index"]), {})
-    hourly = read(
-        "hourly",
-        lambda: WorkersAnalyticsHook(priority="monitor").worker_hourly(
-            cf["worker_name"], now - timedelta(hours=24), now
-        ),
-        [],
-    )
-    return {**figures(metrics, db, vec, hourly, budget_state(d1.budget)), "unavailable": missing}
+    analytics, hourly = None, []
+    try:
+        analytics = calls.watch(WorkersAnalyticsHook(priority="monitor"))
+        hourly = analytics.worker_hourly(cf["worker_name"], now - timedelta(hours=24), now)
+    except Exception as exc:  # noqa: BLE001 - a source that is down is the health check's to report
+        missing["hourly"] = f"{type(exc).__name__}: {exc}"
+    budget = budget_state(analytics.budget) if analytics is not None else None
+    snapshot = figures(metrics, from_check("d1"), from_check("vectorize"), hourly, budget)
+    return {**snapshot, "unavailable": missing}
 
 
 def figures(metrics: dict, db: dict, vec: dict, hourly: list[dict], budget: dict | None) -> dict:
     """The snapshot from what was read (pure, so it can be checked on given figures)."""
     r = metrics["resources"]
-    stored = r.get("vectorize_stored_dimensions", vec.get("vectorCount", 0) * vec.get("dimensions", 0))
+    stored = r.get("vectorize_stored_dimensions", (vec.get("vectorCount") or 0) * (vec.get("dimensions") or 0))
     used = {
         "ai_neurons": r["neurons_used"],
         "d1_rows_read": r.get("d1_rows_read_today"),

@@ -33,7 +33,7 @@ _count = {"type": "integer", "minimum": 1}
 _command = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
 _env_names = {
     "type": "array",
-    "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\Z"},
+    "items": {"type": "string", "pattern": r"\A[A-Za-z_][A-Za-z0-9_]*\Z"},
     "uniqueItems": True,
 }
 SCHEMA: dict[str, Any] = {
@@ -46,7 +46,7 @@ SCHEMA: dict[str, Any] = {
             "required": ["repos"],
             "additionalProperties": False,
             "properties": {
-                "repos": {"type": "array", "items": {"type": "string", "pattern": r"^[\w.-]+/[\w.-]+$"}, "minItems": 1},
+                "repos": {"type": "array", "items": {"type": "string", "pattern": r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z"}, "minItems": 1},
                 "indexer_command": {"oneOf": [{"type": "null"}, _command]},
                 "embedder_command": {"oneOf": [{"type": "null"}, _command]},
                 "working_dir": {"type": ["string", "null"], "minLength": 1},
@@ -58,7 +58,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["project_dir", "update_command", "audit_command", "test_command", "deploy_command"],
             "properties": {
-                "project_dir": {"type": ["string", "null"], "pattern": r"^/"},
+                "project_dir": {"type": ["string", "null"], "pattern": r"\A/(?:[^\x00-\x1f\x7f\u2028\u2029]*\S)?\Z"},
                 **{f"{step}_command": _command for step in ("update", "audit", "test", "deploy")},
                 "env": _env_names,
             },
@@ -74,8 +74,8 @@ SCHEMA: dict[str, Any] = {
                 "worker_name",
             ],
             "properties": {
-                "d1_database": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"},
-                "vectorize_index": {"type": "string", "pattern": r"^[a-z]+[a-z0-9_-]*[a-z0-9]+$"},
+                "d1_database": {"type": "string", "pattern": r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z"},
+                "vectorize_index": {"type": "string", "pattern": r"\A[a-z]+[a-z0-9_-]*[a-z0-9]+\Z"},
                 "vectorize_dimensions": {"type": "integer", "minimum": 1, "maximum": 1536},
                 "vectorize_metric": {"enum": ["cosine", "euclidean", "dot-product"]},
                 "kv_namespace": {"type": "string", "minLength": 1},
@@ -95,7 +95,7 @@ SCHEMA: dict[str, Any] = {
                 "safety_retention_days",
             ],
             "properties": {
-                "bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+                "bucket": {"type": "string", "pattern": r"\A[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z"},
                 "daily_retention_days": _count,
                 "monthly_retention_months": _count,
                 "d1_export_mode": {"enum": ["auto", "native", "logical"]},

@@ -12,7 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 class D1SqlOperator(BaseOperator):

@@ -65,3 +65,77 @@ def test_snapshots():
     }
     snap = dashboard_records.backup_snapshot("daily", manifest, "verified", "test restore", "s3://b/r.md")
     assert (snap["bytes"], snap["objects"], snap["vectors"], snap["kv_keys"], snap["d1_rows"]) == (15, 2, 615, 90, 7)
+
+
+class RunTI:
+    """A task instance of a run in which other tasks recorded: xcom_pull by task id and key."""
+
+    task_id, map_index = "usage", -1
+
+    def __init__(self, records: dict):
+        self.records = records
+
+    def xcom_pull(self, task_ids, key):
+        if task_ids == "broken":
+            raise RuntimeError("the API server is away")
+        return self.records.get((task_ids, key))
+
+
+def test_a_task_reads_what_another_task_of_its_run_recorded():
+    ti = RunTI({("check_resources", "prism_dashboard_health"): {"ok": True, "api_calls": 6}})
+    assert dashboard_records.recorded("health", "check_resources", ti=ti) == {"ok": True, "api_calls": 6}
+    assert dashboard_records.recorded("health", "other", ti=ti) is None
+    assert dashboard_records.recorded("health", "broken", ti=ti) is None  # never a failure of the reader
+    assert dashboard_records.recorded("health", "check_resources") is None  # outside a running task
+
+
+class PriorTI:
+    """A task instance whose task recorded in earlier runs: xcom_pull with include_prior_dates answers the
+    latest (the real pull through Airflow: tests/dags/test_prism_health_monitor.py)."""
+
+    task_id, map_index = "check_resources", -1
+
+    def __init__(self, latest, fail: bool = False):
+        self.latest, self.fail, self.asked = latest, fail, []
+
+    def xcom_pull(self, **kwargs):
+        self.asked.append(kwargs)
+        if self.fail:
+            raise RuntimeError("the API server is away")
+        return self.latest
+
+
+def test_a_task_reads_its_own_latest_record_of_earlier_runs():
+    ti = PriorTI({"ok": True, "resolved": {}})
+    assert dashboard_records.last_recorded("health", ti=ti) == {"ok": True, "resolved": {}}
+    # Its own task, one map index (one value, not every earlier run's), earlier runs included.
+    assert ti.asked == [
+        {"task_ids": "check_resources", "key": "prism_dashboard_health", "include_prior_dates": True, "map_indexes": -1}
+    ]
+    assert dashboard_records.last_recorded("health", ti=PriorTI(None)) is None  # never recorded
+    assert dashboard_records.last_recorded("health", ti=PriorTI({}, fail=True)) is None  # never a failure
+    assert dashboard_records.last_recorded("health") is None  # outside a running task
+
+
+def test_the_health_snapshot_carries_its_call_count_and_what_it_read():
+    read = {"d1": {"name": "db", "file_size": 4096, "num_tables": 3}}
+    resolved = {"d1": {"name": "db", "account": "a" * 32, "uuid": "0d1c5c4e-5a2b-4f59-9a53-2f1f6f1f3b8e"}}
+    health = dashboard_records.health_snapshot({"d1": {"ok": True}}, None, api_calls=2, read=read, resolved=resolved)
+    assert (health["api_calls"], health["read"], health["resolved"], health["api_budget"]) == (2, read, resolved, None)
+    assert dashboard_records.health_snapshot({"d1": {"ok": True}})["read"] == {}
+    assert dashboard_records.health_snapshot({"d1": {"ok": True}})["resolved"] == {}
+
+
+def test_the_run_budget_sums_the_calls_of_the_tasks_that_counted():
+    observed = {"limit": 1200, "remaining": 1193, "used": 7}
+    assert dashboard_records.run_budget(observed, {"check_resources": 6, "usage": 1}) == {
+        **observed,
+        "calls_this_run": 7,
+        "calls_by_task": {"check_resources": 6, "usage": 1},
+    }
+    # A check that recorded no count (it died first) is left out, not guessed; nothing observed is no budget state.
+    assert dashboard_records.run_budget(None, {"check_resources": None, "usage": 1}) == {
+        "calls_this_run": 1,
+        "calls_by_task": {"usage": 1},
+    }
+    assert dashboard_records.run_budget(None, {"check_resources": True, "usage": "3"})["calls_this_run"] == 0

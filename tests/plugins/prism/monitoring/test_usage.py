@@ -63,3 +63,46 @@ def test_a_figure_that_is_no_number_is_a_crossing_not_a_crash():
     checks = {c["metric"]: c for c in threshold_checks(figures(metrics, {}, {}, [], None), THRESHOLDS)}
     assert checks["error rate (%)"]["crossed"] and checks["error rate (%)"]["value"] == "<script>alert(1)</script>"
     assert checks["p95 latency (ms)"]["crossed"]
+
+
+# ---- the snapshot against localflare: D1 and Vectorize from the run's health check, one GraphQL call -----------
+
+
+def _snapshot(checked: dict):
+    from datetime import datetime, timezone
+
+    from prism.monitoring.api_calls import ApiCalls
+    from prism.monitoring.usage import usage_snapshot
+    from prism.settings.config import runtime_config
+
+    calls = ApiCalls()
+    return usage_snapshot(runtime_config()["cloudflare"], datetime.now(timezone.utc), checked, calls), calls
+
+
+def test_the_snapshot_shows_what_the_check_read_and_asks_only_graphql(cf):
+    checked = {
+        "read": {
+            "d1": {"name": "claudes-friend-db", "file_size": 917_504, "num_tables": 14},
+            "vectorize": {"vectorCount": 615, "dimensions": 384},
+        }
+    }
+    before = cf.counters()
+    snap, calls = _snapshot(checked)
+    after = cf.counters()
+    assert calls.count == 1 == after["requests"] - before.get("requests", 0)
+    assert after["route:POST /graphql"] - before.get("route:POST /graphql", 0) == 1
+    assert snap["d1"] == checked["read"]["d1"] and snap["vectorize"] == {"vectors": 615, "dimensions": 384}
+    assert snap["unavailable"] == {} and len(snap["hourly"]) in (23, 24)
+    assert snap["api_budget"]["limit"] == 1200
+
+
+def test_what_the_check_could_not_read_is_unavailable_and_not_asked_again(cf):
+    hostile = "<script>alert(1)</script> index not found"
+    checked = {"read": {"d1": {"name": "claudes-friend-db", "file_size": 1, "num_tables": 1}}}
+    checked["checks"] = {"vectorize": {"ok": False, "detail": hostile}}
+    snap, calls = _snapshot(checked)
+    assert calls.count == 1 and snap["vectorize"] == {"vectors": None, "dimensions": None}
+    assert snap["unavailable"] == {"vectorize": f"not read by the health check: {hostile}"}
+    snap, calls = _snapshot({})  # the check recorded nothing (it died first)
+    assert calls.count == 1 and set(snap["unavailable"]) == {"d1", "vectorize"}
+    assert snap["unavailable"]["d1"] == "not read by the health check: no health check recorded in this run"

@@ -47,3 +47,29 @@ def test_a_real_script_name_passes():
         load_config({"cloudflare": {"worker_name": "claudes-friend_2"}})["cloudflare"]["worker_name"]
         == "claudes-friend_2"
     )
+
+
+def _patterned_string_fields(schema: dict, path: tuple = ()):
+    """Every (section, key) of the config schema whose value is a string with a pattern."""
+    for key, sub in (schema.get("properties") or {}).items():
+        if "pattern" in sub and len(path) == 1:
+            yield (*path, key)
+        yield from _patterned_string_fields(sub, (*path, key))
+
+
+PATTERNED = sorted(_patterned_string_fields(__import__("prism.settings.config").settings.config.SCHEMA))
+
+
+def test_the_schema_has_patterned_fields_to_check():
+    assert ("cloudflare", "d1_database") in PATTERNED and ("backups", "bucket") in PATTERNED
+
+
+@pytest.mark.parametrize(("section", "key"), PATTERNED)
+@pytest.mark.parametrize("tail", ["\n", "\r\n", " ", "\u2028"])
+def test_a_trailing_newline_or_space_never_passes_a_pattern(section, key, tail):
+    good = load_config()[section][key]
+    if not isinstance(good, str):  # unset in the shipped config (npm.project_dir): take a good value
+        good = {("npm", "project_dir"): "/srv/prism"}[(section, key)]
+        assert load_config({section: {key: good}})[section][key] == good
+    with pytest.raises(PrismConfigError, match=f"{section}.{key}"):
+        load_config({section: {key: good + tail}})
