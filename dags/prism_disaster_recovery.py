@@ -27,7 +27,7 @@ from airflow.sdk import Param, TaskGroup, TriggerRule, task
 from prism.backups.assets import EVERY_SET
 from prism.backups.tasks import backup_set
 from prism.dag_factory import prism_dag
-from prism.param_checks import BACKUP_DATE_PATTERN, ISO_WITH_ZONE_PATTERN, exact_word
+from prism.param_checks import BACKUP_DATE_PATTERN, ISO_WITH_ZONE_PATTERN, confirmation_help, exact_word
 from prism.recovery import validation, verification
 from prism.recovery.restore import restore_target
 from prism.recovery.validation import CONFIRMATION, TARGETS
@@ -86,8 +86,9 @@ with prism_dag(
             maxLength=32,
             pattern=exact_word(CONFIRMATION),
             title="Confirmation",
-            description=f'Type {CONFIRMATION} (exactly that word, in capital letters; "restore" is '
-            "refused): the restore replaces the live data. A safety backup is taken first.",
+            description=confirmation_help(
+                CONFIRMATION, "The restore replaces the live data; a safety backup is taken first."
+            ),
         ),
     },
 ) as dag:

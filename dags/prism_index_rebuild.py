@@ -32,7 +32,7 @@ from airflow_provider_cloudflare.transfers.cloudflare_to_s3 import D1BackupOpera
 from prism.dag_factory import prism_dag
 from prism.maintenance import rebuild
 from prism.maintenance.indexing import index_then_embed
-from prism.param_checks import ONE_LINE_PATTERN, exact_word
+from prism.param_checks import ONE_LINE_PATTERN, confirmation_help, exact_word
 from prism.settings.pools import HEAVY_POOL
 
 DB = "{{ prism().cloudflare.d1_database }}"
@@ -55,9 +55,11 @@ with prism_dag(
             maxLength=32,
             pattern=exact_word(CONFIRMATION),
             title="Confirmation",
-            description=f'Type {CONFIRMATION} (exactly that word, in capital letters; "rebuild" is '
-            "refused) to clear every document, chunk and vector and rebuild them. Anything "
-            "else stops the run before anything changes.",
+            description=confirmation_help(
+                CONFIRMATION,
+                "The run clears every document, chunk and vector and rebuilds them; anything else stops it "
+                "before anything changes.",
+            ),
         ),
         "reason": Param(
             "",
@@ -65,7 +67,8 @@ with prism_dag(
             maxLength=rebuild.REASON_MAX,
             pattern=ONE_LINE_PATTERN,
             title="Reason",
-            description="Why the index is rebuilt, on one line (logged with the run, for the maintenance record).",
+            description="Required by this form (Trigger stays disabled until it is filled): why the index is "
+            "rebuilt, on one line (logged with the run, for the maintenance record).",
         ),
     },
 ) as dag:

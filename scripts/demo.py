@@ -6,8 +6,9 @@ the UI's trigger form runs), so the UI and the dashboard show real runs; then it
 monitor, which keeps the dashboard live.
 
 Runs in the foreground until Ctrl-C, then stops exactly what it started.
-Ports: LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080). State lives in .demo/
-(PRISM_DEMO_DIR moves it).
+Ports (see ports()): LOCALFLARE_PORT (8787), S3_PORT (5055), AIRFLOW_PORT (8080), and the task log
+servers the scheduler and triggerer start, WORKER_LOG_PORT (8793) and TRIGGER_LOG_PORT (8794).
+State lives in .demo/ (PRISM_DEMO_DIR moves it).
 """
 
 from __future__ import annotations
@@ -25,15 +26,39 @@ from pathlib import Path
 import requests
 from stack import BUCKET, POOLS_FILE, ROOT, S3Server, airflow_env, stop_group, testing
 
+# Each port of the demo: the variable that moves it, and its default.
+PORTS = {
+    "LOCALFLARE_PORT": 8787,
+    "S3_PORT": 5055,
+    "AIRFLOW_PORT": 8080,
+    "WORKER_LOG_PORT": 8793,  # [logging] worker_log_server_port: the scheduler's `airflow serve-logs`
+    "TRIGGER_LOG_PORT": 8794,  # [logging] trigger_log_server_port: the triggerer's
+}
+
+
+def ports(environ) -> dict[str, int]:
+    """The demo's ports from the environment (PORTS names them), each a TCP port number."""
+    out = {}
+    for name, default in PORTS.items():
+        raw = environ.get(name) or str(default)
+        if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise SystemExit(f"{name}={raw!r} is not a TCP port (1-65535)")
+        out[name] = int(raw)
+    return out
+
+
+def demo_env(home: Path, lf: testing.Server, s3_endpoint: str, port: dict[str, int]) -> dict:
+    """The environment of every `airflow` command the demo runs, on the demo's ports."""
+    return airflow_env(home, lf, s3_endpoint, port["AIRFLOW_PORT"], (port["WORKER_LOG_PORT"], port["TRIGGER_LOG_PORT"]))
+
 
 def main() -> int:
     demo = Path(os.environ.get("PRISM_DEMO_DIR", ROOT / ".demo"))
     if "--fresh" in sys.argv:
         shutil.rmtree(demo, ignore_errors=True)
     demo.mkdir(exist_ok=True)
-    lf_port = int(os.environ.get("LOCALFLARE_PORT", 8787))
-    s3_port = int(os.environ.get("S3_PORT", 5055))
-    api_port = int(os.environ.get("AIRFLOW_PORT", 8080))
+    port = ports(os.environ)
+    lf_port, s3_port, api_port = port["LOCALFLARE_PORT"], port["S3_PORT"], port["AIRFLOW_PORT"]
     started = []
     airflow = None
     try:
@@ -50,7 +75,7 @@ def main() -> int:
         if not pw_file.exists():
             pw_file.write_text(json.dumps({"admin": secrets.token_urlsafe(9)}))
         password = json.loads(pw_file.read_text())["admin"]
-        env = airflow_env(home, lf, s3.endpoint, api_port)
+        env = demo_env(home, lf, s3.endpoint, port)
         filled = home / "dashboard-filled"
         if not filled.exists():
             # Demo runs of every DAG, so the dashboard has live data from the first page view.
@@ -93,6 +118,9 @@ def main() -> int:
             f"  localflare API: {lf.api_url}   account {lf.account_id}\n"
             f"  PRISM Worker:   {lf.worker_url}/health\n"
             f"  S3 stand-in:    {s3.endpoint}   bucket {BUCKET}\n"
+            # Airflow 3.3 has no bind address for them (serve_logs: host=""); each asks for a token the demo signs.
+            f"  Log servers:    *:{port['WORKER_LOG_PORT']} (tasks), *:{port['TRIGGER_LOG_PORT']} (triggerer), "
+            "every interface\n"
             "Press Ctrl-C to stop everything this command started.\n",
             flush=True,
         )

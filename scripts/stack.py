@@ -71,8 +71,16 @@ class S3Server:
                 self.proc.kill()
 
 
-def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int = 8080) -> dict:
-    """Environment for any `airflow` command: this bundle, SQLite, connections to the stand-ins."""
+def airflow_env(
+    home: Path,
+    lf: testing.Server,
+    s3_endpoint: str,
+    api_port: int = 8080,
+    log_ports: tuple[int, int] | None = None,
+) -> dict:
+    """Environment for any `airflow` command: this bundle, SQLite, connections to the stand-ins.
+    `log_ports`: (worker, triggerer) ports of the log servers the scheduler and triggerer start
+    (`airflow serve-logs`); Airflow's defaults (8793, 8794) when not given."""
     cloudflare = {
         "conn_type": "cloudflare",
         "password": lf.token,
@@ -106,6 +114,10 @@ def airflow_env(home: Path, lf: testing.Server, s3_endpoint: str, api_port: int 
         "PRISM_CONFIG_OVERLAY": str(ROOT / "include" / "prism.demo.json"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if log_ports is not None:
+        # Airflow 3.3 binds these servers to every interface (serve_logs: host=""); only the port is ours.
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(log_ports[0])
+        env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(log_ports[1])
     return env
 
 

@@ -4,8 +4,10 @@
 JSON-schema patterns are *searched* (Python's `re.search` on the API server), and `$` matches before
 a final newline, so every pattern here is anchored with `\\A...\\Z` and uses ASCII `[0-9]`, never `\\d`
 (which matches any script's digits). The Airflow 3.3 trigger form does not run patterns in the browser
-(only min/maxLength), so the Python-only anchors are safe there. A pattern cannot tell 20261399 or
-20260230 from a date: the functions below check the calendar, and refuse the future.
+(only min/maxLength, and "required": a type without "null" and an empty value keep Trigger disabled), so
+the Python-only anchors are safe there, and a Param's description must say what the pattern wants.
+A pattern cannot tell 20261399 or 20260230 from a date: the functions below check the calendar, and
+refuse the future.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ ONE_LINE_PATTERN = r"\A[^\x00-\x1f\x7f]*\Z"
 def exact_word(word: str) -> str:
     """The pattern of a typed confirmation: that word, in capitals, nothing around it."""
     return rf"\A{re.escape(word)}\Z"
+
+
+def confirmation_help(word: str, consequence: str) -> str:
+    """The description of a typed-confirmation Param, shown under the field in the trigger form. The 3.3 form
+    keeps Trigger disabled while a required field is empty without saying which, and does not check the
+    pattern (the API server does, when the run is made), so the text says both: required, and the exact word."""
+    return (
+        f"Required: Trigger stays disabled until this is filled. Type {word}: exactly that word, in capital "
+        f'letters. It is case-sensitive: "{word.lower()}" or "{word.title()}" is refused, and so is a space or '
+        f"a new line around it. {consequence}"
+    )
 
 
 def shown(value, width: int = 80) -> str:

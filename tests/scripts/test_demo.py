@@ -1,5 +1,5 @@
 """`make demo` end to end: the stand-ins and the Airflow UI come up wired together, and Ctrl-C
-stops exactly the processes the demo started."""
+stops exactly the processes the demo started. Its ports come from the environment, the log servers' too."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -19,11 +21,74 @@ import requests
 from localflare.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import demo as demo_script  # noqa: E402
+
+LOG_PORT_KEYS = ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT")
+STAND_INS = SimpleNamespace(
+    token="t" * 40,
+    account_id="a" * 32,
+    api_url="http://127.0.0.1:1/client/v4",
+    worker_url="http://127.0.0.1:1/worker",
+)
+
+
+def test_the_ports_come_from_their_variables_with_defaults():
+    assert demo_script.ports({}) == {
+        "LOCALFLARE_PORT": 8787,
+        "S3_PORT": 5055,
+        "AIRFLOW_PORT": 8080,
+        "WORKER_LOG_PORT": 8793,
+        "TRIGGER_LOG_PORT": 8794,
+    }
+    moved = demo_script.ports({"WORKER_LOG_PORT": "18793", "TRIGGER_LOG_PORT": "18794", "AIRFLOW_PORT": "18080"})
+    assert (moved["WORKER_LOG_PORT"], moved["TRIGGER_LOG_PORT"], moved["AIRFLOW_PORT"]) == (18793, 18794, 18080)
+    assert demo_script.ports({"WORKER_LOG_PORT": ""})["WORKER_LOG_PORT"] == 8793  # set but empty: the default
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "65536", "-1", "8793 ", "8793\n", "８７９３", "87.93", "8793; rm -rf /", "<script>", "0x2259"]
+)
+def test_a_bad_port_stops_the_demo_before_it_starts_anything(value):
+    with pytest.raises(SystemExit, match="^WORKER_LOG_PORT=.* is not a TCP port"):
+        demo_script.ports({"WORKER_LOG_PORT": value})
+
+
+def test_the_log_server_ports_reach_airflow_from_their_variables(tmp_path, monkeypatch):
+    """demo_env() gives Airflow the log servers' ports from WORKER_LOG_PORT and TRIGGER_LOG_PORT, and
+    Airflow's own config reads them back ([logging] worker_log_server_port, trigger_log_server_port: the
+    ports `airflow scheduler` and `airflow triggerer` start `serve-logs` on)."""
+    port = demo_script.ports({"WORKER_LOG_PORT": "18793", "TRIGGER_LOG_PORT": "18794"})
+    env = demo_script.demo_env(tmp_path, STAND_INS, "http://127.0.0.1:2", port)
+    assert [env[k] for k in LOG_PORT_KEYS] == ["18793", "18794"]
+    assert env["AIRFLOW__API__PORT"] == "8080"
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from airflow.configuration import conf; "
+            "print(conf.getint('logging', 'worker_log_server_port'), conf.getint('logging', 'trigger_log_server_port'))",
+        ],
+        env={**env, "AIRFLOW_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert read.stdout.split()[-2:] == ["18793", "18794"]
+    # Without log ports (local-airflow, smoke), the environment leaves Airflow's own defaults alone.
+    from stack import airflow_env
+
+    for key in LOG_PORT_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    assert not set(LOG_PORT_KEYS) & set(airflow_env(tmp_path, STAND_INS, "http://127.0.0.1:2"))
 
 
 @pytest.mark.slow
 def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
-    ports = {"LOCALFLARE_PORT": free_port(), "S3_PORT": free_port(), "AIRFLOW_PORT": free_port()}
+    ports = {name: free_port() for name in demo_script.PORTS}  # every port moved: nothing listens on a default
+    began = datetime.now(timezone.utc)
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "PRISM_DEMO_DIR": str(tmp_path / "demo")}
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # not the demo's
     demo = subprocess.Popen(
@@ -90,8 +155,52 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
             timeout=10,
         ).json()["result"]
         assert [d["name"] for d in dbs] == ["claudes-friend-db"]
+        # Every filled run carries the times it really ran, not its logical date (the UI's duration is true).
+        runs = requests.get(f"{ui}/api/v2/dags/~/dagRuns", params={"limit": 100}, headers=auth, timeout=30).json()
+        filled = [r for r in runs["dag_runs"] if r["triggered_by"] == "test"]
+        assert len(filled) >= 12, [r["dag_run_id"] for r in runs["dag_runs"]]
+        for run in filled:
+            start, end = datetime.fromisoformat(run["start_date"]), datetime.fromisoformat(run["end_date"])
+            tis = requests.get(
+                f"{ui}/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances",
+                params={"limit": 1000},
+                headers=auth,
+                timeout=30,
+            ).json()["task_instances"]
+            ran = [
+                (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"]))
+                for t in tis
+                if t["start_date"]
+            ]
+            wall = max(e for _, e in ran) - min(s for s, _ in ran)
+            assert began <= start <= end <= datetime.now(timezone.utc), run
+            assert abs((end - start) - wall) <= timedelta(seconds=5), (run, wall)
+        # What the trigger form sends for a lowercase confirmation (the form skips `pattern`): the API server
+        # refuses it when the run is made, naming the field, and no run exists.
+        dr = "prism_disaster_recovery"
+        for conf in ({"confirm": "restore"}, {"confirm": "RESTORE\n"}, {"confirm": ""}):
+            made = requests.post(
+                f"{ui}/api/v2/dags/{dr}/dagRuns", json={"logical_date": None, "conf": conf}, headers=auth, timeout=30
+            )
+            assert made.status_code == 400 and "Invalid input for param confirm" in made.text, (conf, made.text)
+        dr_runs = requests.get(f"{ui}/api/v2/dags/{dr}/dagRuns", headers=auth, timeout=30).json()
+        assert dr_runs["total_entries"] == 0, dr_runs
         children = psutil.Process(demo.pid).children(recursive=True)
         assert len(children) >= 3
+        # The log servers listen on the ports given, and the demo opens no port its variables do not name.
+        listening: set[int] = set()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            listening = {
+                c.laddr.port
+                for p in psutil.Process(demo.pid).children(recursive=True)
+                for c in _connections(p)
+                if c.status == psutil.CONN_LISTEN
+            }
+            if {ports["WORKER_LOG_PORT"], ports["TRIGGER_LOG_PORT"]} <= listening:
+                break
+            time.sleep(1)
+        assert {ports["WORKER_LOG_PORT"], ports["TRIGGER_LOG_PORT"]} <= listening <= set(ports.values()), listening
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=60)
         assert demo.returncode == 0
@@ -102,3 +211,10 @@ def test_demo_serves_the_ui_against_the_stand_ins_and_stops_cleanly(tmp_path):
         if demo.poll() is None:
             demo.kill()
         bystander.kill()
+
+
+def _connections(proc: psutil.Process) -> list:
+    try:
+        return proc.net_connections(kind="inet")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []

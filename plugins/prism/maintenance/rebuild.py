@@ -30,8 +30,8 @@ def validate(params: dict) -> list[str]:
     if params.get("confirm") != CONFIRMATION:
         raise refuse(
             "to rebuild",
-            f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to clear "
-            f"and rebuild the index; got {shown(params.get('confirm'))}",
+            f"type {CONFIRMATION} in `confirm` (exactly that word, in capital letters: it is case-sensitive) "
+            f"to clear and rebuild the index; got {shown(params.get('confirm'))}",
         )
     reason = params.get("reason")
     if reason is not None and not (

@@ -38,8 +38,8 @@ def check_params(params: dict, now: datetime, time_travel_days: int) -> dict:
         raise RecoveryInputError(f"targets must be a non-empty subset of {list(TARGETS)}, not {shown(raw_targets)}")
     if params.get("confirm") != CONFIRMATION:
         raise RecoveryInputError(
-            f"type {CONFIRMATION} in `confirm` (capital letters, nothing else) to restore over "
-            f"the live data; got {shown(params.get('confirm'))}"
+            f"type {CONFIRMATION} in `confirm` (exactly that word, in capital letters: it is case-sensitive) "
+            f"to restore over the live data; got {shown(params.get('confirm'))}"
         )
     source = params.get("source")
     if source == "s3":

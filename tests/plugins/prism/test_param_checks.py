@@ -13,6 +13,7 @@ from prism.param_checks import (
     REPO_PATTERN,
     backup_moment,
     check_backup_date,
+    confirmation_help,
     exact_word,
     parse_iso_with_zone,
     shown,
@@ -117,3 +118,15 @@ def test_a_long_list_of_unknown_keys_is_cut():
     from prism.dag_factory import _shown
 
     assert _shown([f"k{i:02}" for i in range(25)]).endswith("'k19'] and 5 more")
+
+
+@pytest.mark.parametrize("word", ["RESTORE", "REBUILD"])
+def test_a_confirmation_field_says_it_is_required_and_what_to_type(word):
+    """The 3.3 trigger form shows the description under the field, keeps Trigger disabled while a required
+    field is empty without naming it, and does not run the pattern: the text says all three."""
+    text = confirmation_help(word, "What it does.")
+    assert text.startswith("Required: Trigger stays disabled until this is filled.")
+    assert f"Type {word}: exactly that word" in text and "case-sensitive" in text
+    assert f'"{word.lower()}"' in text and f'"{word.title()}"' in text
+    assert text.endswith(" What it does.")
+    assert re.search(exact_word(word), word) and not re.search(exact_word(word), word.lower())
