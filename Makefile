@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 WRANGLER := tools/wrangler/node_modules/.bin/wrangler
 
-.PHONY: venv test test-e2e demo smoke lint format lock openapi bench clean
+.PHONY: venv test test-e2e demo smoke lint format lock openapi bench screenshots clean
 
 venv: $(VENV)/.installed $(WRANGLER)
 
@@ -62,6 +62,9 @@ openapi: venv
 
 bench: venv  ## ratios to the API's bounds and to wrangler, in one run (under 20 min on 2 cores); BENCH_ARGS=--help
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+screenshots: venv  ## docs/img/*.png from the dashboard's browser test (real Airflow + Debian Chromium; a few minutes)
+	PRISM_DOCS_SCREENSHOTS=1 $(BIN)/pytest -p no:cacheprovider tests/plugins/test_prism_dashboard_plugin.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

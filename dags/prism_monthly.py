@@ -9,7 +9,7 @@ unless the Param `run_day` names the day whose tasks it should run.
 | day | group | what it does |
 |---|---|---|
 | 1 | `day_1.backup_verification`, `day_1.monthly_retention` | a full backup set (backup_tasks.backup_set): `plan` names it `monthly/YYYYMM/` (the run's month); `d1` (in `backups.d1_export_mode`), `vectorize` and `kv` export to `staging/monthly/YYYYMM/<token>/`; `finalize` reads every staged object back (size, sha256, content counted), promotes the set to `s3://{bucket}/monthly/YYYYMM/` and writes `manifest.json` last (status `checksummed`); `verify` restores it into scratch resources (`prism-verify-<token>`) and compares, records `verified` or `failed` in the manifest and publishes `reports/backups/monthly/YYYYMM/verification.md`; a mismatch fails the run and alerts; `drop_scratch`, a teardown, deletes the scratch resources again. `monthly_retention` runs after `verify` proved this month's set restorable (after a failed backup it deletes nothing and refuses, saying why, so the run stays failed; in a backfill, where no backup is taken, it counts from the window) and deletes complete monthly sets older than `backups.monthly_retention_months` counted from the run's month, never the newest verified one; sets without a manifest, or not named as a real month, are left for a person. It refuses a window ending in the future and runs in the one-slot pool `prism_deletes`. |
-| 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics, totals and per day), tokens saved and cost (the Worker's `/metrics?period=30d`, point-in-time, labelled with its capture time), recommendations → `reports/prism_monthly/YYYYMM/performance.md` and `.html` with charts of requests, errors and p95 per day (YYYYMM = the month covered). |
+| 1 | `day_1.performance_report` | the **previous calendar month**: requests, success rate, p95 (GraphQL Workers analytics, totals and per day), recommendations, and tokens saved and cost (the Worker's `/metrics?period=30d`: point-in-time, see below) → `reports/prism_monthly/YYYYMM/performance.html` with charts of requests, errors and p95 per day, and `.md` (YYYYMM = the month covered). |
 | 7 | `day_7.dependency_update` | off by default (Param `run_dependency_update`): the config's `npm.update_command`, `npm.audit_command`, `npm.test_command` in `npm.project_dir`, and `npm.deploy_command` only when the tests pass. The commands come only from the deployment's config, never from a trigger; each child gets PATH, HOME, LANG, LC_*, TMPDIR and the names in `npm.env`, nothing else (no AIRFLOW*, no AWS_*), and its output is redacted. |
 | 7 | `day_7.security_audit` | the 30 days before the run: failed logins (alert above `thresholds.failed_logins_per_month`), API-key abuse, 401/403 events (`security_events` types `unauthorized`/`forbidden`, the real equivalent of `wrangler tail --since 30d \\| grep unauthorized`), `npm.audit_command` when `npm.project_dir` is set → `reports/prism_monthly/YYYYMMDD/security.md` and `.html` with a chart of events by type. |
 | 15 | `day_15.index_optimization` | what D1 allows: `PRAGMA optimize`/`ANALYZE`, `PRAGMA quick_check`, and the query plan of the chunk lookup. D1 refuses VACUUM and does not document REINDEX: reported as unsupported, never run. |
@@ -20,18 +20,25 @@ unless the Param `run_day` names the day whose tasks it should run.
 | 28 | `day_28.capacity_planning` | growth per resource over three 30-day windows and the date each free-tier daily limit (and what the paid plan includes) would be reached at that growth → `capacity.md` and `capacity.html` with each resource's trend, projection and limits charted; alerts, with the resource-exhaustion investigation's findings, when a resource is over `thresholds.free_tier_usage_percent` of its limit. |
 
 **Windows.** The run's data interval is the month before the run (`CronTriggerTimetable` with a
-one-month interval); every window is computed from its end (the run's date), never from now, so
-reports can be re-made for past runs. GraphQL keeps 92 days of Workers analytics and 31 days of
-D1/AI/KV analytics (localflare's limits; Cloudflare's depend on the plan): windows reaching further
-back are cut to what is kept, and the report says so.
+one-month interval); every window is computed from its end (the run's date), never from now, and
+each report states its window once, in its title and its `Window:` line. GraphQL keeps 92 days of
+Workers analytics and 31 days of D1/AI/KV analytics (localflare's limits; Cloudflare's depend on the
+plan): what a report reads is decided by its window alone (what GraphQL holds a day after the
+window ends; a longer window is cut to that, and the report says so), never by when it runs.
 
-**Reports** are published by `ReportOperator`s: each task links its report (HTML and Markdown) in
-the Airflow UI, and the dashboard lists it. Alerts carry the findings of the guide's matching
-troubleshooting investigation (not inside a backfill, where they would describe the present).
+**Reports** are one HTML page each (`<name>.html`, titled, rendered from the same text as the
+`<name>.md` beside it), published by `ReportOperator`s: each task links its report (HTML and
+Markdown) in the Airflow UI, and the dashboard lists it. Alerts carry the findings of the guide's
+matching troubleshooting investigation (not inside a backfill, where they would describe the present).
 
-**Backfills.** Backups, index optimization and the dependency update act on the present, so inside a
-backfill they skip with that reason. Live figures (the Worker's `/metrics`, resource sizes) are
-labelled with both the run's date and the capture time.
+**Backfills and re-runs.** A report depends on its window alone, so making it again rewrites no byte
+(same keys, same ETags). Backups, index optimization and the dependency update act on the present,
+so inside a backfill they skip with that reason. Point-in-time figures (the Worker's `/metrics`,
+resource sizes, the cache and indexes, npm audit) are read only when the run is timely: not in a
+backfill, and within a day of its report's window's end. A later run leaves them out with a note,
+and a report already in the bucket keeps the ones it captured first. Once GraphQL no longer holds
+what a report read, a report already in the bucket is kept as it is; a new one says the figures are
+unavailable. To make a report anew, delete its two objects first.
 """
 
 from __future__ import annotations

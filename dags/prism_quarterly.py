@@ -2,24 +2,37 @@
 ### PRISM quarterly review (1 January, April, July and October at 04:00 UTC)
 
 The guide's Quarterly Schedule as a **checklist report with figures**, one run per quarter:
-`reports/prism_quarterly/YYYYQn/review.md`, and `review.html` with charts (items by outcome, and the
-quarter's figures: events by type, requests per month, backup sets by status), linked from the review
-task (a `ReportOperator`) and the dashboard. A run on the first day of a quarter does that quarter's
-items (the branch `quarter` follows one group and skips the others, saying why); the figures cover
-the quarter before (the run's data interval, a `CronTriggerTimetable` with a three-month interval).
+`reports/prism_quarterly/YYYYQn/review.html` (with charts: items by outcome, the quarter's figures:
+events by type, requests per month, backup sets by status) and `review.md` beside it, linked from
+the review task (a `ReportOperator`) and the dashboard.
+
+**One period per run.** A run reviews the quarter its data interval covers: the last calendar
+quarter that ended by the interval's end (a `CronTriggerTimetable` with a three-month interval, so
+the run of 1 October 04:00 reviews Q3, July to September). The title and key (`2026Q3`), the window,
+which quarter's checklist it does (the branch `quarter` follows that group and skips the others,
+saying why) and every figure come from that one quarter. The Param `quarter` may only confirm it: a
+run given another quarter is refused by its first task (`windows`), before anything runs, with the
+logical date that reviews the quarter asked for. To review another quarter, trigger a run with a
+logical date at that quarter's end (e.g. `2026-07-01T04:00:00+00:00` for 2026Q2).
 
 | quarter | group | checklist |
 |---|---|---|
 | Q1 | `q1.architecture_review`, `q1.security_audit` | D1 size, tables and rows; the Vectorize index against the config (dimensions, metric); KV namespaces; Worker versions deployed in the quarter. Security events by type; failed logins against `thresholds.failed_logins_per_month` × 3; the config's `npm.audit_command` when `npm.project_dir` is set (never from a Param). |
-| Q2 | `q2.performance_optimization`, `q2.scaling_review` | Requests, error rate and p95 per month (GraphQL), slow queries over the quarter, cache effectiveness. The last 30 days of D1/AI/KV usage against the free-tier daily limits. |
+| Q2 | `q2.performance_optimization`, `q2.scaling_review` | Requests, error rate and p95 per month (GraphQL), slow queries over the quarter, cache effectiveness. The quarter's D1/AI/KV usage against the free-tier daily limits: its last 30 days, all that GraphQL keeps (31 days) a day after the quarter ends. |
 | Q3 | `q3.dependency_audit`, `q3.backup_testing` | the config's `npm.audit_command` (skipped without `npm.project_dir`). The backup sets (`daily/YYYYMMDD/`, `monthly/YYYYMM/`) of the quarter in the bucket, each complete (it has its `manifest.json`) or not and its verification status, and the months without a complete monthly set. A **restore drill** of an existing backup: `pick_set` takes the newest complete daily set (else the newest monthly one); `restore_drill` reads its objects back against the manifest (size, sha256, content counted), restores it into scratch resources (`prism-verify-<token>`: a new D1 database and a new index) and compares them with the backup, and records the result in the set's manifest (`verified` or `failed`, method "quarterly restore drill"); a set that does not restore as its manifest says fails the drill and the run. `drop_scratch`, a teardown, deletes the scratch resources even when the drill fails, and does not decide the run's state. No complete set at all is flagged, not a crash. The review is written whatever became of the drill. |
-| Q4 | `q4.yearly_review`, `q4.capacity_planning` | PRISM's usage log per month over the year (D1), Worker traffic per month where GraphQL still has it (92 days). Growth per month of requests and neurons, and the date each would reach its free-tier daily limit. |
+| Q4 | `q4.yearly_review`, `q4.capacity_planning` | PRISM's usage log per month over the year ending with the quarter (D1), Worker traffic per month of the quarter (GraphQL). Growth per month of requests and neurons, and the date each would reach its free-tier daily limit. |
 
 Items needing attention are marked `[!]` and alerted (one alert per review). GraphQL keeps 92 days
 of Workers analytics and 31 of D1/AI/KV analytics (localflare's limits; Cloudflare's depend on the
-plan): older windows are cut or reported as unavailable. The Param `quarter` runs another
-quarter's items in a manual run; the drill skips inside a backfill (it tests the backups as they are
-now), and when the Param `run_restore_drill` is false.
+plan): what a review reads is decided by the quarter alone (what GraphQL holds a day after it ends),
+so a later run reads the same or, once GraphQL no longer holds it, nothing (and says so).
+
+**Point-in-time figures** (the resources, the cache, the bucket's backup sets, the restore drill, npm
+audit) describe the moment they are read. They are read only when the run is timely: not in a
+backfill and within a day of the quarter's end. A later run (a backfill, a manual run for a past
+quarter) leaves them out with a note, and a review already in the bucket keeps the ones it captured
+first, so reprocessing a run rewrites no byte. The drill itself skips inside a backfill (it tests the
+backups as they are now), and when the Param `run_restore_drill` is false.
 """
 
 from __future__ import annotations
@@ -58,7 +71,8 @@ with prism_dag(
             None,
             type=["null", "integer"],
             enum=[None, 1, 2, 3, 4],
-            description="Run this quarter's review items instead of the run date's (a manual run). Empty: the run's own quarter.",
+            description="The quarter this run reviews, as a check: it must be the one the run's data interval "
+            "covers (a run of 1 October reviews Q3), or the run is refused before anything runs. Empty: that quarter.",
         ),
         "run_restore_drill": Param(
             True, type="boolean", description="Q3: run the restore drill into scratch resources."
@@ -79,7 +93,7 @@ with prism_dag(
                 task_id="security_events",
                 sql="reports/security_events.sql",
                 database=D1,
-                parameters=w["sql_previous_quarter"],
+                parameters=w["sql_window"],
             )
             q1_npm = task(dependency_update.npm_audit)()
 
@@ -94,15 +108,15 @@ with prism_dag(
                 task_id="slow_queries",
                 sql="reports/slow_queries.sql",
                 database=D1,
-                parameters=w["sql_previous_quarter"],
+                parameters=w["sql_window"],
             )
             q2_cache = D1SqlOperator(task_id="cache_effectiveness", sql="reports/cache_effectiveness.sql", database=D1)
 
         with TaskGroup("scaling_review"):
-            usage_30d = task(quarterly.recent_usage)()
+            usage_q = task(quarterly.quarter_usage)()
 
         q2_review = ReportOperator(task_id="q2_review", python_callable=quarterly.q2_review, trigger_rule=ANY_RAN)
-        [q2_traffic, q2_slow, q2_cache, usage_30d] >> q2_review
+        [q2_traffic, q2_slow, q2_cache, usage_q] >> q2_review
 
     # ---- Q3 --------------------------------------------------------------------------------
     with TaskGroup("q3") as q3:

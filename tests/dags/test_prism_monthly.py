@@ -1,14 +1,16 @@
 """prism_monthly: each calendar day runs only its own groups, end to end against localflare and the
 S3 stand-in, and what each group writes or reports equals a direct query for the same window.
 
-Dates are the most recent 1st, 7th, ... before now: the demo seed and GraphQL's lookback (92 days
-of Workers analytics, 31 of D1/AI/KV) are anchored at today.
+Dates are the most recent 1st, 7th, ... before now, or an hour ago with the Param run_day (a run at
+its window's end, which reads point-in-time figures): the demo seed and GraphQL's lookback (92 days
+of Workers analytics, 31 of D1/AI/KV) are anchored at today. Backfills: test_prism_monthly_backfill.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +25,7 @@ from airflow_provider_cloudflare.hooks.kv import KVHook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY
 from prism.monitoring.capacity import capacity_plan
-from prism.reports.markdown import number
+from prism.reports.markdown import LEFT_OUT, code, number, percent
 from prism.reports.periods import month_start, monthly_windows
 from prism.runtime import sql_time
 
@@ -43,6 +45,11 @@ def conf_dag(airflow_db):
     """A DAG object of its own for runs with a conf: dag.test() runs tasks in-process, and the conf
     sticks to the DAG object's params for later runs."""
     return load_dag("prism_monthly")
+
+
+def hour_ago() -> datetime:
+    """A manual run's date at its window's end: it reads point-in-time figures (markdown.live_capture())."""
+    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 def assert_only_day_ran(run, day: int) -> None:
@@ -160,11 +167,20 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(
     prev_start = month_start(month_start(end) - timedelta(days=1))
     traffic = WorkersAnalyticsHook().worker_traffic(WORKER, prev_start, month_start(end))
     text = s3.read_key(f"reports/prism_monthly/{prev_start:%Y%m}/performance.md", bucket)
-    assert f"# PRISM Performance Report - {prev_start:%Y-%m}" in text
+    assert text.startswith(
+        f"# PRISM Performance Report - {prev_start:%Y-%m}\n\nWindow: {prev_start.isoformat()} to "
+        f"{month_start(end).isoformat()} (UTC)\n"
+    )
     assert f"Total requests: {traffic['requests']:,}" in text
-    assert f"Success rate: {round(100 - traffic['error_rate_percent'], 4)}%" in text
-    assert f"P95 latency: {traffic['wall_time_ms']['p95']} ms" in text
-    assert "Tokens saved: " in text and "Cost savings: $" in text and "Captured at " in text
+    assert f"Success rate: {percent(100 - traffic['error_rate_percent'])}" in text
+    assert f"P95 latency: {number(traffic['wall_time_ms']['p95'])} ms" in text
+    # The Worker's /metrics are point-in-time: read only by a run within a day of the month's end.
+    metrics = xcom(run, "day_1.performance_report.worker_metrics")
+    if metrics["capture"]["timely"]:
+        assert "Tokens saved: " in text and f"Captured at {metrics['capture']['captured_at']}" in text
+    else:
+        assert set(metrics) == {"capture"} and "Tokens saved" not in text and "Captured at" not in text
+        assert LEFT_OUT.format(what="the Worker's /metrics (its last 30 days)") in text
     assert "No action needed" in text  # the demo's p95 and error rate are within the targets
     report = xcom(run, "day_1.performance_report.performance_report")
     assert report["requests"] == traffic["requests"] and report["p95_ms"] == traffic["wall_time_ms"]["p95"]
@@ -175,9 +191,10 @@ def test_day_1_backs_up_a_verified_set_applies_retention_and_reports(
     days = WorkersAnalyticsHook().worker_daily(WORKER, prev_start, month_start(end))
     assert sum(d["requests"] for d in days) == traffic["requests"]
     for d in (days[0], days[-1]):
-        assert f"| {d['date']} | {d['requests']:,} requests, {d['errors']:,} errors |" in text
-        assert f"| {d['date']} | {d['p95_ms']} ms |" in text
+        assert f"| {d['date']} | {number(d['requests'])} requests, {number(d['errors'])} errors |" in text
+        assert f"| {d['date']} | {number(d['p95_ms'])} ms |" in text
     assert f"Total requests: {traffic['requests']:,}" in html
+    assert f"<title>PRISM Performance Report - {prev_start:%Y-%m}</title>" in html
     # The task links its report in the UI (through the dashboard's app).
     assert xcom(run, "day_1.performance_report.performance_report", key="_link_HtmlReportLink").endswith(
         f"/prism-dashboard/reports/reports/prism_monthly/{prev_start:%Y%m}/performance.html"
@@ -249,7 +266,7 @@ def test_monthly_retention_follows_a_verified_backup_and_refuses_the_future(s3, 
 def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_deploy(
     cf, s3, bucket, configure, airflow_db, dag, conf_dag, alerts, tmp_path
 ):
-    end = recent(7)
+    end = hour_ago()
     window = [sql_time(end - timedelta(days=30)), sql_time(end)]
     counts = {
         r["type"]: r["n"]
@@ -277,7 +294,7 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
             },
         }
     )
-    run = conf_dag.test(logical_date=end, run_conf={"run_dependency_update": True})
+    run = conf_dag.test(logical_date=end, run_conf={"run_day": 7, "run_dependency_update": True})
     assert run.state == "failed"
     assert_only_day_ran(run, 7)
     st = states(run)
@@ -292,6 +309,9 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
 
     report = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.md", bucket)
     assert f"Failed logins: {failed} (threshold {failed - 1}) - ABOVE THE THRESHOLD" in report
+    assert f"<title>PRISM Security Audit - {end.date().isoformat()}</title>" in s3.read_key(
+        f"reports/prism_monthly/{end:%Y%m%d}/security.html", bucket
+    )
     assert f"API-key abuse events: {counts.get('api_key_abuse', 0)}" in report
     assert f"Unauthorized (401): {counts.get('unauthorized', 0)}" in report
     assert f"Forbidden (403): {counts.get('forbidden', 0)}" in report
@@ -301,10 +321,11 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     assert f"failed_login: {failed}</title>" in html and f"forbidden: {counts.get('forbidden', 0)}</title>" in html
     assert f"| failed_login | {failed} |" in report
 
-    # At the threshold: no alert; with the default Params the update and npm audit skip.
+    # At the threshold: no alert; with the default Params the update and npm audit skip. The report of
+    # the same window keeps the npm audit it captured first (point-in-time), and follows the new threshold.
     alerts.clear()
     configure({"backups": {"bucket": bucket}, "thresholds": {"failed_logins_per_month": failed}})
-    run = dag.test(logical_date=end)
+    run = conf_dag.test(logical_date=end, run_conf={"run_day": 7, "run_dependency_update": False})
     assert run.state == "success"
     st = states(run)
     assert {
@@ -314,7 +335,7 @@ def test_day_7_security_audit_alerts_above_the_threshold_and_tests_gate_the_depl
     assert alerts == []
     report = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/security.md", bucket)
     assert f"Failed logins: {failed} (threshold {failed})\n" in report
-    assert "Skipped: no npm project configured" in report
+    assert "`true` exited 0 (no findings)" in report and "Skipped: no npm project configured" not in report
     assert xcom(run, "day_7.security_audit.security_report")["failed_login"] == failed
 
 
@@ -373,16 +394,16 @@ def test_bad_params_fail_before_anything_runs(cf, airflow_db, conf_dag):
 
 
 def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(
-    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts
+    lf_fresh, connect, s3, bucket, airflow_db, conf_dag, alerts
 ):
-    end = recent(15)
-    # Seeded as of the 15th, so the query log covers the 7 days before the run.
+    end = hour_ago()
+    # Seeded as of the run's day, so the query log covers the 7 days before the run.
     server = lf_fresh("--seed-anchor", end.date().isoformat())
     connect(server, budget={"bulk_rps": 0})
     d1 = D1Hook()
     assert d1.rows(server.d1_id, "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'sqlite_stat1'")[0]["n"] == 0
 
-    run = dag.test(logical_date=end)
+    run = conf_dag.test(logical_date=end, run_conf={"run_day": 15})
 
     assert run.state == "success"
     assert_only_day_ran(run, 15)
@@ -402,20 +423,20 @@ def test_day_15_optimizes_and_reports_slow_queries_cache_and_indexes(
     text = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/optimization.md", bucket)
     for r in slow:
         assert (
-            f"{r['avg_duration_ms']:.1f} ms average, {r['max_duration_ms']:.1f} ms max, {r['runs']} runs: `{r['query']}`"
-            in text
-        )
+            f"{number(r['avg_duration_ms'], 1)} ms average, {number(r['max_duration_ms'], 1)} ms max, "
+            f"{number(r['runs'])} runs: {code(r['query'])}"
+        ) in text
     assert "`VACUUM`: unsupported on D1" in text and "`REINDEX`: not documented for D1" in text
-    assert all(f"- {r['name']} on {r['tbl_name']}" in text for r in indexes)
+    assert all(f"- {code(r['name'])} on {code(r['tbl_name'])}" in text for r in indexes)
     assert alerts == []
 
 
 # ---- day 21 -----------------------------------------------------------------------------------
 
 
-def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow_db, dag, alerts):
-    end = recent(21)
-    run = dag.test(logical_date=end)
+def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow_db, dag, conf_dag, alerts):
+    end = hour_ago()
+    run = conf_dag.test(logical_date=end, run_conf={"run_day": 21})
 
     assert run.state == "success"
     assert_only_day_ran(run, 21)
@@ -449,8 +470,18 @@ def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow
     assert resources["vectors"] == VectorizeHook().info(cf.index_name)["vectorCount"]
     assert "prism-cache" in resources["kv_namespaces"]
     assert resources["latest_deployment"] == WorkersAnalyticsHook().deployments(WORKER)[0]["id"]
-    assert resources["labels"]["logical_date"] == end.isoformat() and resources["labels"]["in_backfill"] is False
-    assert "Captured at" in s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/resources.md", bucket)
+    text = s3.read_key(f"reports/prism_monthly/{end:%Y%m%d}/resources.md", bucket)
+    assert resources["captured"] is True and f"Captured at {resources['captured_at']}: point-in-time" in text
+    assert f"- `{db['name']}` (`{db['uuid']}`): {number(db['file_size'])} bytes" in text
+
+    # The month to date's review made later (a day-21 run long past): the same traffic, no resources.
+    late = recent(21)
+    gone = dag.get_task("day_21.resource_check.resource_check").python_callable(**context_for(late))
+    assert gone == {
+        "report": f"s3://{bucket}/reports/prism_monthly/{late:%Y%m%d}/resources.md",
+        "report_html": f"s3://{bucket}/reports/prism_monthly/{late:%Y%m%d}/resources.html",
+        "captured": False,
+    }
 
     # The same month with a p95 target under the measured p95: the review alerts.
     configure({"backups": {"bucket": bucket}, "thresholds": {"p95_latency_ms": 1}})
@@ -467,9 +498,9 @@ def test_day_21_log_review_and_resource_check(cf, s3, bucket, configure, airflow
 # ---- day 28 -----------------------------------------------------------------------------------
 
 
-def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, alerts):
-    end = recent(28)
-    run = dag.test(logical_date=end)
+def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, conf_dag, alerts):
+    end = hour_ago()
+    run = conf_dag.test(logical_date=end, run_conf={"run_day": 28})
 
     assert run.state == "success"
     assert_only_day_ran(run, 28)
@@ -518,7 +549,7 @@ def test_day_28_monthly_report_and_capacity_planning(cf, s3, bucket, configure, 
     assert plan["d1_rows_read"]["paid"]["limit"] == 25_000_000_000 / 30.44
     assert f"paid plan's amount reached | {plan['d1_rows_read']['paid']['reaches_limit']} |" in cap_text
     if requests_limit_date.startswith("20"):
-        assert f"free tier {requests_limit_date}" in cap_html
+        assert f"({requests_limit_date}, in" in " ".join(re.sub(r"<[^>]+>", " ", cap_html).split())  # in words
     assert xcom(run, "day_28.capacity_planning.capacity_report", key="_link_MarkdownReportLink").endswith("capacity.md")
 
     # With a lower free-tier threshold the same figures alert.

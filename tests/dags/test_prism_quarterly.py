@@ -1,6 +1,7 @@
-"""prism_quarterly: each quarter's review items as a checklist with figures; Q3's restore drill
-tests the newest backup set (a real one, made by prism_daily's backup group) in scratch resources,
-records the result in its manifest, and always deletes the scratch resources."""
+"""prism_quarterly: each run reviews the quarter its data interval covers (title, key, window, checklist,
+figures), as a checklist with figures; Q3's restore drill tests the newest backup set (a real one, made
+by prism_daily's backup group) in scratch resources, records the result in its manifest, and always
+deletes the scratch resources. A `quarter` Param naming another quarter is refused before anything runs."""
 
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ from airflow_provider_cloudflare.hooks.d1 import D1Hook
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 from prism.backups.verification import SCRATCH_PREFIX, scratch_name
 from prism.monitoring.capacity import monthly_growth
+from prism.refusals import Refused
+from prism.reports import markdown
 from prism.reports import quarterly as quarterly_reviews
 from prism.reports.charts import short_number
+from prism.reports.markdown import number
 from prism.reports.periods import quarterly_windows
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql"
 
 
 def recent_quarter(q: int) -> datetime:
-    """The latest first day of quarter q at 04:00 UTC that ended at least an hour ago."""
+    """The latest first day of quarter q at 04:00 UTC that ended at least an hour ago (its run reviews
+    the quarter before: reviewing(q))."""
     now = datetime.now(timezone.utc) - timedelta(hours=1)
     year = now.year
     while True:
@@ -35,6 +40,11 @@ def recent_quarter(q: int) -> datetime:
         if d <= now:
             return d
         year -= 1
+
+
+def reviewing(q: int) -> datetime:
+    """The latest scheduled run that reviews quarter q: the first day of the next quarter, 04:00 UTC."""
+    return recent_quarter(q % 4 + 1)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +92,7 @@ def scratch_left() -> list[str]:
 
 
 def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(
-    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts
+    lf_fresh, connect, s3, bucket, airflow_db, dag, alerts, monkeypatch
 ):
     server = lf_fresh()
     connect(server, budget={"bulk_rps": 0})
@@ -91,15 +101,17 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(
     assert seeded.state == "success", states(seeded)
     tested = f"daily/{day:%Y%m%d}/"
     manifest = json.loads(s3.read_key(tested + "manifest.json", bucket))
-    end = recent_quarter(3)
+    end = reviewing(3)
     label, year = f"{end.year}Q3", end.year
     for cadence, period, status in (
-        ("monthly", f"{year}04", "verified"),
-        ("monthly", f"{year}06", "failed"),
-        ("daily", f"{year}0630", "verified"),
-        ("daily", f"{year}0629", None),
+        ("monthly", f"{year}07", "verified"),
+        ("monthly", f"{year}09", "failed"),
+        ("daily", f"{year}0930", "verified"),
+        ("daily", f"{year}0929", None),
     ):
         put_set(s3, bucket, cadence, period, status)
+    # As the scheduled run at the quarter's end: point-in-time figures (the sets, the drill) go in the review.
+    monkeypatch.setattr(markdown, "LIVE_GRACE", datetime.now(timezone.utc) - end + timedelta(days=1))
 
     run = dag.test(logical_date=end)
 
@@ -142,17 +154,24 @@ def test_q3_drills_the_newest_daily_set_and_reviews_the_quarters_sets(
     assert f"KV: {manifest['kv']['key_count']:,} keys in the set" in review
     assert f"- [x] Scratch resources {chosen['scratch']}: none left" in review
     # The quarter's sets: each with its state, and the month without a complete monthly set.
-    assert f"- [!] Months without a complete monthly set: {year}05\n" in review
-    assert f"- [x] monthly/{year}04: verified" in review and f"- [!] monthly/{year}06: failed" in review
+    assert f"- [!] Months without a complete monthly set: {year}08\n" in review
+    assert f"- [x] monthly/{year}07: verified" in review and f"- [!] monthly/{year}09: failed" in review
     assert (
-        f"- [!] Daily sets of the quarter: 2 ({year}0629 to {year}0630); not verified: {year}0629 incomplete "
+        f"- [!] Daily sets of the quarter: 2 ({year}0929 to {year}0930); not verified: {year}0929 incomplete "
         "(objects without a manifest: an interrupted backup)"
     ) in review
+    assert "- Sets by status: failed 1, incomplete 1, verified 2" in review
+    html = s3.read_key(f"reports/prism_quarterly/{label}/review.html", bucket)
+    assert f"<title>PRISM Quarterly Review {label}: dependency audit, backup testing</title>" in html
     assert "- [ ] npm audit: skipped, no npm project configured" in review
     assert len(alerts) == 1 and "3 item(s) need attention" in alerts[0] and "Restore drill" not in alerts[0]
 
-    # An object of the set corrupted in the bucket: the drill fails, records it, and the review flags it.
+    # An object of the set corrupted in the bucket: the drill fails, records it, and a review made anew
+    # (its objects deleted first: a review keeps what it captured first) flags it.
     alerts.clear()
+    s3.delete_objects(
+        bucket, [f"reports/prism_quarterly/{label}/review.md", f"reports/prism_quarterly/{label}/review.html"]
+    )
     kv_key = tested + "kv.ndjson.gz"
     raw = gzip.decompress(s3.get_key(kv_key, bucket).get()["Body"].read())
     s3.load_bytes(gzip.compress(raw.split(b"\n", 1)[1]), kv_key, bucket, replace=True)  # one key fewer
@@ -225,14 +244,19 @@ def test_quarter_branch_and_params(dag):
 
     branch = dag.get_task("quarter").python_callable
     w = quarterly_windows(datetime(2026, 7, 1, 4, tzinfo=timezone.utc))
-    assert (w["label"], w["previous_quarter"]["label"], [m["label"] for m in w["months"]]) == (
-        "2026Q3",
+    assert (w["label"], w["window"]["label"], [m["label"] for m in w["months"]]) == (
+        "2026Q2",
         "2026Q2",
         ["2026-04", "2026-05", "2026-06"],
     )
     assert w["sql_year_dates"] == ["2025-07-01", "2026-07-01"]
-    assert branch(w, params={"quarter": None}) == ["q3"]
-    assert branch(w, params={"quarter": 1}) == ["q1"]
+    assert branch(w, params={"quarter": None}) == ["q2"]
+    assert branch(w, params={"quarter": 1}) == ["q2"]  # the Param never picks the checklist: `windows` checks it
+    windows = dag.get_task("windows").python_callable
+    end = datetime(2026, 7, 1, 4, tzinfo=timezone.utc)
+    assert windows(**context_for(end, quarter=2)) == windows(**context_for(end, quarter=None)) == w
+    with pytest.raises(Refused, match=r"^refusing to run the quarterly review: quarter=1 was given, but this run's"):
+        windows(**context_for(end, quarter=1))
     assert set(dag.params) == {"quarter", "run_restore_drill"}  # no command, directory or environment
     for conf in ({"quarter": 5}, {"run_restore_drill": "no"}):
         params = copy.deepcopy(dag.params)
@@ -252,20 +276,26 @@ def test_drill_skips_when_off_or_inside_a_backfill(s3, bucket, dag):
     assert pick(**context_for(end))["period"] == "202610"  # no daily set: the newest monthly one
 
 
-def test_q4_yearly_review_and_capacity_planning(cf, s3, bucket, configure, airflow_db, dag, alerts):
-    end = recent_quarter(4)
-    label = f"{end.year}Q4"
+def test_q4_yearly_review_and_capacity_planning(lf_fresh, connect, s3, bucket, configure, airflow_db, dag, alerts):
+    end = reviewing(4)  # 1 January: the year's last quarter, and the year
+    label = f"{end.year - 1}Q4"
+    # Seeded as of the run's day, so PRISM's usage log holds the year reviewed.
+    server = lf_fresh("--seed-anchor", end.date().isoformat())
+    connect(server, budget={"bulk_rps": 0})
     run = dag.test(logical_date=end)
 
     assert run.state == "success"
     assert set(assert_only_quarter_ran(run, 4).values()) == {"success"}
     q_start = end.replace(hour=0)
     year = [q_start.replace(year=q_start.year - 1).date().isoformat(), q_start.date().isoformat()]
-    direct = D1Hook().rows(cf.d1_id, (SQL / "quarterly/usage_by_month.sql").read_text(), year)
+    direct = D1Hook().rows(server.d1_id, (SQL / "quarterly/usage_by_month.sql").read_text(), year)
     assert xcom(run, "q4.yearly_review.usage_by_month")["rows"] == direct and direct
     review = s3.read_key(f"reports/prism_quarterly/{label}/review.md", bucket)
     for m in direct:
         assert f"- [x] {m['month']}: {m['requests']:,} requests, {m['tokens_saved']:,} tokens saved" in review
+    assert f"<title>PRISM Quarterly Review {label}: yearly review, capacity planning</title>" in s3.read_key(
+        f"reports/prism_quarterly/{label}/review.html", bucket
+    )
     hook = WorkersAnalyticsHook()
     for month in xcom(run, "q4.yearly_review.monthly_traffic"):
         if month["available"]:
@@ -276,9 +306,9 @@ def test_q4_yearly_review_and_capacity_planning(cf, s3, bucket, configure, airfl
             assert f"- [ ] {month['label']} Worker traffic: unavailable: GraphQL keeps 92 days" in review
     full = [m for m in direct if m["days"] >= 28]
     plan = xcom(run, "q4.capacity_planning.growth_projection")
-    assert plan == monthly_growth(direct, end)
+    assert plan == monthly_growth(direct, end.replace(hour=0))  # projected from the year's end
     assert plan["months"] == [m["month"] for m in full]
-    assert f"ai_neurons: {plan['ai_neurons']['daily']} a day" in review
+    assert f"ai_neurons: {number(plan['ai_neurons']['daily'])} a day" in review
     assert alerts == []
 
     # A free-tier threshold under today's usage flags the capacity items and alerts once.
@@ -298,7 +328,7 @@ def test_q4_yearly_review_and_capacity_planning(cf, s3, bucket, configure, airfl
 
 def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
     for q, title in ((1, "architecture review, security audit"), (2, "performance optimization, scaling review")):
-        end = recent_quarter(q)
+        end = reviewing(q)  # long past: its point-in-time figures are left out, its window's are there
         run = dag.test(logical_date=end)
         assert run.state == "success"
         ran = assert_only_quarter_ran(run, q)
@@ -306,22 +336,23 @@ def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
         assert set(ran.values()) == {"success"}, ran
         review = s3.read_key(f"reports/prism_quarterly/{end.year}Q{q}/review.md", bucket)
         assert f"# PRISM Quarterly Review {end.year}Q{q}: {title}" in review
+        assert review.startswith(
+            f"# PRISM Quarterly Review {end.year}Q{q}: {title}\n\nWindow: "
+            f"{quarterly_windows(end)['window']['start']} to {end.replace(hour=0).isoformat()} (UTC)\n"
+        )
         if q == 1:
-            start = end.replace(hour=0).replace(year=end.year - 1, month=10)
             counts = {
                 r["type"]: r["n"]
                 for r in D1Hook().rows(
                     cf.d1_id,
                     "SELECT type, COUNT(*) AS n FROM security_events WHERE created_at >= ? AND created_at < ? GROUP BY type",
-                    [start.strftime("%Y-%m-%d %H:%M:%S"), end.replace(hour=0).strftime("%Y-%m-%d %H:%M:%S")],
+                    quarterly_windows(end)["sql_window"],
                 )
             }
             assert f"Failed logins in the quarter: {counts.get('failed_login', 0)} (threshold 300" in review, review
-            assert (
-                "- [x] Vectorize claudes-companion: " in review
-                and "384 dimensions, cosine (config: 384, cosine)" in review
-            )
-            assert "- [x] KV namespaces:" in review and "- [ ] npm audit: skipped" in review
+            assert xcom(run, "q1.architecture_review.inventory") is None  # not read, so not shown
+            assert "## Architecture review\n\n- Left out: the resources and their row counts" in review
+            assert "## npm audit\n\n- Left out: npm audit" in review
             html = s3.read_key(f"reports/prism_quarterly/{end.year}Q1/review.html", bucket)
             for kind, n in counts.items():  # the security events charted with the quarter's counts
                 assert f"{kind}: {short_number(n)}</title>" in html and f"| {kind} | {n} |" in review
@@ -335,30 +366,44 @@ def test_q1_and_q2_reviews(cf, s3, bucket, airflow_db, dag, alerts):
                 ) in review
                 if month["available"]:
                     assert f"{month['label']}: {short_number(month['requests'])}</title>" in html
-            usage = xcom(run, "q2.scaling_review.recent_usage")
+            usage = xcom(run, "q2.scaling_review.quarter_usage")
             if usage["available"]:
                 assert f"- Window: {usage['window']['start']} to {usage['window']['end']}" in review
-            else:  # the 30 days before the run are older than GraphQL's 31 days of D1/AI/KV analytics
-                assert "- [ ] Usage of the last 30 days: unavailable: GraphQL keeps 31 days" in review
+            else:  # the quarter's last 30 days have left GraphQL's 31 days of D1/AI/KV analytics
+                assert "- [ ] Usage of the quarter: unavailable: GraphQL keeps 31 days" in review
         items = review.count("- [x]"), review.count("- [!]"), review.count("- [ ]")
         assert f"| done | {items[0]} |" in review and f"| needs attention | {items[1]} |" in review
         assert f"| not done | {items[2]} |" in review and "<svg" in html
     assert alerts == []
 
 
-def test_scaling_review_figures_equal_graphql_for_the_same_window(cf, dag):
-    """The scaling review of a run made now (e.g. a manual run with quarter=2): GraphQL's figures."""
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    usage = dag.get_task("q2.scaling_review.recent_usage").python_callable(**context_for(end))
-    assert usage["available"] and usage["note"] == "" and usage["days"] == 30
-    hook = WorkersAnalyticsHook()
-    direct = hook.usage(cf.d1_id, end - timedelta(days=30), end)
-    assert usage["window"] == direct["window"]
-    assert usage["totals"] == {
-        "worker_requests": hook.worker_traffic("claudes-friend", end - timedelta(days=30), end)["requests"],
-        "ai_neurons": direct["ai"]["neurons"],
-        "d1_rows_read": direct["d1"]["rowsRead"],
-        "d1_rows_written": direct["d1"]["rowsWritten"],
-        "kv_reads": direct["kv"]["read"],
-        "kv_writes": direct["kv"]["write"],
+def test_the_scaling_review_reads_the_quarters_last_30_days_whenever_it_runs(cf, dag):
+    """The part of the quarter the scaling review reads follows the quarter alone: its last 30 days (all
+    GraphQL keeps of D1/AI/KV a day after it ends); made later than that, it is unavailable, never a
+    shorter, different window."""
+    end = reviewing(2)
+    usage = dag.get_task("q2.scaling_review.quarter_usage").python_callable(**context_for(end))
+    stop = end.replace(hour=0)
+    if datetime.now(timezone.utc) - stop < timedelta(hours=23):  # the scheduled run, at the quarter's end
+        assert usage["available"] and usage["days"] == 30 and usage["note"].startswith("partial")
+    else:
+        assert usage == {
+            "available": False,
+            "expired": True,
+            "note": "unavailable: GraphQL keeps 31 days of usage analytics, and this window's figures (from "
+            f"{stop - timedelta(days=30):%Y-%m-%d %H:%M} UTC) had left them when this report was made",
+        }
+
+
+def test_a_quarter_param_naming_another_quarter_is_refused_before_anything_runs(cf, s3, bucket, airflow_db, alerts):
+    dag = load_dag("prism_quarterly")  # its own: a run's conf sticks to the DAG object's params
+    end = reviewing(2)
+    run = dag.test(logical_date=end, run_conf={"quarter": 3})
+    assert run.state == "failed"
+    st = states(run)
+    assert st.pop("windows") == "failed" and set(st.values()) <= {"upstream_failed", "skipped"}, {
+        k: v for k, v in st.items() if v not in ("upstream_failed", "skipped")
     }
+    assert not s3.list_keys(bucket)
+    assert len(alerts) == 1 and "refusing to run the quarterly review: quarter=3 was given" in alerts[0]
+    assert f"{end.year}Q2" in alerts[0] and "Nothing was changed." in alerts[0]

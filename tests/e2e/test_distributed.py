@@ -428,11 +428,12 @@ def test_backfill_after_outage(stack, facts):
     assert [d["period"] for d in first_daily] == [d.strftime("%Y%m%d") for d in daily_days]
     bucket, data = objects(s3), cf.snapshot()
     reports = {k for k in bucket if k.startswith(("reports/prism_daily/", "reports/prism_weekly/"))}
+    # Each report is one HTML page and its Markdown twin.
     assert {k for k in reports if k.split("/")[2] in {d["period"] for d in first_daily}} == {
-        f"reports/prism_daily/{d['period']}/log_review.md" for d in first_daily
+        f"reports/prism_daily/{d['period']}/log_review.{ext}" for d in first_daily for ext in ("md", "html")
     }
     assert {k for k in reports if k.startswith("reports/prism_weekly/")} == {
-        f"reports/prism_weekly/{e['cutoffs']['period']}/index_update.md" for e in expected
+        f"reports/prism_weekly/{e['cutoffs']['period']}/index_update.{ext}" for e in expected for ext in ("md", "html")
     }
 
     # The same backfill again, reprocessing the completed runs: the same runs are cleared and run

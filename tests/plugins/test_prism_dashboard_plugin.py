@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -182,11 +183,7 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
     assert "Not authenticated" in browser.find_element(By.TAG_NAME, "body").text
 
     # Airflow's own login form, then the dashboard from the UI's navigation.
-    browser.get(base + "/auth/login")
-    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda d: "/auth/login" not in d.current_url)
+    _login(browser, base)
     browser.get(base + "/")
     nav = wait.until(
         ec.element_to_be_clickable(
@@ -258,10 +255,19 @@ def test_the_dashboard_in_the_airflow_ui_shows_the_seeded_data(stack, browser):
             s3.get_object(Bucket=stack["bucket"], Key=f"{cadence}/{period}/manifest.json")["Body"].read()
         )
         assert manifest["verification"]["status"] == "verified" and "verified" in row
-        assert _size(sum(o["bytes"] for o in manifest["objects"])) in row and manifest["captured_at"] in row
+        assert _size(sum(o["bytes"] for o in manifest["objects"])) in row
+        # The capture time for people (UTC, to the minute), the manifest's own value in <time datetime>.
+        captured = datetime.fromisoformat(manifest["captured_at"])
+        time_el = browser.find_element(By.CSS_SELECTOR, f"tr[data-cadence='{cadence}'] time")
+        assert datetime.fromisoformat(time_el.get_attribute("datetime")) == captured
+        assert time_el.get_attribute("title") == time_el.get_attribute("datetime")
+        assert f"{captured.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" in row
         assert re.fullmatch(r"\d+ min|\d+\.\d h", shown(f"rpo-{cadence}")), shown(f"rpo-{cadence}")
     # The API budget the monitor saw, against 1,200 per 5 minutes.
     assert re.fullmatch(r"\d+ / 1,200", shown("api-budget"))
+    # The REST calls of the last monitor run (a healthy one, after others: the D1 id is known): five for the
+    # checks, one GraphQL query.
+    assert (shown("api-calls-run"), shown("api-calls-by-task")) == ("6", "check_resources 5, usage 1")
     # Reports, linked; and the outage's alert with its diagnosis.
     for title in (
         "PRISM Performance Report",
@@ -325,9 +331,21 @@ def test_a_report_task_links_its_report_in_the_ui(stack):
 
 
 def traffic_ts(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _login(browser, base: str) -> None:
+    """Airflow's own login form, as a person fills it in."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
+    browser.get(base + "/auth/login")
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "/auth/login" not in d.current_url)
 
 
 def _get_json(browser, base: str) -> str:
@@ -336,3 +354,306 @@ def _get_json(browser, base: str) -> str:
         "const done = arguments[arguments.length - 1];"
         f"fetch('{base}/prism-dashboard/data.json', {{credentials: 'include'}}).then(r => r.text()).then(done);"
     )
+
+
+# ---- layout, charts and text, as a person sees them at common screen widths ---------------------------------------
+
+WIDTHS = (1280, 1440, 1920)
+DOCS_IMG = ROOT / "docs" / "img"
+# `make screenshots` sets it: this run also writes the screenshots the docs show (never made by hand).
+DOCS_SCREENSHOTS = os.environ.get("PRISM_DOCS_SCREENSHOTS") == "1"
+# A chart whose data reach less of its plot's height than this draws them as a flat line at the bottom.
+MIN_REACH = 0.05
+
+# What overflows: the page (it scrolls sideways) and any element past the right edge of its container (a
+# dashboard card, a report's body); every <details> open first, as a person reading an alert has it.
+LAYOUT_JS = """
+const containers = arguments[0];
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const out = {scroll: document.documentElement.scrollWidth, inner: window.innerWidth, past: []};
+for (const box of document.querySelectorAll(containers)) {
+  const edge = box.getBoundingClientRect().right;
+  for (const el of box.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > edge + 1) {
+      const what = (el.getAttribute('data-testid') || el.getAttribute('data-part') || el.textContent || '').trim();
+      out.past.push(`${box.id || box.tagName.toLowerCase()} > ${el.tagName.toLowerCase()} ` +
+        `${Math.round(r.right - edge)} px past its right edge: ${what.slice(0, 80)}`);
+    }
+  }
+}
+return out;
+"""
+# Times and figures with units that a line break cut in two: each match of the pattern in the page's text
+# must lie on one line (one top among its boxes).
+WRAPPED_JS = """
+const re = /\\d{4}-\\d\\d-\\d\\d(?:[T ]\\d\\d:\\d\\d(?::\\d\\d(?:\\.\\d+)?)?(?:Z|[+-]\\d\\d:\\d\\d)?)?(?: UTC)?|\\d[\\d,]*(?:\\.\\d+)? ?(?:ms|KB|MB|GB|min)(?![\\w])|\\d[\\d,]*(?:\\.\\d+)?%/g;
+const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode: n =>
+  n.parentElement.closest('svg,style,script') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+const cut = [];
+for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+  for (const m of node.data.matchAll(re)) {
+    const range = document.createRange();
+    range.setStart(node, m.index);
+    range.setEnd(node, m.index + m[0].length);
+    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+    if (tops.size > 1) cut.push(m[0]);
+  }
+}
+return cut;
+"""
+# Every chart with a plot: how much of its height its data reach (prism.reports.charts documents the formula).
+CHARTS_JS = """
+return [...document.querySelectorAll('svg[data-chart]')].map(svg => {
+  const plot = svg.querySelector('[data-part=plot]');
+  if (!plot) return null;
+  const top = +plot.dataset.plotTop, bottom = +plot.dataset.plotBottom, ys = [];
+  svg.querySelectorAll('[data-part=series]').forEach(p =>
+    p.getAttribute('points').trim().split(/\\s+/).forEach(xy => ys.push(+xy.split(',')[1])));
+  svg.querySelectorAll('[data-part=bar]').forEach(r => ys.push(+r.getAttribute('y')));
+  return {title: svg.getAttribute('aria-label') || '', points: ys.length, allZero: plot.dataset.allZero === 'true',
+          reach: ys.length ? (bottom - Math.min(...ys)) / (bottom - top) : null};
+}).filter(c => c);
+"""
+# The page's text as a person reads it, and its charts' text apart (an axis' ticks read 0.5, 1.0, 1.5).
+TEXT_JS = """
+const svgs = [...document.querySelectorAll('svg')];
+svgs.forEach(s => { s.style.display = 'none'; });
+const text = document.body.innerText;
+svgs.forEach(s => { s.style.display = ''; });
+return [text, svgs.map(s => [...s.querySelectorAll('text')].map(t => t.textContent).join('\\n')).join('\\n')];
+"""
+# Python's repr of a value, where a person should read words and figures.
+REPRS = {
+    "a dict": re.compile(r"\{'[\w ]+': "),
+    "a list of strings": re.compile(r"\['"),
+    "None, True or False as a value": re.compile(r"(?:^|[:=(\[,|\t]) *(None|True|False) *(?=$|[,;:.)\]|\t])", re.M),
+    "a count written as a float": re.compile(
+        r"(?<![\w.,/:-])\d[\d,]*\.0(?![\d.])(?! ?(?:%|[KMGT]?B\b|ms\b|s\b|h\b|min\b|days\b|k\b|M\b))"
+    ),
+    "a float's full repr": re.compile(r"(?<![\d.:])\d+\.\d{9,}"),
+    "an object's repr": re.compile(r"\b(?:datetime\.datetime|Decimal|DateTime|Timezone)\("),
+}
+# A report's stated window: its first "Window:" line (reports.markdown writes "Window: START to END (UTC)").
+WINDOW_LINE = re.compile(
+    r"^Window: *(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d)\S*)?(?: UTC)? +(?:to|until|–|—|\.\.) +"
+    r"(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d)\S*)?",
+    re.M,
+)
+
+
+def python_reprs(text: str, counts: bool = True) -> list[str]:
+    """Each place `text` shows a Python repr, with what surrounds it; `counts=False` for a chart's text,
+    whose axis may step by halves."""
+    found = []
+    for what, pattern in REPRS.items():
+        if what == "a count written as a float" and not counts:
+            continue
+        for m in pattern.finditer(text):
+            found.append(f"{what}: …{text[max(0, m.start() - 40) : m.end() + 30]}…".replace("\n", " ⏎ "))
+    return found
+
+
+def title_periods(title: str) -> list[tuple[str, date, date]]:
+    """The periods a report's title names, as (label, first day, day after the last): 2026Q3, 2026-11 or
+    202611, 2026-12-07 or 20261207."""
+
+    def month_after(d: date, months: int = 1) -> date:
+        n = d.year * 12 + d.month - 1 + months
+        return date(n // 12, n % 12 + 1, 1)
+
+    out = []
+    for m in re.finditer(r"(?<!\d)(\d{4})Q([1-4])(?!\d)", title):
+        first = date(int(m[1]), 3 * int(m[2]) - 2, 1)
+        out.append((m[0], first, month_after(first, 3)))
+    for m in re.finditer(r"(?<![\d-])(\d{4})-?(\d\d)-?(\d\d)(?![\d-])", title):
+        if "-" in m[0] and m[0].count("-") != 2:
+            continue
+        try:
+            day = date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            continue
+        out.append((m[0], day, date.fromordinal(day.toordinal() + 1)))
+    for m in re.finditer(r"(?<![\d-])(\d{4})(-?)(\d\d)(?![\d-])", title):
+        if 1 <= int(m[3]) <= 12 and 2000 <= int(m[1]) <= 2200:
+            first = date(int(m[1]), int(m[3]), 1)
+            out.append((m[0], first, month_after(first)))
+    return out
+
+
+def period_disagreements(title: str, text: str) -> list[str]:
+    """Where a period the title names disagrees with the report's stated window: a quarter or a month
+    must hold the window (a window of 2026-07-01..2026-10-01 is 2026Q3, never 2026Q4), and a day must
+    fall within it. [] when the report states no window."""
+    window = WINDOW_LINE.search(text)
+    if not window:
+        return []
+    start = datetime.fromisoformat(f"{window[1]}T{window[2] or '00:00'}")
+    end = datetime.fromisoformat(f"{window[3]}T{window[4] or '00:00'}")
+    wrong = [] if start < end else [f"the window {window[0]!r} ends before it starts"]
+    for label, first, after in title_periods(title):
+        if (after - first).days == 1:  # a day: within the window
+            ok = start.date() <= first <= end.date()
+        else:  # a month or a quarter: the window lies inside it
+            ok = (
+                datetime.combine(first, datetime.min.time())
+                <= start
+                < end
+                <= datetime.combine(after, datetime.min.time())
+            )
+        if not ok:
+            wrong.append(f"the title's period {label} disagrees with its window: {window[0]!r}")
+    return wrong
+
+
+def _viewport(browser, width: int, height: int) -> None:
+    """The page's viewport at width × height px (the window is taller by the browser's own bars)."""
+    browser.set_window_size(width, height)
+    bars = browser.execute_script("return window.outerHeight - window.innerHeight")
+    if bars:
+        browser.set_window_size(width, height + bars)
+
+
+def _full_page(browser, width: int, path: Path, *also: Path) -> None:
+    """A screenshot of the whole page at `width`: the viewport as tall as the page."""
+    _viewport(browser, width, 1000)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    _viewport(browser, width, min(max(height, 900), 8000))
+    browser.save_screenshot(str(path))
+    for copy in also:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+
+
+def _check_page(browser, name: str, containers: str, problems: list[str], wrap: bool = False) -> dict:
+    """Layout at every width, then charts and text; each problem found goes to `problems`, prefixed by `name`."""
+    for width in WIDTHS:
+        browser.set_window_size(width, 1000)
+        layout = browser.execute_script(LAYOUT_JS, containers)
+        if layout["scroll"] > layout["inner"]:
+            problems.append(f"{name} at {width} px: the page scrolls sideways ({layout['scroll']} > {layout['inner']})")
+        problems += [f"{name} at {width} px: {p}" for p in layout["past"][:5]]
+        if wrap:
+            problems += [
+                f"{name} at {width} px: {v!r} is cut by a line break" for v in browser.execute_script(WRAPPED_JS)
+            ]
+    charts = browser.execute_script(CHARTS_JS)
+    for c in charts:
+        if c["points"] and not c["allZero"] and c["reach"] < MIN_REACH:
+            problems.append(f"{name}: the chart {c['title']!r} draws its data in {c['reach']:.1%} of its plot's height")
+    text, chart_text = browser.execute_script(TEXT_JS)
+    problems += [f"{name}: {r}" for r in python_reprs(text)]
+    problems += [f"{name}, in a chart: {r}" for r in python_reprs(chart_text, counts=False)]
+    return {"text": text, "charts": charts}
+
+
+def test_the_dashboard_and_every_report_hold_their_layout_charts_and_words(stack, browser):
+    """At 1280, 1440 and 1920 px: nothing scrolls sideways or sticks out of its card, no time or figure
+    with its unit is cut by a line break, no chart flattens its data, no Python repr shows, and every
+    report's title names the period its window covers. Every problem is listed at once, after the
+    screenshots (.test-artifacts/, and docs/img/ under `make screenshots`) are written."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, wait, problems = stack["base"], WebDriverWait(browser, 90), []
+    ARTIFACTS.mkdir(exist_ok=True)
+    _login(browser, base)
+
+    # The dashboard inside the Airflow UI, in its frame.
+    for width in WIDTHS:
+        browser.set_window_size(width, 1000)
+        browser.get(base + "/plugin/prism-dashboard")
+        frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='PRISM Dashboard']")))
+        browser.switch_to.frame(frame)
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "PRISM dashboard"))
+        layout = browser.execute_script(LAYOUT_JS, ".card")
+        if layout["scroll"] > layout["inner"]:
+            problems.append(f"the dashboard in the Airflow UI at {width} px scrolls sideways in its frame")
+        problems += [f"the dashboard in the Airflow UI at {width} px: {p}" for p in layout["past"][:5]]
+        browser.switch_to.default_content()
+
+    # The page alone.
+    browser.get(base + "/prism-dashboard/")
+    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "PRISM dashboard"))
+    page = _check_page(browser, "the dashboard", ".card", problems, wrap=True)
+    assert page["charts"] and all(c["points"] for c in page["charts"]), page["charts"]  # the monitor's hours, drawn
+    times = browser.find_elements(By.TAG_NAME, "time")
+    assert times
+    for t in times:  # every time for people: UTC to the minute, the recorded value in its tooltip
+        iso, shown = t.get_attribute("datetime"), t.text
+        assert t.get_attribute("title") == iso and datetime.fromisoformat(iso).tzinfo is not None, iso
+        assert shown.startswith(f"{datetime.fromisoformat(iso).astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"), shown
+    for width in WIDTHS:
+        copies = [DOCS_IMG / "dashboard.png"] if DOCS_SCREENSHOTS and width == 1440 else []
+        _full_page(browser, width, ARTIFACTS / f"dashboard-{width}.png", *copies)
+
+    # Every report the dashboard lists, as its link opens it: the HTML page (or the Markdown without one).
+    browser.set_window_size(1440, 1000)
+    rows = []
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#reports tr"):
+        cells = tr.find_elements(By.TAG_NAME, "td")
+        links = {a.text: a.get_attribute("href") for a in tr.find_elements(By.TAG_NAME, "a")}
+        if cells and links:
+            rows.append((cells[0].text, links.get("HTML") or links["Markdown"]))
+    kinds = {href.rsplit("/", 1)[-1].rsplit(".", 1)[0] for _, href in rows}
+    assert {"performance", "security", "capacity", "review"} <= kinds, rows  # the fill's report types, each seen
+    for listed, href in rows:
+        browser.set_window_size(1440, 1000)
+        browser.get(href)
+        key = href.split("/prism-dashboard/reports/", 1)[1]
+        name = f"the report {key}"
+        report = _check_page(browser, name, "body", problems)
+        html = href.endswith(".html")
+        title = browser.title if html else report["text"].partition("\n")[0].removeprefix("# ").strip()
+        if html and not browser.title.strip():
+            problems.append(f"{name}: the page has no <title>")
+        if title != listed:
+            problems.append(f"{name}: its title {title!r} is not the one the dashboard lists, {listed!r}")
+        problems += [f"{name}: {p}" for p in period_disagreements(title, report["text"])]
+        slug = re.sub(r"[^\w.-]+", "-", key.removeprefix("reports/").rsplit(".", 1)[0])
+        _full_page(browser, 1440, ARTIFACTS / f"report-{slug}.png")
+        if DOCS_SCREENSHOTS and key.endswith("/capacity.html"):  # the docs show a report's first screen
+            _viewport(browser, 1440, 900)
+            DOCS_IMG.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(DOCS_IMG / "report-capacity.png"))
+    browser.set_window_size(1440, 1000)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "title,window,wrong",
+    [
+        ("PRISM Quarterly Review 2026Q3: x", "2026-07-01T00:00:00+00:00 to 2026-10-01T00:00:00+00:00 (UTC)", False),
+        ("PRISM Quarterly Review 2026Q4: x", "2026-07-01T00:00:00+00:00 to 2026-10-01T00:00:00+00:00 (UTC)", True),
+        ("PRISM Performance Report - 2026-11", "2026-11-01T00:00:00+00:00 to 2026-12-01T00:00:00+00:00 (UTC)", False),
+        ("PRISM Performance Report - 2026-10", "2026-11-01T00:00:00+00:00 to 2026-12-01T00:00:00+00:00 (UTC)", True),
+        ("PRISM Monthly Report - 2026-12 (to 2026-12-07)", "2026-12-01 00:00 to 2026-12-07 01:58 UTC", False),
+        ("PRISM Monthly Report - 2026-12 (to 2026-12-09)", "2026-12-01 00:00 to 2026-12-07 01:58 UTC", True),
+        ("PRISM daily log review 20261206", "2026-12-05T09:00:00+00:00 to 2026-12-06T09:00:00+00:00 (UTC)", False),
+        ("PRISM daily log review 20261208", "2026-12-05T09:00:00+00:00 to 2026-12-06T09:00:00+00:00 (UTC)", True),
+        ("PRISM Capacity Planning - 2026-12-07", "2026-09-08 to 2026-12-07", False),
+        ("Backup verification: monthly 202612", None, False),
+    ],
+)
+def test_a_title_period_is_checked_against_the_stated_window(title, window, wrong):
+    """The check the browser test applies to each report, on the titles and windows reports write."""
+    text = f"{title}\n" + (f"Window: {window}\n" if window else "") + "Summary\n"
+    assert bool(period_disagreements(title, text)) is wrong
+
+
+@pytest.mark.parametrize(
+    "text,found",
+    [
+        ("by status: {'success': 7317, 'scriptThrewException': 16}", True),
+        ("D1: quick_check ['ok']; 43 rows", True),
+        ("threshold\t50.0\tok", True),
+        ("value: None", True),
+        ("enabled: True.", True),
+        ("error rate 0.30000000000000004", True),
+        ("2.0%\t500.0 MB\t10.0 GB (100.0%) 1.4.2 at 02:32:45.595107 5.0k", False),
+        ("Recent alerts: no alert in the last 7 days. None of the checks failed. 50 requests, 1.5 ms", False),
+    ],
+)
+def test_a_python_repr_is_told_from_figures_and_words(text, found):
+    assert bool(python_reprs(text)) is found, python_reprs(text)

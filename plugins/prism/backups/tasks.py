@@ -245,7 +245,7 @@ def verification_report(spec: dict, manifest: dict, status: str, result: dict) -
     lines += ["", "## Test restore (scratch resources, deleted after)", ""]
     if d1:
         lines += [
-            f"- D1: {len(d1['tables'])} tables restored, {sum(d1['tables'].values()):,} rows; quick_check {d1['quick_check']}; "
+            f"- D1: {len(d1['tables'])} tables restored, {sum(d1['tables'].values()):,} rows; quick_check {_words(d1['quick_check'])}; "
             f"{d1['rows_sampled']} sampled rows compared with the dump"
         ]
         lines += [f"  - {t}: {n:,} rows" for t, n in sorted(d1["tables"].items())]
@@ -268,3 +268,8 @@ def verification_report(spec: dict, manifest: dict, status: str, result: dict) -
     lines += ["", "## Problems", ""] + ([f"- {p}" for p in result["problems"]] or ["- none"])
     lines += ["", "## Notes", ""] + ([f"- {n}" for n in result["notes"]] or ["- none"])
     return "\n".join(lines) + "\n"
+
+
+def _words(value) -> str:
+    """SQLite's quick_check answer (a list of lines) as text, never a Python repr."""
+    return "; ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)

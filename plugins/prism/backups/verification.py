@@ -138,7 +138,7 @@ def verify_d1(
             problems.append(f"d1: the manifest lists {table} ({expected[table]} rows), the restore has no such table")
         check = quick_check(hook, db)
         if check != ["ok"]:
-            problems.append(f"d1: quick_check of the restored database: {check}")
+            problems.append(f"d1: quick_check of the restored database: {'; '.join(map(str, check))}")
         sampled = differs_in_source = 0
         for table in tables:
             rowids = oracle.sample_rowids(table, SAMPLE, rng)

@@ -2,7 +2,8 @@
 
 A daily rate is measured at several points in time (the middle of each window it was counted over);
 growth compounds the change from the oldest to the newest point to a rate per period, and the limit
-date extrapolates that growth from the run's date.
+date extrapolates that growth from the run's date. capacity_chart() draws one resource: the measured
+rates, the projection as far ahead as they reach back, and when each limit is reached, in words.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY, resource_totals, traffic_in, usage_in
 from prism.monitoring.plan_limits import LIMITS
+from prism.reports.charts import WIDTH, chart_horizon, line_chart
 from prism.reports.periods import from_iso
 
 PERIOD_DAYS = {"30d": 30.0, "month": 30.44}  # what growth is quoted per; a month at its average length
@@ -121,21 +123,78 @@ def capacity_plan(figures: dict, end: datetime) -> dict[str, dict]:
 def projection_series(
     points: list[tuple[datetime, float]], plan: dict, end: datetime, months: int = 12
 ) -> list[tuple[datetime, float]]:
-    """The projected daily rate from `end` on at the plan's 30-day growth, a point a month, until a
-    month past the free-tier limit date or `months` months ([] without a trend)."""
+    """The projected daily rate from `end` on at the plan's 30-day growth, a point a month, until the
+    chart's horizon (charts.chart_horizon(): it looks ahead no further than the measured points reach
+    back), a month past the free-tier limit date or `months` months, whichever comes first; its last
+    point is on that end ([] without a trend)."""
     growth = plan.get("growth_30d_percent")
     if not points or growth is None:
         return []
     daily, out = points[-1][1], []
     reached = plan.get("reaches_limit", "")
-    stop = end + timedelta(days=30 * months)
+    stop = min(end + timedelta(days=30 * months), chart_horizon(points[0][0], points[-1][0]))
     if reached[:2] == "20":
         stop = min(stop, datetime.fromisoformat(reached + "T00:00:00+00:00") + timedelta(days=30))
+
+    def at(t: datetime) -> tuple[datetime, float]:
+        return t, daily * (1 + growth / 100) ** ((t - end).total_seconds() / 86400 / 30)
+
     t = end
     while t <= stop:
-        out.append((t, daily * (1 + growth / 100) ** ((t - end).total_seconds() / 86400 / 30)))
+        out.append(at(t))
         t += timedelta(days=30)
+    if out and out[-1][0] < stop:
+        out.append(at(stop))
     return out
+
+
+def limit_date_in_words(reached: str, end: datetime, horizon: datetime | None = None) -> str:
+    """What project()'s `reaches_limit` says, as words for a chart: "reached around 2031-04
+    (2031-04-12, in 1,841 days at this growth), after this chart's end"."""
+    if reached[:2] == "20":
+        when = datetime.fromisoformat(reached + "T00:00:00+00:00")
+        days = (when.date() - end.date()).days
+        later = ", after this chart's end" if horizon is not None and when > horizon else ""
+        return f"reached around {reached[:7]} ({reached}, in {days:,} days at this growth){later}"
+    if reached == "already at or over the limit":
+        return "already reached"
+    if reached.startswith("not at this growth"):
+        return "not reached at this growth: the rate is flat or shrinking"
+    if reached == "not within 10 years":
+        return f"not reached within the next {HORIZON_DAYS:,} days at this growth"
+    return reached
+
+
+def capacity_chart(
+    name: str, points: list[tuple[datetime, float]], plan: dict, end: datetime, title: str = "", width: int = WIDTH
+) -> str:
+    """One resource's chart: its measured daily rates (window_rates()), the projection to the chart's
+    horizon, the free-tier and paid limits (lines, or notes when far off the data) and, in words, when
+    each limit is reached; a limit date within the horizon is also marked on the time axis."""
+    title = title or f"{name}: daily rate and projection"
+    horizon = chart_horizon(points[0][0], points[-1][0]) if points else None
+    limits = {"free tier": FREE_TIER_DAILY[name]}
+    reached = {"free tier": plan.get("reaches_limit", "")}
+    if plan.get("paid"):
+        limits["paid plan"] = round(plan["paid"]["limit"])
+        reached["paid plan"] = plan["paid"]["reaches_limit"]
+    markers = [
+        (at, f"{label} {when}")
+        for label, when in reached.items()
+        if when[:2] == "20" and horizon is not None and (at := from_iso(when + "T00:00:00+00:00")) <= horizon
+    ]
+    return line_chart(
+        title,
+        {"measured": points, "projected": projection_series(points, plan, end)},
+        "a day",
+        limits=limits,
+        dashed={"projected"},
+        markers=markers,
+        horizon=horizon,
+        limit_notes={k: limit_date_in_words(v, end, horizon) for k, v in reached.items() if v != "no data"},
+        colors={"projected": "#60a5fa"},
+        width=width,
+    )
 
 
 def monthly_growth(usage_by_month: list[dict], end: datetime) -> dict:

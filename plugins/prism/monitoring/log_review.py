@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from airflow_provider_cloudflare.hooks.analytics import WorkersAnalyticsHook
 from prism.alerts import alert
 from prism.monitoring.troubleshooting import FOR_METRIC
-from prism.reports.markdown import markdown, publish_report, report_key
+from prism.reports.markdown import markdown, number, publish_report, report_key
 from prism.runtime import sql_time, window
 from prism.settings.config import runtime_config
 
@@ -64,16 +64,17 @@ def report_sections(result: dict, traffic: dict) -> dict[str, list[str]]:
     return {
         "Checks": ["| metric | value | threshold | status |", "|---|---|---|---|"]
         + [
-            f"| {c['metric']} | {c['value']} | {c['threshold']} | {'CROSSED' if c['crossed'] else 'ok'} |"
+            f"| {c['metric']} | {number(c['value'])} | {number(c['threshold'])} | {'CROSSED' if c['crossed'] else 'ok'} |"
             for c in result["checks"]
         ],
         "Traffic (GraphQL Analytics)": [
-            f"- requests: {traffic['requests']}",
-            f"- errors: {traffic['errors']}",
-            f"- by status: {traffic['status']}",
-            f"- wall time (ms): {traffic['wall_time_ms']}",
+            f"- requests: {number(traffic['requests'])}",
+            f"- errors: {number(traffic['errors'])}",
+            f"- by status: {number(traffic['status'])}",
+            f"- wall time (ms): {number(traffic['wall_time_ms'])}",
         ],
-        "Security events (D1)": [f"- {t}: {n}" for t, n in sorted(result["security_events"].items())] or ["- none"],
+        "Security events (D1)": [f"- {t}: {number(n)}" for t, n in sorted(result["security_events"].items())]
+        or ["- none"],
     }
 
 

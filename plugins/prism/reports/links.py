@@ -1,5 +1,6 @@
 """`ReportOperator`: a PythonOperator whose callable publishes a report (it returns reports.deliver()'s
-result), with extra links to the report on the task in the Airflow UI.
+result), with extra links to the report on the task in the Airflow UI: **Report (HTML)**, the report's
+page (every report has one, rendered from its Markdown), and **Report (Markdown)**, its text.
 
 The links open the report through the dashboard's app (`/prism-dashboard/reports/<key>`), behind
 Airflow's login, so no bucket credentials or presigned URLs reach a browser. Airflow computes an
@@ -40,12 +41,22 @@ class _ReportLink(BaseOperatorLink):
             result = ti_key.xcom_pull(task_ids=ti_key.task_id, map_indexes=ti_key.map_index)
         except Exception:  # noqa: BLE001 - no result: no link
             return ""
-        return report_url((result or {}).get(self.result_key)) if isinstance(result, dict) else ""
+        return report_url(self.url_of(result)) if isinstance(result, dict) else ""
+
+    def url_of(self, result: dict) -> str | None:
+        return result.get(self.result_key)
 
 
 class HtmlReportLink(_ReportLink):
     name = "Report (HTML)"
     result_key = "report_html"
+
+    def url_of(self, result: dict) -> str | None:
+        # Every Markdown report has its page beside it (reports.markdown), named the same with .html.
+        markdown = result.get("report")
+        return result.get(self.result_key) or (
+            markdown[: -len(".md")] + ".html" if isinstance(markdown, str) and markdown.endswith(".md") else None
+        )
 
 
 class MarkdownReportLink(_ReportLink):

@@ -2,6 +2,11 @@
 run's windows (periods.monthly_run_windows()), gathers its figures or publishes its report (the text
 comes from reports.monthly). A callable's docstring is its task's doc in the UI.
 
+Point-in-time figures (the Worker's /metrics, resource sizes, npm audit, the cache and indexes as
+they are) are read only when the run is timely for its report's window (markdown.live_capture():
+not in a backfill, within a day of the window's end); a report of the same window already in the
+bucket keeps what it captured first (markdown.deliver()).
+
 Report callables pull what their group's SQL tasks returned (markdown.pulled()) by task id, so the
 ids below follow the DAG's groups.
 """
@@ -18,9 +23,9 @@ from prism.monitoring.capacity import capacity_figures
 from prism.monitoring.resources import live_resources
 from prism.monitoring.worker import PrismWorkerHook
 from prism.reports import monthly as monthly_reports
-from prism.reports.markdown import deliver, pulled
+from prism.reports.markdown import deliver, live_capture, pulled
 from prism.reports.periods import MONTHLY_CALENDAR, calendar_branch, from_iso, monthly_run_windows
-from prism.runtime import capture_labels, in_backfill
+from prism.runtime import in_backfill
 from prism.settings import connections
 from prism.settings.config import runtime_config
 
@@ -85,8 +90,11 @@ def month_traffic(**context) -> dict:
 
 
 def worker_metrics(**context) -> dict:
-    """The Worker's own 30-day figures: point-in-time, labelled with the capture time."""
-    return {**PrismWorkerHook().metrics("30d"), "labels": capture_labels(context)}
+    """The Worker's own 30-day figures, point-in-time: read only when the run is timely for the month
+    it reports (not in a backfill, within a day of the month's end); with its `capture` either way."""
+    month = monthly_run_windows(context)["previous_month"]
+    capture = live_capture(context, from_iso(month["end"]))
+    return {**(PrismWorkerHook().metrics("30d") if capture["timely"] else {}), "capture": capture}
 
 
 def performance_report(traffic: dict, metrics: dict, **context) -> dict:
@@ -100,15 +108,16 @@ def performance_report(traffic: dict, metrics: dict, **context) -> dict:
 
 def security_report(**context) -> dict:
     """The 30 days' security audit: failed logins, API-key abuse, 401/403 events, npm audit."""
-    group = "day_7.security_audit"
+    group, w = "day_7.security_audit", monthly_run_windows(context)
     return deliver(
         DAG_ID,
         monthly_reports.security(
-            monthly_run_windows(context),
+            w,
             _thresholds(),
             pulled(context, f"{group}.security_events"),
             pulled(context, f"{group}.api_key_abuse"),
             pulled(context, f"{group}.npm_audit"),
+            live_capture(context, from_iso(w["end"])),
         ),
     )
 
@@ -123,7 +132,9 @@ def optimization_report(**context) -> dict:
     figures |= {
         name: pulled(context, f"{po}.{name}") for name in ("slow_queries", "cache_effectiveness", "index_usage")
     }
-    return deliver(DAG_ID, monthly_reports.optimization(monthly_run_windows(context), runtime_config(), figures))
+    w = monthly_run_windows(context)
+    capture = live_capture(context, from_iso(w["end"]))
+    return deliver(DAG_ID, monthly_reports.optimization(w, runtime_config(), figures, capture))
 
 
 # ---- day 21 ------------------------------------------------------------------------------------
@@ -141,12 +152,11 @@ def log_review(traffic: dict, events: dict, **context) -> dict:
 
 
 def resource_check(**context) -> dict:
-    """D1, Vectorize, KV and the Worker as they are now: point-in-time, labelled."""
-    cf, limit = _cf(), _thresholds()["free_tier_usage_percent"]
-    report = monthly_reports.resources(
-        monthly_run_windows(context), cf, limit, live_resources(cf), capture_labels(context)
-    )
-    return deliver(DAG_ID, report)
+    """D1, Vectorize, KV and the Worker as they are now: point-in-time, read only when the run is timely."""
+    cf, limit, w = _cf(), _thresholds()["free_tier_usage_percent"], monthly_run_windows(context)
+    capture = live_capture(context, from_iso(w["end"]))
+    live_now = live_resources(cf) if capture["timely"] else None
+    return deliver(DAG_ID, monthly_reports.resources(w, cf, limit, live_now, capture))
 
 
 # ---- day 28 ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The windows a monthly or quarterly run reports on, and which calendar slot a run follows.
 
 Every window is computed from the run's date (the end of its data interval), never from now, so a
-past run's reports can be made again. Windows travel through XCom, so they are ISO strings; the
+past run's reports can be made again, the same. Windows travel through XCom, so they are ISO strings; the
 `sql_*` pairs are D1 parameters, in the format D1 stores times in.
 """
 
@@ -74,33 +74,57 @@ def monthly_windows(end: datetime) -> dict:
     return out
 
 
+def quarter_start(t: datetime) -> datetime:
+    """The first instant of the calendar quarter `t` is in."""
+    return t.replace(month=3 * ((t.month - 1) // 3) + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def quarter_label(start: datetime) -> str:
+    return f"{start.year}Q{(start.month - 1) // 3 + 1}"
+
+
 def quarterly_windows(end: datetime) -> dict:
-    """The quarter a run reviews (the one starting at its date) and the windows of its figures: the
-    quarter before and its months, the year before, the last 30 days."""
+    """The quarter a run reviews, from the end of its data interval alone: the last calendar quarter
+    that ended at or before it (the scheduled run of 1 October 04:00 reviews Q3, July to September).
+    Everything the review shows follows it: its title and key (`label`), its window, which quarter's
+    checklist it does (`quarter`), the quarter's months, and the year that ends with it."""
     end = _utc(end)
-    q_start = end.replace(month=3 * ((end.month - 1) // 3) + 1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    prev = q_start - relativedelta(months=3)
-    year = q_start - relativedelta(years=1)
-    quarter = (end.month - 1) // 3 + 1
+    stop = quarter_start(end)
+    start = stop - relativedelta(months=3)
+    year = stop - relativedelta(years=1)
     return {
-        "quarter": quarter,
-        "label": f"{end.year}Q{quarter}",
+        "quarter": (start.month - 1) // 3 + 1,
+        "label": quarter_label(start),
         "run_date": end.date().isoformat(),
-        "end": end.isoformat(),
-        "previous_quarter": _span(prev, q_start, label=f"{prev.year}Q{(prev.month - 1) // 3 + 1}"),
+        "window": _span(start, stop, label=quarter_label(start)),
         "months": [
             _span(
-                prev + relativedelta(months=i),
-                prev + relativedelta(months=i + 1),
-                label=(prev + relativedelta(months=i)).strftime("%Y-%m"),
+                start + relativedelta(months=i),
+                start + relativedelta(months=i + 1),
+                label=(start + relativedelta(months=i)).strftime("%Y-%m"),
             )
             for i in range(3)
         ],
-        "year": _span(year, q_start),
-        "last_30_days": _span(end - timedelta(days=30), end),
-        "sql_previous_quarter": [sql_time(prev), sql_time(q_start)],
-        "sql_year_dates": [year.date().isoformat(), q_start.date().isoformat()],
+        "year": _span(year, stop),
+        "sql_window": [sql_time(start), sql_time(stop)],
+        "sql_year_dates": [year.date().isoformat(), stop.date().isoformat()],
     }
+
+
+def quarter_mismatch(w: dict, asked: int | None) -> str | None:
+    """Why the Param `quarter` disagrees with the quarter the run's window reviews (None when it agrees
+    or is empty), naming the logical date that reviews the quarter asked for."""
+    if asked is None or asked == w["quarter"]:
+        return None
+    stop = from_iso(w["window"]["end"])
+    while (stop.month - 1) // 3 + 1 != asked % 4 + 1:  # the end of the latest quarter `asked` before it
+        stop -= relativedelta(months=3)
+    return (
+        f"quarter={asked} was given, but this run's data interval (ending {w['run_date']}) reviews {w['label']}, "
+        f"and a run reviews the quarter its data interval covers; to review Q{asked} "
+        f"({quarter_label(stop - relativedelta(months=3))}), trigger a run with the logical date "
+        f"{stop:%Y-%m-%d}T04:00:00+00:00 and no quarter, or quarter={asked}"
+    )
 
 
 def monthly_run_windows(context) -> dict:

@@ -1,29 +1,40 @@
 """The quarterly review: each quarter's checklist, with figures, as one report.
 
-Each `*_items` function turns what a quarter's tasks gathered into checklist sections; checklist()
-makes them the review (reports.Report), with one alert for all the items that need attention.
-Nothing here reads Cloudflare, S3 or the config; the tasks pass all of it in.
+A run reviews one quarter, the one its data interval covers (periods.quarterly_windows()): the title,
+the key, the window, which quarter's checklist it is and every figure follow from it. Each `*_items`
+function turns what a quarter's tasks gathered into checklist sections; point-in-time sections (the
+resources, the cache, the bucket's backup sets, the restore drill, npm audit) are markdown.Live ones,
+given with the capture their task made. checklist() makes them the review (reports.Report), with one
+alert for all the items that need attention. Nothing here reads Cloudflare, S3 or the config; the
+tasks pass all of it in.
 """
 
 from __future__ import annotations
 
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY
 from prism.reports.charts import bar_chart
-from prism.reports.markdown import Report, checklist_item, markdown, result_rows
+from prism.reports.markdown import Live, Report, checklist_item, code, live, number, percent, result_rows
 from prism.reports.pages import chart
 from prism.reports.periods import from_iso
 
 # The daily limits the scaling review checks (KV deletes and lists stay out of it).
 SCALING_RESOURCES = ("worker_requests", "ai_neurons", "d1_rows_read", "d1_rows_written", "kv_reads", "kv_writes")
 FLAGGED = "- [!]"
+SETS_BY_STATUS = "- Sets by status: "
+
+
+def _lines(section) -> list[str]:
+    """The lines a section shows: a live section's only when it was captured."""
+    return (section.lines or []) if isinstance(section, Live) else section
 
 
 def checklist(
-    win: dict, title: str, sections: dict[str, list[str]], captured: dict, figures: dict | None = None
+    win: dict, title: str, sections: dict[str, list[str] | Live], figures: dict | None = None, stale: bool = False
 ) -> Report:
-    """The review of the quarter in `win` (calendar_windows.quarterly_windows()); one alert lists the
-    items that need attention. `figures` feed its charts (review_charts())."""
-    flagged = [line for lines in sections.values() for line in lines if line.startswith(FLAGGED)]
+    """The review of the quarter in `win` (periods.quarterly_windows()); one alert lists the items
+    that need attention. `figures` feed its charts (review_charts()); `stale`: some figures had left
+    GraphQL when it was made (markdown.expired())."""
+    flagged = [line for section in sections.values() for line in _lines(section) if line.startswith(FLAGGED)]
     alerts = (
         [
             {
@@ -35,28 +46,26 @@ def checklist(
         if flagged
         else []
     )
-    quarter = win["previous_quarter"]
-    text = markdown(
-        f"PRISM Quarterly Review {win['label']}: {title}",
-        (from_iso(quarter["start"]), from_iso(quarter["end"])),
-        sections,
-        captured=captured,
-    )
+    quarter = win["window"]
     return Report(
         "review",
         win["label"],
-        text,
-        {"flagged": flagged, "items": sum(len(v) for v in sections.values())},
+        f"PRISM Quarterly Review {win['label']}: {title}",
+        (from_iso(quarter["start"]), from_iso(quarter["end"])),
+        sections,
+        {"quarter": win["quarter"], "flagged": flagged, "items": sum(len(_lines(v)) for v in sections.values())},
         alerts,
-        review_charts(sections, figures or {}),
+        lambda bodies: review_charts(bodies, figures or {}),
+        expired=stale,
     )
 
 
-def review_charts(sections: dict[str, list[str]], figures: dict) -> list[dict]:
-    """The checklist's items by outcome, and what the quarter's figures hold: Worker requests per
-    month (`monthly_traffic`), PRISM's usage log per month (`usage_by_month`), security events by type
-    (`security_events`), backup sets by status (`backups`)."""
-    items = [line for lines in sections.values() for line in lines]
+def review_charts(bodies: dict[str, list[str]], figures: dict) -> list[dict]:
+    """The checklist's items by outcome and the backup sets by status, from the lines the review shows
+    (`bodies`: its sections' final lines, kept live sections included), and what the quarter's
+    figures hold: Worker requests per month (`monthly_traffic`), PRISM's usage log per month
+    (`usage_by_month`), security events by type (`security_events`)."""
+    items = [line for lines in bodies.values() for line in lines]
     outcome = [
         ("done", sum(i.startswith("- [x]") for i in items)),
         ("needs attention", sum(i.startswith(FLAGGED) for i in items)),
@@ -91,13 +100,13 @@ def review_charts(sections: dict[str, list[str]], figures: dict) -> list[dict]:
     events = [(r["type"], r["events"]) for r in result_rows(figures.get("security_events"))]
     if events:
         charts.append(chart("Security events by type", bar_chart("Security events by type", events, "events"), events))
-    backups = figures.get("backups")
-    if backups:
-        sets = backups.get("daily", []) + backups.get("monthly", [])
-        by_status: dict[str, int] = {}
-        for entry in sets:
-            by_status[_set_status(entry).split(" ")[0]] = by_status.get(_set_status(entry).split(" ")[0], 0) + 1
-        bars = sorted(by_status.items())
+    bars = [
+        (status, int(n.replace(",", "")))
+        for line in items
+        if line.startswith(SETS_BY_STATUS)
+        for status, _, n in (part.rpartition(" ") for part in line[len(SETS_BY_STATUS) :].split(", "))
+    ]
+    if bars:
         charts.append(
             chart(
                 "Backup sets of the quarter by status",
@@ -113,100 +122,128 @@ def review_charts(sections: dict[str, list[str]], figures: dict) -> list[dict]:
     return charts
 
 
+NPM_WHAT = "npm audit (the project's dependencies as they are now)"
+SETS_WHAT = "the bucket's backup sets and the restore drill (as they are now)"
+
+
 def npm_audit_item(npm: dict | None) -> str:
     if not npm:
         return checklist_item(None, "npm audit: skipped, no npm project configured (npm.project_dir in the config)")
-    return checklist_item(npm["returncode"] == 0, f"npm audit: `{' '.join(npm['command'])}` exited {npm['returncode']}")
+    return checklist_item(
+        npm["returncode"] == 0, f"npm audit: {code(' '.join(npm['command']))} exited {npm['returncode']}"
+    )
 
 
 def q1_items(
-    cf: dict, thresholds: dict, inventory: dict, table_counts: dict | None, events: dict | None, npm: dict | None
-) -> dict[str, list[str]]:
-    """Q1: architecture review (resource_inventory.architecture() against the config) and security audit."""
+    cf: dict,
+    thresholds: dict,
+    inventory: dict | None,
+    table_counts: dict | None,
+    events: dict | None,
+    npm: dict | None,
+    capture: dict,
+) -> dict[str, list[str] | Live]:
+    """Q1: architecture review (resources.architecture() against the config: point-in-time, None when
+    the run was too late to read it), the quarter's security events, npm audit."""
     rows = {r["table_name"]: r["row_count"] for r in result_rows(table_counts)}
     by_type = {r["type"]: r["events"] for r in result_rows(events)}
     failed, limit = by_type.get("failed_login", 0), 3 * thresholds["failed_logins_per_month"]
-    vec = inventory["vectorize"]
-    matches = (vec["dimensions"], vec["metric"]) == (cf["vectorize_dimensions"], cf["vectorize_metric"])
-    return {
-        "Architecture review": [
+    architecture = None
+    if inventory:
+        vec, d1 = inventory["vectorize"], inventory["d1"]
+        matches = (vec["dimensions"], vec["metric"]) == (cf["vectorize_dimensions"], cf["vectorize_metric"])
+        architecture = [
             checklist_item(
                 True,
-                f"D1 {inventory['d1']['name']}: {inventory['d1']['bytes']:,} bytes, {inventory['d1']['tables']} "
-                "tables; rows: " + ", ".join(f"{t} {n:,}" for t, n in rows.items()),
+                f"D1 {code(d1['name'])}: {number(d1['bytes'])} bytes, {number(d1['tables'])} tables; rows: "
+                + (", ".join(f"{code(t)} {number(n)}" for t, n in rows.items()) or "not counted"),
             ),
             checklist_item(
                 matches,
-                f"Vectorize {cf['vectorize_index']}: {vec['vectors']:,} vectors, {vec['dimensions']} dimensions, "
-                f"{vec['metric']} (config: {cf['vectorize_dimensions']}, {cf['vectorize_metric']}); metadata indexes "
-                f"{vec['metadata_indexes']}",
+                f"Vectorize {code(cf['vectorize_index'])}: {number(vec['vectors'])} vectors, "
+                f"{number(vec['dimensions'])} dimensions, {vec['metric']} (config: "
+                f"{number(cf['vectorize_dimensions'])}, {cf['vectorize_metric']}); metadata indexes: "
+                + (", ".join(code(m) for m in vec["metadata_indexes"]) or "none"),
             ),
             checklist_item(
                 cf["kv_namespace"] in inventory["kv"],
-                f"KV namespaces: {inventory['kv']} (config: {cf['kv_namespace']})",
+                "KV namespaces: "
+                + (", ".join(code(n) for n in inventory["kv"]) or "none")
+                + f" (config: {code(cf['kv_namespace'])})",
             ),
             checklist_item(
                 True,
-                f"Worker {cf['worker_name']}: {inventory['worker']['versions_in_quarter']} versions in the quarter, "
-                f"latest deployment {inventory['worker']['latest_deployment']}",
+                f"Worker {code(cf['worker_name'])}: {number(inventory['worker']['versions_in_quarter'])} versions "
+                "in the quarter, latest deployment "
+                + (
+                    code(inventory["worker"]["latest_deployment"])
+                    if inventory["worker"]["latest_deployment"]
+                    else "none"
+                ),
             ),
-        ],
+        ]
+    return {
+        "Architecture review": live("the resources and their row counts (as they are now)", capture, architecture),
         "Security audit": [
             checklist_item(
                 failed <= limit,
-                f"Failed logins in the quarter: {failed} (threshold {limit}: "
-                f"3 x {thresholds['failed_logins_per_month']} a month)",
+                f"Failed logins in the quarter: {number(failed)} (threshold {number(limit)}: "
+                f"3 x {number(thresholds['failed_logins_per_month'])} a month)",
             ),
-            checklist_item(True, f"API-key abuse events: {by_type.get('api_key_abuse', 0)}"),
+            checklist_item(True, f"API-key abuse events: {number(by_type.get('api_key_abuse', 0))}"),
             checklist_item(
                 True,
-                f"401 unauthorized: {by_type.get('unauthorized', 0)}, 403 forbidden: {by_type.get('forbidden', 0)}, "
-                f"429 rate limited: {by_type.get('rate_limited', 0)}",
+                f"401 unauthorized: {number(by_type.get('unauthorized', 0))}, 403 forbidden: "
+                f"{number(by_type.get('forbidden', 0))}, 429 rate limited: {number(by_type.get('rate_limited', 0))}",
             ),
-            npm_audit_item(npm),
         ],
+        "npm audit": live(NPM_WHAT, capture, [npm_audit_item(npm)]),
     }
 
 
-def q2_items(cfg: dict, months: list[dict], slow: dict | None, cache: dict | None, usage: dict) -> dict[str, list[str]]:
-    """Q2: traffic per month (traffic_in() results with their label), slow queries and cache; the
-    last 30 days' usage (analytics_windows.totals_in()) against the free tier."""
+def traffic_item(m: dict, t: dict) -> str:
+    """A month's Worker traffic (traffic_in() with its label) against the p95 and error-rate targets."""
+    if not m["available"]:
+        return checklist_item(None, f"{m['label']}: traffic {m['note']}")
+    p95 = m["wall_time_ms"].get("p95", 0)
+    ok = p95 <= t["p95_latency_ms"] and m["error_rate_percent"] <= t["error_rate_percent"]
+    return checklist_item(
+        ok,
+        f"{m['label']}: {number(m['requests'])} requests, error rate {percent(m['error_rate_percent'])}, "
+        f"p95 {number(p95)} ms" + (f" ({m['note']})" if m["note"] else ""),
+    )
+
+
+def q2_items(
+    cfg: dict, months: list[dict], slow: dict | None, cache: dict | None, usage: dict, capture: dict
+) -> dict[str, list[str] | Live]:
+    """Q2: traffic per month (traffic_in() results with their label) and slow queries of the quarter,
+    the cache as it is (point-in-time), and the quarter's usage (analytics_windows.totals_in(): its
+    last 30 days, all GraphQL keeps of D1/AI/KV) against the free tier."""
     t = cfg["thresholds"]
-    perf = []
-    for m in months:
-        if not m["available"]:
-            perf.append(checklist_item(None, f"{m['label']}: traffic {m['note']}"))
-            continue
-        p95 = m["wall_time_ms"].get("p95", 0)
-        ok = p95 <= t["p95_latency_ms"] and m["error_rate_percent"] <= t["error_rate_percent"]
-        perf.append(
-            checklist_item(
-                ok,
-                f"{m['label']}: {m['requests']:,} requests, error rate {m['error_rate_percent']}%, p95 {p95} ms"
-                + (f" ({m['note']})" if m["note"] else ""),
-            )
-        )
+    perf = [traffic_item(m, t) for m in months]
     perf += [
         checklist_item(
             r["avg_duration_ms"] <= t["p95_latency_ms"],
-            f"Slow query: {r['avg_duration_ms']:.1f} ms average over {r['runs']} runs: `{r['query']}`",
+            f"Slow query: {number(r['avg_duration_ms'], 1)} ms average over {number(r['runs'])} runs: {code(r['query'])}",
         )
         for r in result_rows(slow)[:5]
     ] or [checklist_item(True, "No queries logged in the quarter")]
-    perf += [
+    cache_lines = [
         checklist_item(
             r["hits_per_entry"] >= cfg["retention"]["cache_low_hit_count"],
-            f"Cache {r['type']}: {r['hits_per_entry']:.2f} hits per entry over {r['total_entries']} entries",
+            f"Cache {code(r['type'])}: {number(r['hits_per_entry'])} hits per entry over "
+            f"{number(r['total_entries'])} entries",
         )
         for r in result_rows(cache)
-    ]
+    ] or [checklist_item(True, "The cache is empty")]
     if usage.get("available"):
-        percent = {n: 100 * usage["totals"][n] / usage["days"] / FREE_TIER_DAILY[n] for n in SCALING_RESOURCES}
+        share = {n: 100 * usage["totals"][n] / usage["days"] / FREE_TIER_DAILY[n] for n in SCALING_RESOURCES}
         scaling = [
             checklist_item(
-                percent[n] < t["free_tier_usage_percent"],
-                f"{n}: {usage['totals'][n] / usage['days']:,.0f} a day, {percent[n]:.1f}% of the free tier's "
-                f"{FREE_TIER_DAILY[n]:,}",
+                share[n] < t["free_tier_usage_percent"],
+                f"{n}: {number(round(usage['totals'][n] / usage['days']))} a day, {number(share[n], 1)}% of the "
+                f"free tier's {number(FREE_TIER_DAILY[n])}",
             )
             for n in SCALING_RESOURCES
         ]
@@ -215,8 +252,12 @@ def q2_items(cfg: dict, months: list[dict], slow: dict | None, cache: dict | Non
             + (f" ({usage['note']})" if usage["note"] else "")
         )
     else:
-        scaling = [checklist_item(None, f"Usage of the last 30 days: {usage.get('note', 'not collected')}")]
-    return {"Performance optimization": perf, "Scaling review": scaling}
+        scaling = [checklist_item(None, f"Usage of the quarter: {usage.get('note', 'not collected')}")]
+    return {
+        "Performance optimization": perf,
+        "Cache effectiveness": live("the cache's hit counts (its entries as they are now)", capture, cache_lines),
+        "Scaling review": scaling,
+    }
 
 
 def _set_status(entry: dict) -> str:
@@ -226,8 +267,9 @@ def _set_status(entry: dict) -> str:
 
 
 def backup_inventory_items(inventory: dict | None) -> list[str]:
-    """The quarter's sets (backup_inventory.quarter_sets()): each monthly set, the daily sets in one
-    line, the months without a complete monthly set. Anything not complete and verified is flagged."""
+    """The quarter's sets (backups.inventory.backups_of_quarter()): each monthly set, the daily sets in
+    one line, the months without a complete monthly set, and the sets by status (charted). Anything
+    not complete and verified is flagged."""
     if not inventory:
         return [
             checklist_item(
@@ -265,6 +307,12 @@ def backup_inventory_items(inventory: dict | None) -> list[str]:
             ),
         )
     )
+    by_status: dict[str, int] = {}
+    for entry in daily + inventory["monthly"]:
+        status = _set_status(entry).split(" ")[0]
+        by_status[status] = by_status.get(status, 0) + 1
+    if by_status:
+        lines.append(SETS_BY_STATUS + ", ".join(f"{k} {number(n)}" for k, n in sorted(by_status.items())))
     return lines
 
 
@@ -285,16 +333,17 @@ def restore_drill_items(chosen: dict | None, drill: dict | None, dropped: list[s
         if drill.get("d1"):
             tables = drill["d1"]["tables"]
             figures.append(
-                f"D1: {len(tables)} tables, {sum(tables.values()):,} rows restored, quick_check "
-                f"{', '.join(drill['d1']['quick_check'])}, {drill['d1']['rows_sampled']} sampled rows equal to the dump"
+                f"D1: {number(len(tables))} tables, {number(sum(tables.values()))} rows restored, quick_check "
+                f"{number(drill['d1']['quick_check'])}, {number(drill['d1']['rows_sampled'])} sampled rows equal "
+                "to the dump"
             )
         if drill.get("vectorize"):
             figures.append(
-                f"Vectorize: {drill['vectorize']['vector_count']:,} vectors restored, "
-                f"{drill['vectorize']['vectors_sampled']} sampled vectors compared"
+                f"Vectorize: {number(drill['vectorize']['vector_count'])} vectors restored, "
+                f"{number(drill['vectorize']['vectors_sampled'])} sampled vectors compared"
             )
         if drill.get("kv_keys") is not None:
-            figures.append(f"KV: {drill['kv_keys']:,} keys in the set")
+            figures.append(f"KV: {number(drill['kv_keys'])} keys in the set")
         verified = drill["status"] == "verified"
         lines = [
             checklist_item(
@@ -322,12 +371,20 @@ def restore_drill_items(chosen: dict | None, drill: dict | None, dropped: list[s
 
 
 def q3_items(
-    inventory: dict | None, chosen: dict | None, drill: dict | None, dropped: list[str] | None, npm: dict | None
-) -> dict[str, list[str]]:
-    """Q3: npm audit; the quarter's backup sets and the restore drill of the newest complete set."""
+    inventory: dict | None,
+    chosen: dict | None,
+    drill: dict | None,
+    dropped: list[str] | None,
+    npm: dict | None,
+    capture: dict,
+) -> dict[str, list[str] | Live]:
+    """Q3: npm audit; the quarter's backup sets and the restore drill of the newest complete set (both
+    point-in-time: what the bucket holds and how it restores when the run runs)."""
     return {
-        "Dependency audit": [npm_audit_item(npm)],
-        "Backup testing": backup_inventory_items(inventory) + restore_drill_items(chosen, drill, dropped),
+        "Dependency audit": live(NPM_WHAT, capture, [npm_audit_item(npm)]),
+        "Backup testing": live(
+            SETS_WHAT, capture, backup_inventory_items(inventory) + restore_drill_items(chosen, drill, dropped)
+        ),
     }
 
 
@@ -339,16 +396,17 @@ def q4_items(
     year = [
         checklist_item(
             True,
-            f"{m['month']}: {m['requests']:,} requests, {m['tokens_saved']:,} tokens saved, "
-            f"{m['neurons_used']:,} neurons ({m['days']} days logged)",
+            f"{m['month']}: {number(m['requests'])} requests, {number(m['tokens_saved'])} tokens saved, "
+            f"{number(m['neurons_used'])} neurons ({number(m['days'])} days logged)",
         )
         for m in months
     ] or [checklist_item(None, "No usage logged in the year")]
     year += [
         checklist_item(
             True,
-            f"{t['label']} Worker traffic: {t['requests']:,} requests, error rate {t['error_rate_percent']}%, "
-            f"p95 {t['wall_time_ms'].get('p95')} ms" + (f" ({t['note']})" if t["note"] else ""),
+            f"{t['label']} Worker traffic: {number(t['requests'])} requests, error rate "
+            f"{percent(t['error_rate_percent'])}, p95 {number(t['wall_time_ms'].get('p95'))} ms"
+            + (f" ({t['note']})" if t["note"] else ""),
         )
         if t["available"]
         else checklist_item(None, f"{t['label']} Worker traffic: {t['note']}")
@@ -357,14 +415,15 @@ def q4_items(
     capacity = [
         checklist_item(
             p.get("percent_of_limit") is None or p["percent_of_limit"] < limit_percent,
-            f"{name}: {p.get('daily')} a day ({p.get('percent_of_limit')}% of {FREE_TIER_DAILY[name]:,}), growth "
-            f"{p.get('growth_month_percent')}% a month, limit reached: {p['reaches_limit']}",
+            f"{name}: {number(p.get('daily'))} a day ({percent(p.get('percent_of_limit'))} of "
+            f"{number(FREE_TIER_DAILY[name])}), growth {percent(p.get('growth_month_percent'))} a month, "
+            f"limit reached: {p['reaches_limit']}",
         )
         for name, p in plan.items()
         if name != "months"
     ]
     capacity.append(
-        f"- From PRISM's usage log ({len(plan['months'])} complete months: {', '.join(plan['months'])}); "
-        "GraphQL keeps too little history for a year's trend."
+        f"- From PRISM's usage log ({number(len(plan['months']))} complete months: "
+        f"{', '.join(plan['months']) or 'none'}); GraphQL keeps too little history for a year's trend."
     )
     return {"Yearly review": year, "Capacity planning": capacity}

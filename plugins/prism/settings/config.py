@@ -46,7 +46,11 @@ SCHEMA: dict[str, Any] = {
             "required": ["repos"],
             "additionalProperties": False,
             "properties": {
-                "repos": {"type": "array", "items": {"type": "string", "pattern": r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z"}, "minItems": 1},
+                "repos": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z"},
+                    "minItems": 1,
+                },
                 "indexer_command": {"oneOf": [{"type": "null"}, _command]},
                 "embedder_command": {"oneOf": [{"type": "null"}, _command]},
                 "working_dir": {"type": ["string", "null"], "minLength": 1},

@@ -1,4 +1,5 @@
-"""GraphQL windows: cut to what GraphQL keeps, with a note, and the figures equal GraphQL's own."""
+"""GraphQL windows: what part of a window a report reads is decided by the windows alone (never by
+when it runs), a window GraphQL no longer holds is `expired`, and the figures equal GraphQL's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prism.monitoring.analytics_windows import (
     FREE_TIER_DAILY,
     graphql_window,
     resource_totals,
+    still_held,
     totals_in,
     traffic_in,
     usage_in,
@@ -19,21 +21,28 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 WORKER = "claudes-friend"
 
 
-def test_a_window_graphql_no_longer_keeps_is_unavailable():
-    win, note = graphql_window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), "usage", now=NOW)
-    assert win is None and note.startswith("unavailable: GraphQL keeps 31 days of usage analytics")
+def test_the_part_a_report_reads_follows_the_window_not_the_clock():
+    # 30 days are read whole; a quarter's usage is cut to its last 30 days (what GraphQL holds a day after it).
+    days = (datetime(2026, 5, 2, tzinfo=UTC), NOW)
+    assert graphql_window(*days, "usage") == (days, "")
+    quarter = (datetime(2026, 3, 1, tzinfo=UTC), NOW)
+    win, note = graphql_window(*quarter, "usage")
+    assert win == (datetime(2026, 5, 2, tzinfo=UTC), NOW)
+    assert note == "partial: GraphQL keeps 31 days of usage analytics, so this covers 2026-05-02 00:00 UTC onwards only"
+    # Seen from the end of the report's own window (as_of): a month wholly before what it reaches is unavailable.
+    win, note = graphql_window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "usage", NOW)
+    assert win is None and note.startswith("unavailable: GraphQL keeps 31 days of usage analytics, so a report")
+    assert graphql_window(datetime(2026, 3, 1, tzinfo=UTC), NOW, "traffic")[0] == (
+        datetime(2026, 3, 2, tzinfo=UTC),
+        NOW,
+    )
 
 
-def test_a_window_reaching_past_the_lookback_is_cut_to_the_first_whole_hour_kept():
-    win, note = graphql_window(datetime(2026, 5, 1, tzinfo=UTC), NOW, "usage", now=NOW)
-    assert win == (datetime(2026, 5, 1, 1, tzinfo=UTC), NOW)
-    assert note.startswith("partial: GraphQL keeps 31 days of usage analytics") and "2026-05-01 01:00" in note
-
-
-def test_a_recent_window_is_whole_and_traffic_reaches_further_back():
-    start = NOW - timedelta(days=60)
-    assert graphql_window(start, NOW, "traffic", now=NOW) == ((start, NOW), "")
-    assert graphql_window(start, NOW, "usage", now=NOW)[0][0] > start
+def test_still_held_is_the_one_question_for_the_clock():
+    start = datetime(2026, 5, 2, tzinfo=UTC)
+    assert still_held(start, "usage", now=NOW + timedelta(hours=4))  # the scheduled run, hours after the end
+    assert not still_held(start, "usage", now=NOW + timedelta(days=1))  # a day later, GraphQL no longer has it
+    assert still_held(start, "traffic", now=NOW + timedelta(days=30))
 
 
 def test_resource_totals_leave_out_what_is_unavailable():
@@ -74,13 +83,20 @@ def test_figures_for_a_window_are_graphqls_for_that_window(cf):
     assert usage["available"] and usage["ai"] == hook.usage(cf.d1_id, start, end)["ai"]
 
 
-def test_old_windows_say_why_they_have_no_figures(cf):
+def test_old_windows_are_expired_not_cut(cf):
+    """A window GraphQL has partly dropped since it ended is unavailable, never a shorter cut: the figures of
+    a window are the same whenever they are read, or none."""
     hook = WorkersAnalyticsHook()
-    end = datetime.now(UTC) - timedelta(days=200)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=10)
     old = traffic_in(hook, WORKER, end - timedelta(days=30), end)
-    assert old["available"] is False and old["note"].startswith("unavailable") and "requests" not in old
-    assert usage_in(hook, cf.d1_id, end - timedelta(days=30), end)["available"] is False
-    assert totals_in(hook, WORKER, cf.d1_id, end - timedelta(days=30), end)["available"] is False
+    assert old["available"] and old["note"] == ""  # 92 days of traffic: still whole
+    usage = usage_in(hook, cf.d1_id, end - timedelta(days=30), end)
+    assert usage["available"] is False and usage["expired"] is True and "requests" not in usage
+    assert usage["note"].startswith("unavailable: GraphQL keeps 31 days of usage analytics, and this window's figures")
+    totals = totals_in(hook, WORKER, cf.d1_id, end - timedelta(days=30), end)
+    assert totals["available"] is False and totals["expired"] is True
+    ancient = datetime.now(UTC) - timedelta(days=200)
+    assert traffic_in(hook, WORKER, ancient - timedelta(days=30), ancient)["expired"] is True
 
 
 def test_totals_use_one_window_for_traffic_and_usage(cf):

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
+from chart_dom import read  # noqa: E402
+
 from prism.monitoring.analytics_windows import FREE_TIER_DAILY
-from prism.monitoring.capacity import capacity_plan, capacity_series, monthly_growth, project, window_rates
+from prism.monitoring.capacity import (
+    capacity_chart,
+    capacity_plan,
+    capacity_series,
+    limit_date_in_words,
+    monthly_growth,
+    project,
+    projection_series,
+    window_rates,
+)
 
 UTC = timezone.utc
 END = datetime(2026, 3, 28, 3, tzinfo=UTC)
@@ -125,17 +139,86 @@ def test_monthly_growth_uses_complete_months_of_the_usage_log():
     assert plan["ai_neurons"]["reaches_limit"] == "not at this growth (flat or shrinking)"
 
 
-def test_projection_series_runs_from_the_run_date_to_past_the_limit_date():
-    from prism.monitoring.capacity import projection_series
-
+def test_projection_series_runs_from_the_run_date_to_the_charts_horizon():
     end = datetime(2026, 3, 28, tzinfo=timezone.utc)
     points = [(end - timedelta(days=45), 50_000.0), (end - timedelta(days=15), 55_000.0)]
     plan = project(points, 100_000, end)
     series = projection_series(points, plan, end)
+    # It looks ahead as far as the points reach back (30 days after the last), not to the limit date.
     assert series[0] == (end, 55_000.0) and all(b[1] > a[1] for a, b in zip(series, series[1:]))
+    assert [t for t, _ in series] == [end, end + timedelta(days=15)] and plan["reaches_limit"] > "2026-06"
+    assert series[-1][1] == pytest.approx(55_000 * 1.1**0.5)  # 10% in 30 days, for 15 days
+    # A limit date before the horizon ends it a month later.
+    fast = [(end - timedelta(days=75), 10_000.0), (end - timedelta(days=15), 80_000.0)]
+    plan = project(fast, 100_000, end)
     reached = datetime.fromisoformat(plan["reaches_limit"] + "T00:00:00+00:00")
-    assert (
-        series[-1][0] <= reached + timedelta(days=30) < series[-1][0] + timedelta(days=30)
-        and series[-1][1] >= 100_000 * 0.9
-    )
+    assert [t for t, _ in projection_series(fast, plan, end)] == [
+        end,
+        end + timedelta(days=30),
+        reached + timedelta(days=30),
+    ]
     assert projection_series(points[:1], project(points[:1], 100_000, end), end) == []  # no trend, no projection
+
+
+def _kv_writes_plan(points: list) -> dict:
+    paid = 1_000_000 / 30.44
+    plan = project(points, FREE_TIER_DAILY["kv_writes"], END)
+    return {**plan, "paid": {"limit": paid, "reaches_limit": project(points, paid, END)["reaches_limit"]}}
+
+
+def test_a_small_rate_fills_its_chart_and_each_limit_is_named_with_when_it_is_reached():
+    # KV writes at 43.5% of the free tier (the two halves of the last 30 days): the chart that was a
+    # flat line at zero on an axis to the paid plan's 32,852 a day.
+    points = [(at(22.5), 400.0), (at(7.5), 435.0)]
+    plan = _kv_writes_plan(points)
+    chart = read(capacity_chart("kv_writes", points, plan, END))
+    assert chart.reach >= 0.8 and chart.y_max < 1_000 and chart.limits == {}
+    assert chart.span("measured") >= 0.5 and chart.x_max == (at(7.5) + timedelta(days=15)).isoformat()
+    free, paid = chart.off_scale["free tier"], chart.off_scale["paid plan"]
+    assert free.startswith("free tier 1,000 ↑ off scale") and "(4" in free  # the projection peaks at 4x% of it
+    reached = plan["reaches_limit"]
+    assert f"reached around {reached[:7]} ({reached}, in " in free and free.endswith("after this chart's end")
+    assert paid.startswith("paid plan 32,852 ↑ off scale") and "reached around 20" in paid
+
+
+def test_a_limit_date_within_the_horizon_is_marked_on_the_time_axis():
+    points = [(at(75), 10_000.0), (at(15), 80_000.0)]
+    plan = {**project(points, 100_000, END), "windows": 3}
+    svg = capacity_chart("worker_requests", points, plan, END)
+    chart = read(svg)
+    reached = plan["reaches_limit"]
+    assert chart.limits == {"free tier": 100_000} and f"free tier {reached}" in chart.texts
+    assert f"free tier 100,000: reached around {reached[:7]} ({reached}, in " in chart.note_text
+    assert "after this chart's end" not in chart.note_text and 'data-part="marker"' in svg
+
+
+@pytest.mark.parametrize(
+    ("reached", "words"),
+    [
+        ("2031-04-12", "reached around 2031-04 (2031-04-12, in 1,841 days at this growth), after this chart's end"),
+        ("2026-04-01", "reached around 2026-04 (2026-04-01, in 4 days at this growth)"),
+        ("already at or over the limit", "already reached"),
+        ("not at this growth (flat or shrinking)", "not reached at this growth: the rate is flat or shrinking"),
+        ("not within 10 years", "not reached within the next 3,650 days at this growth"),
+        ("no trend: a single window of data", "no trend: a single window of data"),
+    ],
+)
+def test_when_a_limit_is_reached_in_words(reached, words):
+    assert limit_date_in_words(reached, END, END + timedelta(days=30)) == words
+
+
+@pytest.mark.parametrize("end", [datetime(2019, 1, 1, tzinfo=UTC), END, datetime(2099, 6, 1, tzinfo=UTC)])
+def test_a_chart_dated_in_the_past_present_or_future(end):
+    points = [(end - timedelta(days=45), 500.0), (end - timedelta(days=15), 600.0)]
+    plan = project(points, 1_000, end)
+    chart = read(capacity_chart("kv_writes", points, plan, end))
+    days = (date.fromisoformat(plan["reaches_limit"]) - end.date()).days  # calendar days from the run's date
+    assert (
+        chart.x_max == (end + timedelta(days=15)).isoformat() and f"in {days:,} days at this growth" in chart.note_text
+    )
+    assert chart.reach >= 0.8 and str(end.year) in " ".join(chart.texts)
+
+
+def test_a_resource_without_figures_charts_no_data():
+    chart = read(capacity_chart("kv_lists", [], {"daily": None, "reaches_limit": "no data"}, END))
+    assert chart.kind == "empty" and chart.notes == ["no data recorded yet"]

@@ -26,6 +26,10 @@ def test_links_read_the_tasks_result():
     assert HtmlReportLink().get_link(None, ti_key=TI(result)).endswith("/prism-dashboard/reports/reports/d/p/x.html")
     assert MarkdownReportLink().get_link(None, ti_key=TI(result)).endswith("/reports/d/p/x.md")
     assert HtmlReportLink().get_link(None, ti_key=TI(None)) == ""  # failed or skipped: no link
+    # Every report has its HTML page beside its Markdown: the HTML link opens it even for an older result.
+    older = {"report": "s3://b/reports/d/p/x.md"}
+    assert HtmlReportLink().get_link(None, ti_key=TI(older)).endswith("/prism-dashboard/reports/reports/d/p/x.html")
+    assert HtmlReportLink().get_link(None, ti_key=TI({"report": "s3://b/r.txt"})) == ""
 
 
 def test_a_report_operator_is_a_python_operator_with_the_links():

@@ -57,16 +57,21 @@ def test_a_pendulum_run_date_gives_the_same_windows():
     assert monthly_windows(pendulum.datetime(2026, 3, 28, 4, tz="Europe/Berlin")) == plain
 
 
-def test_the_quarter_reviewed_is_the_one_before_the_run():
+def test_the_quarter_reviewed_is_the_one_the_data_interval_covers():
+    """The run of 1 July reviews Q2 (April to June): its label, window, checklist quarter and months."""
     w = quarterly_windows(datetime(2026, 7, 1, 4, tzinfo=UTC))
-    assert (w["quarter"], w["label"], w["previous_quarter"]["label"]) == (3, "2026Q3", "2026Q2")
+    assert (w["quarter"], w["label"], w["window"]["label"]) == (2, "2026Q2", "2026Q2")
     assert [m["label"] for m in w["months"]] == ["2026-04", "2026-05", "2026-06"]
-    assert w["months"][0]["start"] == w["previous_quarter"]["start"] == "2026-04-01T00:00:00+00:00"
-    assert w["months"][-1]["end"] == w["previous_quarter"]["end"] == "2026-07-01T00:00:00+00:00"
-    assert w["sql_previous_quarter"] == ["2026-04-01 00:00:00", "2026-07-01 00:00:00"]
+    assert w["months"][0]["start"] == w["window"]["start"] == "2026-04-01T00:00:00+00:00"
+    assert w["months"][-1]["end"] == w["window"]["end"] == "2026-07-01T00:00:00+00:00"
+    assert w["sql_window"] == ["2026-04-01 00:00:00", "2026-07-01 00:00:00"]
     assert w["sql_year_dates"] == ["2025-07-01", "2026-07-01"]
-    q1 = quarterly_windows(datetime(2026, 1, 1, 4, tzinfo=UTC))
-    assert (q1["label"], q1["previous_quarter"]["label"], q1["months"][0]["label"]) == ("2026Q1", "2025Q4", "2025-10")
+    q4 = quarterly_windows(datetime(2026, 1, 1, 4, tzinfo=UTC))
+    assert (q4["quarter"], q4["label"], q4["months"][0]["label"]) == (4, "2025Q4", "2025-10")
+    assert q4["year"] == {"start": "2025-01-01T00:00:00+00:00", "end": "2026-01-01T00:00:00+00:00"}
+    # At the quarter's first instant it is the quarter before; an instant earlier, the one before that.
+    assert quarterly_windows(datetime(2026, 10, 1, tzinfo=UTC))["label"] == "2026Q3"
+    assert quarterly_windows(datetime(2026, 9, 30, 23, 59, tzinfo=UTC))["label"] == "2026Q2"
 
 
 def test_run_windows_come_from_the_data_interval_or_when_a_manual_run_ran():
@@ -75,7 +80,8 @@ def test_run_windows_come_from_the_data_interval_or_when_a_manual_run_ran():
     assert monthly_run_windows(scheduled) == monthly_windows(end)
     assert quarterly_run_windows(scheduled) == quarterly_windows(end)
     manual = {"dag_run": SimpleNamespace(run_after=end, logical_date=None)}
-    assert monthly_run_windows(manual)["end"] == quarterly_run_windows(manual)["end"] == end.isoformat()
+    assert monthly_run_windows(manual)["end"] == end.isoformat()
+    assert quarterly_run_windows(manual) == quarterly_windows(end)
 
 
 def test_the_calendars_are_the_guides():
