@@ -134,16 +134,22 @@ class Bench:
             with self.localflare(data_dir, *faults) as server:
                 result, wall, calls = export(server)
             made = _calls(calls, "vectorize")
-            bound = max(window_bound(made, *SCALED), unpaced)
+            windowed = window_bound(made, *SCALED)
+            literal = max(windowed, unpaced)
+            # No client sends the last window's calls in no time: they take what they take unpaced.
+            last = (made - 1) % (SCALED[0] - max(1, int(SCALED[0] * RESERVE_SHARE))) + 1
+            bound = max(windowed + unpaced * last / made, unpaced)
             self.row(
                 f"Vectorize export, {n:,} vectors{label}",
                 measured=f"{wall:.1f} s, {made} calls",
-                bound=f"{bound:.1f} s (window {window_bound(made, *SCALED):.0f} s, unpaced {unpaced:.1f} s); "
-                f"{expected} calls",
+                bound=f"{bound:.1f} s: window {windowed:.0f} s + the last {last} calls at the unpaced pace "
+                f"({unpaced:.1f} s for all {made}); {expected} calls",
                 ratio=round(wall / bound, 3),
                 goal=1.10,
                 calls_ratio=round(made / expected, 3),
                 rate_limited=calls.get("429_sent", 0),
+                note=f"{wall / literal:.2f}x max(window, unpaced) = {literal:.1f} s, which leaves the last window's "
+                "calls no time",
             )
             self.rows[-1]["ok"] = self.rows[-1]["ok"] and made == expected and not calls.get("429_sent")
         self.figures["export_vectors"] = n
@@ -351,7 +357,8 @@ class Bench:
         small, large = peaks[10_000], peaks[big]
         self.row(
             f"peak RSS exporting {large['count']:,} vectors / {small['count']:,} vectors",
-            measured=f"{large['peak_rss_mb']:.0f} MB / {small['peak_rss_mb']:.0f} MB",
+            measured=f"{large['peak_rss_mb']:.0f} MB / {small['peak_rss_mb']:.0f} MB (after imports and the "
+            f"first call: {large['baseline_mb']:.0f} / {small['baseline_mb']:.0f} MB)",
             bound="flat memory",
             ratio=round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
             goal=1.2,
@@ -367,14 +374,14 @@ class Bench:
                 heavy_tasks=3,
                 seconds=seconds,
                 budget={"window_seconds": REAL[1]},
-                threads=4,
+                threads=12,
                 monitor_interval=30.0,
                 monitor_calls=6,
             )
         monitor = next(p for p in report["processes"] if p["role"] == "monitor")
         heavy = sum(p["requests"] for p in report["processes"] if p["role"] == "heavy")
         self.row(
-            f"three heavy tasks (4 calls in flight each) + the monitor, {seconds:.0f} s at 1,200 / 300 s",
+            f"three heavy tasks (12 calls in flight each) + the monitor, {seconds:.0f} s at 1,200 / 300 s",
             measured=f"{report['429_sent']} x 429; monitor p99 wait {monitor['wait_p99_s']:.2f} s "
             f"({monitor['ok']} calls, {monitor['failed']} failed); heavy calls {heavy:,}",
             bound="0 x 429; monitor p99 wait < 1 s",
@@ -546,11 +553,14 @@ def child_export(index: str) -> int:
     from airflow_provider_cloudflare.artifacts import GzipArtifact
     from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
+    hook = VectorizeHook()
+    hook.info(index)  # everything the export needs is loaded before the baseline
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp, GzipArtifact(Path(tmp) / "v.ndjson.gz") as art:
-        result = VectorizeHook().export_vectors(index, art)
+        result = hook.export_vectors(index, art)
         art.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"count": result["count"], "peak_rss_mb": round(peak, 1)}))
+    print(json.dumps({"count": result["count"], "peak_rss_mb": round(peak, 1), "baseline_mb": round(baseline, 1)}))
     return 0
 
 

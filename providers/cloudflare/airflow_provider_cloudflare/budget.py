@@ -38,7 +38,8 @@ from email.utils import parsedate_to_datetime
 PRIORITIES = ("monitor", "bulk")
 DEFAULT_LIMIT = 1200  # requests per window until the API says otherwise
 PROBE_WAIT = 0.05  # how often a client waiting for a probe's answer looks again (s)
-MARGIN = 0.05  # s added to the latency before a slot of our own counts as free (clocks, rounding)
+MARGIN = 0.05  # s: clocks and rounding
+JITTER = 0.25  # share of the round trip by which one request may reach the API later than another
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class RequestBudget:
             return 0.0
         # Out of budget as far as this process knows: a slot of our own frees when our oldest request
         # leaves the window; others' slots only the server can tell about, after its reset.
-        own_free = self._own_frees_at()
+        own_free = self._own_frees_at(now)
         if own_free is not None and own_free <= self._reset_at + 1.0 + MARGIN:
             return max(own_free - now, 0.001)  # never 0: a wait, then `_forget` frees the slot
         if now < self._reset_at:
@@ -209,28 +210,38 @@ class RequestBudget:
 
     def _estimate(self, now: float) -> int:
         """The last `remaining`, corrected by this process's own requests since: those sent after the
-        observed one are spent; those the server counted then and that have left the window are free
-        again. (`_forget` has run.)"""
-        newer = sum(1 for ticket, _ in self._sent if ticket > self._obs_ticket)
-        return self.remaining - newer + (self._obs_counted - self._counted_now())
+        observed one are spent; those the server counted then and that have left the window since are
+        free again."""
+        newer = sum(1 for ticket, at in self._sent if ticket > self._obs_ticket and self._spent(at, now))
+        return self.remaining - newer + (self._obs_counted - self._counted(now))
 
-    def _counted(self, ticket: int, sent_at: float) -> bool:
-        """Whether the server still counted this request of ours when `remaining` was observed."""
-        return ticket <= self._obs_ticket and sent_at > self._obs_time - self.settings.window_seconds
+    def _spent(self, sent_at: float, now: float) -> bool:
+        """Whether an own request still holds its slot of the window at `now` (as far as we can tell)."""
+        return sent_at > now - self.settings.window_seconds - self._reuse_margin()
 
-    def _counted_now(self) -> int:
-        return sum(1 for ticket, at in self._sent if self._counted(ticket, at))
+    def _counted(self, now: float) -> int:
+        """Own requests the server counted in the observed `remaining` (sent within a window before the
+        observation's reference time) that still hold their slot at `now`."""
+        start = self._obs_time - self.settings.window_seconds
+        return sum(1 for ticket, at in self._sent if ticket <= self._obs_ticket and at > start and self._spent(at, now))
 
-    def _own_frees_at(self) -> float | None:
+    def _own_frees_at(self, now: float) -> float | None:
         """When the next own request that the estimate counts as spent leaves the window."""
+        start = self._obs_time - self.settings.window_seconds
         for ticket, at in self._sent:
-            if ticket > self._obs_ticket or self._counted(ticket, at):
-                return at + self.settings.window_seconds + self._latency + MARGIN
+            if self._spent(at, now) and (ticket > self._obs_ticket or at > start):
+                return at + self.settings.window_seconds + self._reuse_margin()
         return None
 
+    def _reuse_margin(self) -> float:
+        """How long after a window an own request's slot counts as free. The API counts a request when it
+        arrives, some part of a round trip after it left; a new request takes about as long to arrive, so
+        only the spread of that delay needs covering, not the whole round trip."""
+        return MARGIN + JITTER * self._latency
+
     def _forget(self, now: float) -> None:
-        """Drop own requests that have left the server's window (with a latency's margin)."""
-        horizon = now - self.settings.window_seconds - self._latency - MARGIN
+        """Drop own requests too old to matter to any observation still to come."""
+        horizon = now - self.settings.window_seconds - 2 * self._latency - 1.0
         while self._sent and self._sent[0][1] <= horizon:
             self._sent.popleft()
 
@@ -272,12 +283,18 @@ class RequestBudget:
             self._forget(now)
             self.remaining = remaining
             self._obs_ticket = ticket if ticket is not None else self._seq
-            # The server counted its window when the request reached it, about half a round trip after
-            # it left; own requests older than a window then were no longer in `remaining`.
-            self._obs_time = now - self._latency / 2 if sent_at is None else min(now, sent_at + self._latency / 2)
-            self._obs_counted = self._counted_now()
+            # The server counted its window when the request reached it, some time between its leaving and
+            # its answer; own requests sent about a window before then may or may not be in `remaining`.
+            # The estimate takes the late end (fewer counted, so fewer freed later: never optimistic);
+            # others' spend the early end (all counted, so our own never looks like someone else's).
+            sent_at = now - self._latency if sent_at is None else sent_at
+            counted_early = sum(
+                1 for t, at in self._sent if t <= self._obs_ticket and at > sent_at - self.settings.window_seconds
+            )
+            self._obs_time = min(now, sent_at + self._latency / 2)
+            self._obs_counted = self._counted(now)
             self._probe_until = 0.0
-            self.others = max(0, self.limit - remaining - self._obs_counted)
+            self.others = max(0, self.limit - remaining - counted_early)
             # An HTTP-date reset is rounded down to the second: add one, so a probe never comes early.
             reset = headers.get("x-ratelimit-reset")
             self._reset_at = now + _seconds_until(reset, 1.0) + (1.0 if reset and not _is_number(reset) else 0.0)

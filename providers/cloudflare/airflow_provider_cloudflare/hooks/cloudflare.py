@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import httpx
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
-DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_MAX_IN_FLIGHT = 12
 MAX_IN_FLIGHT_CAP = 16
 log = logging.getLogger(__name__)
 

@@ -283,12 +283,12 @@ def test_an_index_deleted_mid_export_fails_it_and_no_call_starts_after(lf_fresh,
 
 
 def test_get_by_ids_halves_its_batch_when_cloudflare_refuses_too_many_ids(lf_fresh, connect):
-    # Slow answers keep the first 4 batches in flight together, so all 4 are refused at once and
-    # each halves while the others do.
+    # Slow answers keep the first batches in flight together (12 by default), so they are refused at
+    # once and each halves while the others do.
     server = lf_fresh("--get-by-ids-max", "30", "--faults", "latency:route=POST */get_by_ids,ms=100")
     connect(server, budget={"bulk_rps": 0})
     hook = VectorizeHook()
-    assert hook.get_batch_size == 100 and hook.max_in_flight == 4
+    assert hook.get_batch_size == 100 and hook.max_in_flight == 12
     ids = list(hook.list_ids(DEMO))
     got = [v["id"] for v in hook.get_by_ids(DEMO, ids)]
     # The hook settled on a batch the server accepts, and every id came back exactly once.
