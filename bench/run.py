@@ -548,6 +548,16 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _into_readme(table: str) -> None:
+    """The README shows the latest full run's table, between its bench markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + table + rest[rest.index(end) :])
+
+
 def child_export(index: str) -> int:
     """Export one index to a gzip file and print the count and this process's peak RSS."""
     from airflow_provider_cloudflare.artifacts import GzipArtifact
@@ -596,6 +606,8 @@ def main() -> int:
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     Path(args.out).with_suffix(".md").write_text(markdown(result))
+    if Path(args.out).resolve() == (ROOT / "bench" / "results.json").resolve():
+        _into_readme(markdown(result))
     print()
     print(markdown(result))
     return 0 if all(row.get("ok", True) for row in bench.rows) else 1

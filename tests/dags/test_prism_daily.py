@@ -17,6 +17,8 @@ from types import SimpleNamespace
 import pytest
 from dagtest import load_dag, run_only, states, xcom
 
+from prism.reports.markdown import number
+
 BACKUP_FILES = ("d1.sql.gz", "vectors.ndjson.gz", "kv.ndjson.gz")
 
 
@@ -147,8 +149,8 @@ def test_daily_run_end_to_end(server, s3, bucket, airflow_db, dag, alerts):
     assert review["report"] == f"s3://{bucket}/{report_key}"
     report = s3.read_key(report_key, bucket)
     assert f"Window: {start.isoformat()} to {end.isoformat()}" in report
-    assert f"| error rate (%) | {traffic['error_rate_percent']} | 0.5 | ok |" in report
-    assert f"- requests: {traffic['requests']}" in report
+    assert f"| error rate (%) | {number(traffic['error_rate_percent'])} | 0.5 | ok |" in report  # as people read it
+    assert f"- requests: {number(traffic['requests'])}" in report and "{'" not in report  # no Python reprs
 
     # resource usage: live, labelled
     usage = xcom(run, "resource_usage.summary")
