@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import threading
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +19,9 @@ import pytest
 
 from airflow_provider_cloudflare.errors import CloudflareBadRequest, CloudflareNotFound, CloudflareTimeout
 from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inflight import ServerInFlight, bulk_threads  # noqa: E402
 
 DEMO = "claudes-companion"
 ROUTES = "/accounts/{account_id}/vectorize/v2/indexes"
@@ -38,51 +41,6 @@ def route_calls(before: dict, after: dict) -> dict:
     """Requests per route between two counter readings (routes called at least once)."""
     keys = {k for k in after if k.startswith("route:")}
     return {k: after[k] - before.get(k, 0) for k in keys if after[k] != before.get(k, 0)}
-
-
-class ServerInFlight(threading.Thread):
-    """While a block runs, samples how many requests to one route localflare has received but not yet
-    answered: received from its counters (counted on arrival), answered from its exchange record
-    (written once the answer is ready). The counters are read first, so a sample never overstates.
-    `most` is the highest sample: 2 or more means the server worked on two calls at once."""
-
-    def __init__(self, server, record: Path, method: str, suffix: str):
-        super().__init__(daemon=True)
-        self.server, self.record, self.method, self.suffix = server, record, method, suffix
-        self.key = f"route:{method} {ROUTES}/{{index_name}}{suffix}"
-        self.done = threading.Event()
-        self.most, self.answered, self.error = 0, 0, None
-
-    def __enter__(self):
-        self.offset = self.record.stat().st_size
-        self.received = self.server.counters().get(self.key, 0)
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.join()
-        assert self.error is None, self.error
-
-    def run(self):
-        try:
-            while not self.done.is_set():
-                received = self.server.counters().get(self.key, 0) - self.received
-                with open(self.record, "rb") as fh:
-                    fh.seek(self.offset)
-                    data = fh.read()
-                complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
-                self.offset += len(complete)
-                for entry in map(json.loads, complete.splitlines()):
-                    self.answered += entry["method"] == self.method and entry["path"].endswith(self.suffix)
-                self.most = max(self.most, received - self.answered)
-                self.done.wait(0.01)
-        except Exception as exc:  # reported by __exit__
-            self.error = exc
-
-
-def bulk_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("cloudflare-bulk")]
 
 
 def vec8(i: int) -> list[float]:
@@ -243,7 +201,9 @@ def test_export_with_calls_in_flight_makes_the_same_calls_and_the_same_bytes(lf_
         assert hook.max_in_flight == n
         out = io.BytesIO()
         before = server.counters()
-        with ServerInFlight(server, exchanges_file, "POST", "/get_by_ids") as seen:
+        with ServerInFlight(
+            server, exchanges_file, "POST", f"{ROUTES}/{{index_name}}/get_by_ids", "/get_by_ids"
+        ) as seen:
             stats = hook.export_vectors(DEMO, out)
         runs[n] = {"bytes": out.getvalue(), "stats": stats, "calls": route_calls(before, server.counters())}
         runs[n]["most_at_once"] = seen.most
