@@ -116,12 +116,10 @@ class Bench:
         from airflow_provider_cloudflare.hooks.vectorize import VectorizeHook
 
         def export(server) -> tuple[dict, float, dict]:
-            before = server.counters()
-            started = time.monotonic()
-            with GzipArtifact(self.tmp / "vectors.ndjson.gz") as art:
+            with _measured(server) as m, GzipArtifact(self.tmp / "vectors.ndjson.gz") as art:
                 result = VectorizeHook().export_vectors(server.index_name, art)
                 art.close()
-            return result, time.monotonic() - started, _delta(before, server.counters())
+            return result, m["seconds"], m["calls"]
 
         with self.localflare(data_dir, limit=UNLIMITED) as server:
             result, unpaced, _ = export(server)
@@ -164,11 +162,9 @@ class Bench:
         from airflow_provider_cloudflare.hooks.kv import KVHook
 
         def snapshot(server, path: Path) -> tuple[dict, float, dict]:
-            before = server.counters()
-            started = time.monotonic()
-            with open(path, "wb") as out:
+            with _measured(server) as m, open(path, "wb") as out:
                 stats = KVHook().snapshot(server.kv_id, out)
-            return stats, time.monotonic() - started, _delta(before, server.counters())
+            return stats, m["seconds"], m["calls"]
 
         path = self.tmp / "kv.ndjson"
         with self.localflare(data_dir, limit=UNLIMITED) as server:
@@ -192,12 +188,9 @@ class Bench:
             )
             hook = KVHook()
             target = hook.create_namespace(f"bench-restore-{int(time.time())}")["id"]
-            before = server.counters()
-            started = time.monotonic()
-            with open(path, "rb") as lines:
+            with _measured(server) as m, open(path, "rb") as lines:
                 restored = hook.restore_snapshot(target, lines)
-            wall = time.monotonic() - started
-            calls = _delta(before, server.counters())
+            wall, calls = m["seconds"], m["calls"]
             made = _calls(calls, "storage/kv")
             self.figures["kv_restore_keys_per_s"] = round(n / wall)
             needed = max(1, math.ceil(n / 10000))
@@ -224,14 +217,13 @@ class Bench:
         def restore(server, name: str) -> tuple[float, dict]:
             hook = VectorizeHook()
             info = hook.get_index(server.index_name)
-            before = server.counters()
-            started = time.monotonic()
-            hook.create_index(name, info["config"]["dimensions"], info["config"]["metric"])
-            with gzip.open(self.tmp / "vectors.ndjson.gz", "rb") as lines:
-                vectors = ({k: v for k, v in json.loads(line).items() if v is not None} for line in lines)
-                mutations = hook.upsert(name, vectors)
-            hook.wait_for_mutation(name, mutations[-1], expected_count=n)
-            return time.monotonic() - started, _delta(before, server.counters())
+            with _measured(server) as m:
+                hook.create_index(name, info["config"]["dimensions"], info["config"]["metric"])
+                with gzip.open(self.tmp / "vectors.ndjson.gz", "rb") as lines:
+                    vectors = ({k: v for k, v in json.loads(line).items() if v is not None} for line in lines)
+                    mutations = hook.upsert(name, vectors)
+                hook.wait_for_mutation(name, mutations[-1], expected_count=n)
+            return m["seconds"], m["calls"]
 
         with self.localflare(data_dir, "--mutation-lag", str(lag), limit=UNLIMITED) as server:
             unpaced, _ = restore(server, f"bench-unpaced-{int(time.time())}")
@@ -279,21 +271,19 @@ class Bench:
                 sizes["sql"] = out.stat().st_size
             for mode in ("native", "logical"):
                 with self.localflare(data_dir) as server:
-                    before = server.counters()
-                    started = time.monotonic()
-                    result = D1BackupOperator(
-                        task_id=f"d1_{mode}",
-                        bucket=self.bucket,
-                        key=f"bench/{mode}-{attempt}.sql.gz",
-                        database=db,
-                        mode=mode,
-                        deferrable=False,
-                        poll_interval=0.5,
-                    ).execute({})
-                    took = time.monotonic() - started
-                    if took < timings.get(mode, 1e9):
-                        timings[mode] = took
-                        sizes[f"{mode}_calls"] = _calls(_delta(before, server.counters()), "d1/database")
+                    with _measured(server) as m:
+                        result = D1BackupOperator(
+                            task_id=f"d1_{mode}",
+                            bucket=self.bucket,
+                            key=f"bench/{mode}-{attempt}.sql.gz",
+                            database=db,
+                            mode=mode,
+                            deferrable=False,
+                            poll_interval=0.5,
+                        ).execute({})
+                    if m["seconds"] < timings.get(mode, 1e9):
+                        timings[mode] = m["seconds"]
+                        sizes[f"{mode}_calls"] = _calls(m["calls"], "d1/database")
                     assert result["sha256"] and result["bytes"] > 0
         peer = timings["wrangler"]
         self.row(
@@ -317,10 +307,9 @@ class Bench:
         from airflow_provider_cloudflare.hooks.d1 import D1Hook
 
         def dump(server) -> tuple[dict, float, dict]:
-            before = server.counters()
-            started = time.monotonic()
-            result = D1Hook().export_logical(server.d1_id, self.tmp / "demo.sql")
-            return result, time.monotonic() - started, _delta(before, server.counters())
+            with _measured(server) as m:
+                result = D1Hook().export_logical(server.d1_id, self.tmp / "demo.sql")
+            return result, m["seconds"], m["calls"]
 
         with self.localflare(data_dir, limit=UNLIMITED) as server:
             _, unpaced, _ = dump(server)
@@ -467,6 +456,16 @@ def _fresh_budgets() -> None:
     from airflow_provider_cloudflare import budget
 
     budget._budgets.clear()
+
+
+@contextmanager
+def _measured(server):
+    """Wall time and localflare's counters across a block: `seconds` and `calls` (per counter) once it ends."""
+    out: dict = {}
+    before, started = server.counters(), time.monotonic()
+    yield out
+    out["seconds"] = time.monotonic() - started
+    out["calls"] = _delta(before, server.counters())
 
 
 def _delta(before: dict, after: dict) -> dict:
