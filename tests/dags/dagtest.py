@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_IDS = sorted(p.stem for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 
 
 def load_dag(dag_id: str):
@@ -91,3 +93,9 @@ def kv_state(hook, ns: str) -> dict[str, tuple]:
     return {
         k["name"]: (hook.get_value(ns, k["name"]), k.get("metadata"), k.get("expiration")) for k in hook.list_keys(ns)
     }
+
+
+@functools.cache
+def dag_of(dag_id: str):
+    """load_dag, once per test process: for tests that only read a DAG (its Params, its tasks)."""
+    return load_dag(dag_id)

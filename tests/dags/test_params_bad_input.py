@@ -18,7 +18,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagtest import DAGS, load_dag, run_only, states
+from dagtest import DAG_IDS, dag_of, run_only, states
 
 NOW = datetime.now(timezone.utc)
 SCRIPT, SQL, PATH = "<script>alert(1)</script>", "'; DROP TABLE documents; --", "../../etc/passwd"
@@ -229,16 +229,6 @@ def case_id(row) -> str:
     return f"{TABLE.index(row):03d}-{dag_id}-{param}-{where}-{text[:40]}" + (
         f"...{len(text)}" if len(text) > 40 else ""
     )
-
-
-DAG_IDS = sorted(p.stem for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-_DAGS: dict = {}
-
-
-def dag_of(dag_id: str):
-    if dag_id not in _DAGS:
-        _DAGS[dag_id] = load_dag(dag_id)
-    return _DAGS[dag_id]
 
 
 _SERVER_SIDE: dict = {}

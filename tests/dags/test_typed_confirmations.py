@@ -15,16 +15,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagtest import DAGS, load_dag
-
-DAG_IDS = sorted(p.stem for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-_DAGS: dict = {}
-
-
-def dag_of(dag_id: str):
-    if dag_id not in _DAGS:
-        _DAGS[dag_id] = load_dag(dag_id)
-    return _DAGS[dag_id]
+from dagtest import DAG_IDS, dag_of
 
 
 def server_side(dag):
