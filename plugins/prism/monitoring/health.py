@@ -15,9 +15,9 @@ name), which says so in the check's detail.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -28,15 +28,12 @@ from prism.monitoring.api_calls import ApiCalls
 from prism.monitoring.dashboard_records import health_snapshot, last_recorded, record
 from prism.monitoring.worker import PrismWorkerHook
 from prism.runtime import in_backfill
+from prism.settings.paths import SQL_DIR
 
 CHECKS = ("worker", "d1", "vectorize", "kv", "ai")
 # SELECT 1, and in the same request the user tables (D1's own num_tables is documented as inaccurate).
-D1_PROBE = (
-    "SELECT 1 AS ok; SELECT COUNT(*) AS tables FROM sqlite_master"
-    " WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_' AND substr(name, 1, 4) <> '_cf_'"
-)
-# A D1 database id: the only shape of a recorded id that is ever put into a request path.
-D1_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# No leading comment in the file: the hook retries only statements it can see are read-only.
+D1_PROBE = "health/d1_probe.sql"  # under include/sql
 
 
 class CloudflareHealthCheckOperator(BaseOperator):
@@ -130,13 +127,13 @@ class CloudflareHealthCheckOperator(BaseOperator):
         known, note = self._known_d1(hook.account_id), ""
         uuid = self._resolve_d1(hook, known)
         try:
-            probe, tables = hook.query(uuid, D1_PROBE)
+            probe, tables = hook.query(uuid, (Path(SQL_DIR) / D1_PROBE).read_text())
         except CloudflareNotFound:
             if known is None:
                 raise
             # Deleted, or recreated under the same name (a new id): the name decides, so look it up again.
             uuid = self._resolve_d1(hook, None)
-            probe, tables = hook.query(uuid, D1_PROBE)
+            probe, tables = hook.query(uuid, (Path(SQL_DIR) / D1_PROBE).read_text())
             note = f"; database id {known} not found (recreated?), {self.database!r} looked up again: {uuid}"
         if probe["results"] != [{"ok": 1}]:
             raise AirflowException(f"SELECT 1 returned {probe['results']}")
@@ -155,8 +152,10 @@ class CloudflareHealthCheckOperator(BaseOperator):
             known = known.get(key) if isinstance(known, dict) else None
         if not isinstance(known, dict) or (known.get("name"), known.get("account")) != (self.database, account):
             return None
-        uuid = known.get("uuid")
-        return uuid if isinstance(uuid, str) and D1_UUID.fullmatch(uuid) else None
+        from airflow_provider_cloudflare.operators.d1 import UUID_RE  # requests: see _budget
+
+        uuid = known.get("uuid")  # a uuid is the only shape of recorded id ever put into a request path
+        return uuid if isinstance(uuid, str) and UUID_RE.fullmatch(uuid) else None
 
     def _resolve_d1(self, hook, known: str | None) -> str:
         """`known`, or the id the D1 list gives for the configured name; recorded for the next run even if
